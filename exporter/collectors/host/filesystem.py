@@ -1,0 +1,72 @@
+"""Size, free space and inodes of mounted filesystems, as node_exporter's filesystem collector.
+
+The mount table comes from psutil (it decodes the kernel's escaped mount paths); sizes from statvfs.
+Block counts are multiplied by f_bsize, as node_exporter does, so both report the same bytes.
+A mount point whose statvfs fails is reported with `node_filesystem_device_error 1` instead of sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import psutil
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.collectors.base import BlockingCollector
+from exporter.collectors.host.config import FilesystemConfig, allowed
+
+log = logging.getLogger(__name__)
+LABELS = ["device", "fstype", "mountpoint"]
+
+
+class FilesystemCollector(BlockingCollector):
+    def __init__(self, config: FilesystemConfig) -> None:
+        super().__init__("host.filesystem", config)
+        self.settings = config
+
+    def mounts(self) -> list[tuple[str, str, str, bool]]:
+        """(device, fstype, mountpoint, readonly) of each selected mount, first occurrence only."""
+        cfg = self.settings
+        seen: set[tuple[str, str, str]] = set()
+        selected = []
+        for part in psutil.disk_partitions(all=True):
+            key = (part.device, part.fstype, part.mountpoint)
+            if key in seen:
+                continue
+            seen.add(key)
+            if allowed(part.mountpoint, cfg.include_mountpoints, cfg.exclude_mountpoints) and allowed(
+                part.fstype, cfg.include_fstypes, cfg.exclude_fstypes
+            ):
+                selected.append((*key, "ro" in part.opts.split(",")))
+        return selected
+
+    def collect_blocking(self) -> Sequence[Metric]:
+        def gauge(name: str, help_text: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"node_filesystem_{name}", help_text, labels=LABELS)
+
+        size = gauge("size_bytes", "Filesystem size in bytes.")
+        free = gauge("free_bytes", "Filesystem free space in bytes.")
+        avail = gauge("avail_bytes", "Filesystem space available to non-root users in bytes.")
+        files = gauge("files", "Filesystem total file nodes.")
+        files_free = gauge("files_free", "Filesystem total free file nodes.")
+        readonly = gauge("readonly", "Filesystem read-only status.")
+        device_error = gauge("device_error", "Whether an error occurred while getting statistics for the device.")
+        for device, fstype, mountpoint, is_readonly in self.mounts():
+            labels = [device, fstype, mountpoint]
+            try:
+                st = os.statvfs(mountpoint)
+            except OSError as err:
+                log.debug("statvfs failed", extra={"mountpoint": mountpoint, "err": str(err)})
+                device_error.add_metric(labels, 1)
+                continue
+            device_error.add_metric(labels, 0)
+            size.add_metric(labels, st.f_blocks * st.f_bsize)
+            free.add_metric(labels, st.f_bfree * st.f_bsize)
+            avail.add_metric(labels, st.f_bavail * st.f_bsize)
+            files.add_metric(labels, st.f_files)
+            files_free.add_metric(labels, st.f_ffree)
+            readonly.add_metric(labels, 1 if is_readonly else 0)
+        return [size, free, avail, files, files_free, readonly, device_error]

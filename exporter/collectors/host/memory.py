@@ -1,0 +1,38 @@
+"""Every field of /proc/meminfo, named as node_exporter's meminfo collector names them.
+
+Read directly rather than through psutil, which reports `Cached` plus `SReclaimable` as "cached":
+dashboards built for node_exporter expect the kernel's own figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.collectors.base import BlockingCollector
+from exporter.collectors.host.config import Toggle
+
+
+class MemoryCollector(BlockingCollector):
+    def __init__(self, config: Toggle, meminfo_path: str = "/proc/meminfo") -> None:
+        super().__init__("host.memory", config)
+        self.meminfo_path = meminfo_path
+
+    def collect_blocking(self) -> Sequence[Metric]:
+        families = []
+        with open(self.meminfo_path, encoding="ascii") as meminfo:
+            for line in meminfo:
+                key, _, rest = line.partition(":")
+                parts = rest.split()
+                if not parts:
+                    continue
+                # "Active(anon)" becomes "Active_anon", as node_exporter spells it.
+                field = key.replace("(", "_").replace(")", "")
+                if len(parts) > 1 and parts[1] == "kB":
+                    name, value = f"node_memory_{field}_bytes", int(parts[0]) * 1024
+                else:
+                    name, value = f"node_memory_{field}", int(parts[0])
+                families.append(GaugeMetricFamily(name, f"Memory information field {field}.", value=value))
+        return families
