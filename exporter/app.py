@@ -38,8 +38,11 @@ class OwnProcessCollector(BlockingCollector):
     def __init__(self) -> None:
         super().__init__("exporter")
         private = CollectorRegistry()  # these register themselves somewhere; keep them out of the global one
-        self._sources = (ProcessCollector(registry=private), PlatformCollector(registry=private),
-                         GCCollector(registry=private))
+        self._sources = (
+            ProcessCollector(registry=private),
+            PlatformCollector(registry=private),
+            GCCollector(registry=private),
+        )
 
     def collect_blocking(self) -> Sequence[Metric]:
         return [family for source in self._sources for family in source.collect()]
@@ -109,9 +112,10 @@ class Exporter:
             try:
                 loaded = await asyncio.to_thread(load_files, self.config_path, self.web_config_path)
                 if (loaded.ssl_context is None) != (self.ssl_context is None):
-                    raise ConfigError(str(self.web_config_path), [
-                        f"{self.web_config_path}: tls_server_config: turning TLS on or off needs a restart"
-                    ])
+                    raise ConfigError(
+                        str(self.web_config_path),
+                        [f"{self.web_config_path}: tls_server_config: turning TLS on or off needs a restart"],
+                    )
             except ConfigError as err:
                 self.reload_successful = False
                 log.error("reload failed; the running config is kept", extra={"err": str(err)})
@@ -160,18 +164,21 @@ class Exporter:
         )
         build.add_metric([__version__, platform.python_version(), platform.python_implementation()], 1)
         duration = GaugeMetricFamily(
-            "pulse_exporter_collector_duration_seconds", "How long each collector took in this scrape.",
+            "pulse_exporter_collector_duration_seconds",
+            "How long each collector took in this scrape.",
             labels=["collector"],
         )
         success = GaugeMetricFamily(
-            "pulse_exporter_collector_success", "Whether each collector succeeded in this scrape (1) or not (0).",
+            "pulse_exporter_collector_success",
+            "Whether each collector succeeded in this scrape (1) or not (0).",
             labels=["collector"],
         )
         for outcome in outcomes:
             duration.add_metric([outcome.collector], outcome.seconds)
             success.add_metric([outcome.collector], 1 if outcome.success else 0)
         reload_ok = GaugeMetricFamily(
-            "pulse_exporter_config_last_reload_successful", "Whether the last configuration reload attempt was successful.",
+            "pulse_exporter_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
             value=1 if self.reload_successful else 0,
         )
         reload_time = GaugeMetricFamily(

@@ -42,24 +42,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for business platforms: host metrics, probes and business KPIs.",
     )
     add = parser.add_argument
-    add("--config.file", dest="config_file", default=_env("CONFIG_FILE"),
-        help="Pulse config file (YAML). Default: the embedded default config. Env: PULSE_CONFIG_FILE")
-    add("--config.check", dest="config_check", action="store_true",
+    add(
+        "--config.file",
+        dest="config_file",
+        default=_env("CONFIG_FILE"),
+        help="Pulse config file (YAML). Default: the embedded default config. Env: PULSE_CONFIG_FILE",
+    )
+    add(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
         default=_env("CONFIG_CHECK", "") in ("1", "true"),
-        help="Validate the config files, print the result and exit (0 valid, 1 invalid).")
-    add("--web.listen-address", dest="listen_addresses", action="append", default=None,
+        help="Validate the config files, print the result and exit (0 valid, 1 invalid).",
+    )
+    add(
+        "--web.listen-address",
+        dest="listen_addresses",
+        action="append",
+        default=None,
         help=f"Address to listen on; repeat for several. Default: {DEFAULT_LISTEN_ADDRESS}. "
-             "Env: PULSE_WEB_LISTEN_ADDRESS (comma-separated)")
-    add("--web.config.file", dest="web_config_file", default=_env("WEB_CONFIG_FILE"),
-        help="exporter-toolkit web config for TLS and basic auth. Env: PULSE_WEB_CONFIG_FILE")
-    add("--web.max-requests", dest="max_requests", type=int, default=int(_env("WEB_MAX_REQUESTS", "40") or 40),
-        help="Maximum concurrent scrapes of /metrics; 0 for no limit. Env: PULSE_WEB_MAX_REQUESTS")
-    add("--log.level", dest="log_level", choices=sorted(LEVELS), default=_env("LOG_LEVEL", "info"),
-        help="Only log messages with this severity or above. Env: PULSE_LOG_LEVEL")
-    add("--log.format", dest="log_format", choices=["logfmt", "json"], default=_env("LOG_FORMAT", "logfmt"),
-        help="Log format. Env: PULSE_LOG_FORMAT")
-    add("--version", action="version",
-        version=f"pulse-exporter, version {__version__} (Python {platform.python_version()})")
+        "Env: PULSE_WEB_LISTEN_ADDRESS (comma-separated)",
+    )
+    add(
+        "--web.config.file",
+        dest="web_config_file",
+        default=_env("WEB_CONFIG_FILE"),
+        help="exporter-toolkit web config for TLS and basic auth. Env: PULSE_WEB_CONFIG_FILE",
+    )
+    add(
+        "--web.max-requests",
+        dest="max_requests",
+        type=int,
+        default=int(_env("WEB_MAX_REQUESTS", "40") or 40),
+        help="Maximum concurrent scrapes of /metrics; 0 for no limit. Env: PULSE_WEB_MAX_REQUESTS",
+    )
+    add(
+        "--log.level",
+        dest="log_level",
+        choices=sorted(LEVELS),
+        default=_env("LOG_LEVEL", "info"),
+        help="Only log messages with this severity or above. Env: PULSE_LOG_LEVEL",
+    )
+    add(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default=_env("LOG_FORMAT", "logfmt"),
+        help="Log format. Env: PULSE_LOG_FORMAT",
+    )
+    add(
+        "--version",
+        action="version",
+        version=f"pulse-exporter, version {__version__} (Python {platform.python_version()})",
+    )
     return parser
 
 
@@ -102,8 +137,10 @@ async def _serve(exporter: Exporter, listen: list[tuple[str | None, int]], max_r
     try:
         for host, port in listen:
             for bound_host, bound_port in await server.listen(host, port):
-                log.info("listening", extra={"address": f"{bound_host}:{bound_port}",
-                                             "tls": exporter.ssl_context is not None})
+                log.info(
+                    "listening",
+                    extra={"address": f"{bound_host}:{bound_port}", "tls": exporter.ssl_context is not None},
+                )
     except OSError as err:
         log.error("cannot listen", extra={"err": str(err)})
         print(f"pulse-exporter: cannot listen: {err}", file=sys.stderr)

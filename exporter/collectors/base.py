@@ -48,10 +48,10 @@ class Collector(ABC):
     async def collect(self) -> Sequence[Metric]:
         """Return this collection's metric families. Raise to report failure."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, most collectors need none
         """Start background work (schedules, connections). Called once, when the collector goes live."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (background tasks, connections). Called once, when the collector is dropped."""
 
 

@@ -74,8 +74,11 @@ def parse_yaml(name: str, text: str) -> tuple[Any, dict[Path_, int]]:
     duplicates = list(_index_lines(node, (), lines))
     if duplicates:
         raise ConfigError(
-            name, [f"{name}:{line}: {_dotted(path)}: key given twice (the second would hide the first)"
-                   for path, line in duplicates],
+            name,
+            [
+                f"{name}:{line}: {_dotted(path)}: key given twice (the second would hide the first)"
+                for path, line in duplicates
+            ],
         )
     loader = yaml.SafeLoader("")
     try:
@@ -114,6 +117,7 @@ def interpolate_env(name: str, data: Any, lines: dict[Path_, int]) -> Any:
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
+
             def substitute(match: re.Match[str]) -> str:
                 escaped, var = match.groups()
                 if escaped:

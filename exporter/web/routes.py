@@ -1,11 +1,11 @@
 """What each URL does. Every endpoint sits behind basic auth when the web config defines users.
 
-    /            landing page: version, collectors and their last result, links
-    /metrics     Prometheus text format, OpenMetrics when asked for, gzip when accepted;
-                 `collect[]=host.cpu` (or a kind, `collect[]=host`) limits the collectors run
-    /-/healthy   200 while the process serves
-    /-/ready     200 once the config is loaded and collectors are running, else 503
-    /-/reload    POST: reload both config files; 500 with the errors if the new config is bad
+/            landing page: version, collectors and their last result, links
+/metrics     Prometheus text format, OpenMetrics when asked for, gzip when accepted;
+             `collect[]=host.cpu` (or a kind, `collect[]=host`) limits the collectors run
+/-/healthy   200 while the process serves
+/-/ready     200 once the config is loaded and collectors are running, else 503
+/-/reload    POST: reload both config files; 500 with the errors if the new config is bad
 """
 
 from __future__ import annotations
@@ -100,5 +100,5 @@ class Routes:
 <ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
 <li><a href="-/ready">Readiness</a></li></ul>
 <h2>Collectors</h2><table><tr><th>Collector</th><th>Last scrape</th></tr>
-{''.join(rows)}</table></body></html>
+{"".join(rows)}</table></body></html>
 """

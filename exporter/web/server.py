@@ -64,8 +64,16 @@ class HttpServer:
 
     async def listen(self, host: str | None, port: int) -> list[tuple[str, int]]:
         """Start listening; returns the bound (host, port) pairs (port 0 picks a free one)."""
-        tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": self.limits.header_timeout} if self.ssl_context else {}
-        server = await asyncio.start_server(self._accept, host, port, reuse_address=True, limit=READ_CHUNK, **tls)
+        server = await asyncio.start_server(
+            self._accept,
+            host,
+            port,
+            reuse_address=True,
+            limit=READ_CHUNK,
+            ssl=self.ssl_context,
+            # asyncio refuses a handshake timeout without TLS
+            ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
+        )
         self._servers.append(server)
         return [sock.getsockname()[:2] for sock in server.sockets]
 
@@ -174,7 +182,8 @@ class HttpServer:
 
     async def _send_error(self, send: Callable[..., Awaitable[None]], status: int, message: str) -> None:
         with contextlib.suppress(h11.LocalProtocolError):
-            await self._send_response(send, "GET", Response(status, message.encode() + b"\n", headers=[("Connection", "close")]))
+            response = Response(status, message.encode() + b"\n", headers=[("Connection", "close")])
+            await self._send_response(send, "GET", response)
 
 
 def _to_request(event: h11.Request, body: bytes, peer: str) -> Request:

@@ -60,7 +60,8 @@ class TlsServerConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> TlsServerConfig:
-        if self.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert") and not self.client_ca_file:
+        verifies = self.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+        if verifies and not self.client_ca_file:
             raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
         if TLS_VERSIONS[self.min_version] > TLS_VERSIONS[self.max_version]:
             raise ValueError("min_version is above max_version")
@@ -122,16 +123,17 @@ def configure_tls(context: ssl.SSLContext, tls: TlsServerConfig, web_config_path
     try:
         context.load_cert_chain(resolve(tls.cert_file), resolve(tls.key_file))
     except (OSError, ssl.SSLError) as err:
-        raise ConfigError(str(web_config_path), [
-            f"{web_config_path}: tls_server_config.cert_file/key_file: cannot load certificate and key: {err}"
-        ]) from None
+        raise ConfigError(
+            str(web_config_path),
+            [f"{web_config_path}: tls_server_config.cert_file/key_file: cannot load certificate and key: {err}"],
+        ) from None
     if tls.client_ca_file:
         try:
             context.load_verify_locations(resolve(tls.client_ca_file))
         except (OSError, ssl.SSLError) as err:
-            raise ConfigError(str(web_config_path), [
-                f"{web_config_path}: tls_server_config.client_ca_file: cannot load: {err}"
-            ]) from None
+            raise ConfigError(
+                str(web_config_path), [f"{web_config_path}: tls_server_config.client_ca_file: cannot load: {err}"]
+            ) from None
     context.verify_mode = {
         "NoClientCert": ssl.CERT_NONE,
         # Python cannot ask for a certificate without checking it against a CA, so these two

@@ -12,6 +12,7 @@ and only /proc/<pid>/stat is read on later scrapes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,10 +79,8 @@ class ProcessGroupsCollector(BlockingCollector):
             pass
         exe = ""
         if self._reads_exe:
-            try:
+            with contextlib.suppress(OSError):  # kernel threads and other users' processes have none
                 exe = os.readlink(f"{self.proc}/{pid}/exe")
-            except OSError:
-                pass
         for index, group in enumerate(self.groups):
             if _matches(group.match, comm, cmdline, exe):
                 return index
