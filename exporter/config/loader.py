@@ -147,6 +147,11 @@ def _describe(name: str, model: type[pydantic.BaseModel], error: Any, lines: dic
             message += f"; known fields: {', '.join(sorted(known))}"
     elif error["type"] == "missing":
         message = "required field is missing"
+    else:
+        # A model-level check may blame one of its fields as "field: problem"; point at that field.
+        field, sep, rest = message.partition(": ")
+        if sep and (*path, field) in lines:
+            path, message = (*path, field), rest
     return f"{_where(name, path, lines)}: {message}"
 
 

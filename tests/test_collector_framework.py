@@ -1,0 +1,159 @@
+"""The collector framework's promises: one collector's failure or hang never hides the others,
+a stuck collector is not started twice, and a reload keeps unchanged collectors with their state."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.app import Exporter, load_files
+from exporter.collectors.base import BlockingCollector, Collector
+from exporter.scrape import collect_all, encode
+
+
+class Constant(BlockingCollector):
+    def __init__(self, name: str, value: float = 1.0) -> None:
+        super().__init__(name)
+        self.value = value
+        self.runs = 0
+
+    def collect_blocking(self) -> Sequence[Metric]:
+        self.runs += 1
+        return [GaugeMetricFamily(f"test_{self.name}", "A test value.", value=self.value)]
+
+
+class Broken(BlockingCollector):
+    def collect_blocking(self) -> Sequence[Metric]:
+        raise OSError("disk on fire")
+
+
+class Hanging(BlockingCollector):
+    """Blocks in its worker thread until released, like statvfs on a dead NFS server."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.release = threading.Event()
+
+    def collect_blocking(self) -> Sequence[Metric]:
+        self.release.wait(30)
+        return [GaugeMetricFamily("test_hanging", "Finally.", value=1)]
+
+
+class AsyncConstant(Collector):
+    async def collect(self) -> Sequence[Metric]:
+        await asyncio.sleep(0)
+        return [GaugeMetricFamily("test_async", "From the event loop.", value=2)]
+
+
+def by_name(outcomes: Sequence[object]) -> dict[str, object]:
+    return {o.collector: o for o in outcomes}  # type: ignore[attr-defined]
+
+
+def test_a_failing_collector_hides_nothing_else() -> None:
+    collectors: list[Collector] = [Constant("a"), Broken("broken"), Constant("b"), AsyncConstant("async")]
+    outcomes = asyncio.run(collect_all(collectors, timeout=5))
+    assert [o.collector for o in outcomes] == ["a", "broken", "b", "async"]
+    assert [o.success for o in outcomes] == [True, False, True, True]
+    body, _ = encode([f for o in outcomes for f in o.families], "text/plain")
+    assert b"test_a 1.0" in body and b"test_b 1.0" in body and b"test_async 2.0" in body
+
+
+def test_a_hung_collector_times_out_and_the_ones_queued_behind_it_still_run() -> None:
+    hanging = Hanging("hanging")
+    after = Constant("after")
+    collectors: list[Collector] = [Constant("before"), hanging, after]
+    try:
+        started = time.monotonic()
+        outcomes = by_name(asyncio.run(collect_all(collectors, timeout=2)))
+        elapsed = time.monotonic() - started
+        assert outcomes["before"].success  # type: ignore[attr-defined]
+        assert not outcomes["hanging"].success  # type: ignore[attr-defined]
+        assert outcomes["after"].success, "the stall watchdog should have run it in another worker"  # type: ignore[attr-defined]
+        assert elapsed < 10  # bounded by the scrape timeout, not by the hang
+    finally:
+        hanging.release.set()
+
+
+def test_a_collector_still_stuck_from_the_last_scrape_is_not_started_again() -> None:
+    hanging = Hanging("hanging")
+
+    async def two_scrapes() -> tuple[bool, bool, float]:
+        first = await collect_all([hanging], timeout=0.3)
+        started = time.monotonic()
+        second = await collect_all([hanging, Constant("other")], timeout=5)
+        return first[0].success, second[0].success, time.monotonic() - started
+
+    try:
+        first_ok, second_ok, second_took = asyncio.run(two_scrapes())
+        assert not first_ok and not second_ok
+        assert second_took < 2, "a busy collector must fail at once, not wait for the timeout"
+    finally:
+        hanging.release.set()
+
+
+def test_the_same_family_name_from_two_collectors_is_exposed_once() -> None:
+    outcomes = asyncio.run(collect_all([Constant("x", 1), Constant("x", 2)], timeout=5))
+    body, _ = encode([f for o in outcomes for f in o.families], "text/plain")
+    assert body.count(b"# TYPE test_x gauge") == 1
+
+
+def test_openmetrics_is_served_when_asked_for() -> None:
+    outcomes = asyncio.run(collect_all([Constant("a")], timeout=5))
+    body, content_type = encode(outcomes[0].families, "application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_reload_keeps_unchanged_collectors_and_replaces_changed_ones(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "pulse.yml",
+        "collectors:\n  host:\n    processes: [{name: me, match: {cmdline: pytest}}]\n",
+    )
+
+    async def scenario() -> None:
+        exporter = Exporter(config, None, load_files(config, None))
+        await exporter.start()
+        before = {c.name: c for c in exporter.collectors}
+        write(
+            config,
+            "collectors:\n  host:\n    disk: {exclude_devices: '^loop'}\n"
+            "    processes: [{name: me, match: {cmdline: pytest}}]\n",
+        )
+        ok, _ = await exporter.reload()
+        after = {c.name: c for c in exporter.collectors}
+        assert ok
+        assert after["host.processes"] is before["host.processes"], "unchanged: kept with its counters"
+        assert after["host.cpu"] is before["host.cpu"]
+        assert after["host.disk"] is not before["host.disk"], "changed: rebuilt"
+        await exporter.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_bad_reload_keeps_the_running_collectors(tmp_path: Path) -> None:
+    config = write(tmp_path / "pulse.yml", "collectors:\n  host:\n    cpu: {enabled: false}\n")
+
+    async def scenario() -> None:
+        exporter = Exporter(config, None, load_files(config, None))
+        await exporter.start()
+        running = list(exporter.collectors)
+        write(config, "collectors:\n  host:\n    cpu: {enabled: perhaps}\n")
+        ok, message = await exporter.reload()
+        assert not ok
+        assert f"{config}:3: collectors.host.cpu.enabled:" in message
+        assert exporter.collectors == running
+        assert not exporter.reload_successful
+        await exporter.stop()
+
+    asyncio.run(scenario())
