@@ -37,7 +37,8 @@ def test_invalid_regex_names_file_line_and_field_path() -> None:
 def test_unknown_key_is_an_error_with_a_suggestion() -> None:
     [problem] = problems("collectors:\n  host:\n    filesystem:\n      exclude_mountpionts: x\n")
     assert problem == (
-        "pulse.yml:4: collectors.host.filesystem.exclude_mountpionts: unknown field (did you mean 'exclude_mountpoints'?)"
+        "pulse.yml:4: collectors.host.filesystem.exclude_mountpionts: "
+        "unknown field (did you mean 'exclude_mountpoints'?)"
     )
 
 
@@ -65,7 +66,7 @@ def test_list_items_are_located_by_index() -> None:
 
 
 def test_duplicate_process_group_names_are_rejected() -> None:
-    text = "collectors:\n  host:\n    processes:\n      - {name: a, match: {name: x}}\n      - {name: a, match: {name: y}}\n"
+    text = "collectors: {host: {processes: [{name: a, match: {name: x}}, {name: a, match: {name: y}}]}}"
     [problem] = problems(text)
     assert "process group names must be unique; repeated: a" in problem
 
