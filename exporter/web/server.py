@@ -110,12 +110,24 @@ class HttpServer:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "unknown"
 
-        async def next_event(timeout: float) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        loop = asyncio.get_running_loop()
+        request_deadline: float | None = None  # set by a request's first byte, cleared after the response
+
+        async def next_event() -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+            # An idle keep-alive connection may wait for the idle timeout; once a request has begun,
+            # all of it must arrive within the header timeout (slow clients must not hold sockets).
+            nonlocal request_deadline
             while True:
                 event = conn.next_event()
                 if event is not h11.NEED_DATA:
                     return event
+                if request_deadline is None:
+                    timeout = self.limits.idle_timeout
+                else:
+                    timeout = max(0.0, request_deadline - loop.time())
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
+                if request_deadline is None:
+                    request_deadline = loop.time() + self.limits.header_timeout
                 conn.receive_data(data)
 
         async def send(*events: h11.Event) -> None:
@@ -123,11 +135,9 @@ class HttpServer:
             await writer.drain()
 
         while True:
-            # Waiting for a new request on a kept-alive connection may take the idle timeout;
-            # once it has started, the whole request must arrive within the header timeout.
+            request_deadline = None
             try:
-                first_wait = self.limits.idle_timeout if conn.their_state is h11.IDLE else self.limits.header_timeout
-                event = await next_event(first_wait)
+                event = await next_event()
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     return
                 if not isinstance(event, h11.Request):
@@ -137,7 +147,7 @@ class HttpServer:
                     await send(h11.InformationalResponse(status_code=100, headers=[]))
                 body = bytearray()
                 while True:
-                    event = await next_event(self.limits.header_timeout)
+                    event = await next_event()
                     if isinstance(event, h11.Data):
                         body += event.data
                         if len(body) > MAX_BODY_BYTES:

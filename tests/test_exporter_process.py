@@ -1,0 +1,212 @@
+"""The real `pulse-exporter` process, seen from outside: endpoints, formats, reloads, signals, logs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+
+ALL_HOST = {"host.cpu", "host.memory", "host.loadavg", "host.system", "host.filesystem", "host.disk", "host.network"}
+
+
+def collector_success(text: str) -> dict[str, float]:
+    prefix = 'pulse_exporter_collector_success{collector="'
+    return {k[len(prefix) : -2]: v for k, v in parse_samples(text).items() if k.startswith(prefix)}
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_default_config_serves_host_metrics_in_the_text_format(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    response = exporter.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = parse_samples(response.text)
+    assert collector_success(response.text) == dict.fromkeys([*ALL_HOST, "exporter"], 1.0)
+    assert any(name.startswith("node_cpu_seconds_total{") for name in samples)
+    assert samples["node_memory_MemTotal_bytes"] > 0
+    assert any(name.startswith("pulse_exporter_build_info{") for name in samples)
+    assert samples["pulse_exporter_config_last_reload_successful"] == 1
+    assert samples["process_resident_memory_bytes"] > 0
+
+
+def test_openmetrics_is_served_when_the_scraper_asks_for_it(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    response = exporter.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    assert "node_cpu_seconds_total{" in response.text
+
+
+def test_gzip_is_used_when_accepted(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    with socket.create_connection(("127.0.0.1", exporter.port)) as sock:
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        sock.sendall(request)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-encoding: gzip" in head.lower()
+    assert b"node_load1 " in gzip.decompress(body)
+
+
+def test_health_readiness_and_landing_page(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    assert exporter.get("/-/healthy").status_code == 200
+    assert exporter.get("/-/ready").status_code == 200
+    exporter.get("/metrics")
+    page = exporter.get("/")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Pulse exporter" in page.text
+    assert "host.filesystem" in page.text
+    assert 'href="metrics"' in page.text
+
+
+def test_unknown_paths_and_wrong_methods(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    assert exporter.get("/nope").status_code == 404
+    assert exporter.get("/-/reload").status_code == 405
+    assert exporter.post("/metrics").status_code == 405
+
+
+def test_collect_parameter_limits_the_collectors_run(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    text = exporter.get("/metrics", params={"collect[]": "host.loadavg"}).text
+    assert set(collector_success(text)) == {"host.loadavg", "exporter"}
+    assert "node_load1 " in text
+    assert "node_cpu_seconds_total" not in text
+    assert set(collector_success(exporter.get("/metrics", params={"collect[]": "host"}).text)) == ALL_HOST | {
+        "exporter"
+    }
+    bad = exporter.get("/metrics", params={"collect[]": "nonsense"})
+    assert bad.status_code == 400
+    assert "unknown collector: nonsense" in bad.text
+
+
+def write_config(exporter: RunningExporter, text: str) -> Path:
+    command = exporter.process.args
+    assert isinstance(command, list)
+    path = Path(next(a for a in command if str(a).startswith("--config.file=")).split("=", 1)[1])
+    path.write_text(text)
+    return path
+
+
+def test_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one(start_exporter: StartExporter) -> None:
+    exporter = start_exporter("collectors:\n  host:\n    enabled: true\n")
+    assert "node_cpu_seconds_total" in exporter.metrics_text()
+    start_stamp = parse_samples(exporter.metrics_text())["pulse_exporter_config_last_reload_success_timestamp_seconds"]
+
+    write_config(exporter, "collectors:\n  host:\n    cpu: {enabled: false}\n")
+    response = exporter.post("/-/reload")
+    assert response.status_code == 200
+    text = exporter.metrics_text()
+    assert "node_cpu_seconds_total" not in text
+    assert "node_load1 " in text
+    samples = parse_samples(text)
+    assert samples["pulse_exporter_config_last_reload_successful"] == 1
+    assert samples["pulse_exporter_config_last_reload_success_timestamp_seconds"] >= start_stamp
+
+    path = write_config(exporter, "collectors:\n  host:\n    cpu: {enabled: false}\n    dsik: {}\n")
+    response = exporter.post("/-/reload")
+    assert response.status_code == 500
+    assert f"{path}:4: collectors.host.dsik: unknown field (did you mean 'disk'?)" in response.text
+    text = exporter.metrics_text()
+    assert "node_load1 " in text, "the running config keeps serving"
+    assert "node_cpu_seconds_total" not in text
+    assert parse_samples(text)["pulse_exporter_config_last_reload_successful"] == 0
+    assert "reload failed; the running config is kept" in exporter.logs()
+
+
+def test_sighup_reloads_the_config(start_exporter: StartExporter) -> None:
+    exporter = start_exporter("collectors:\n  host:\n    loadavg: {enabled: true}\n")
+    write_config(exporter, "collectors:\n  host:\n    loadavg: {enabled: false}\n")
+    exporter.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "node_load1 " not in exporter.metrics_text())
+    write_config(exporter, "collectors: [broken\n")
+    exporter.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: parse_samples(exporter.metrics_text())["pulse_exporter_config_last_reload_successful"] == 0)
+    assert exporter.get("/-/healthy").status_code == 200
+
+
+def test_sigterm_stops_the_exporter_cleanly(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    exporter.process.send_signal(signal.SIGTERM)
+    assert exporter.process.wait(10) == 0
+    assert "stopping" in exporter.logs()
+
+
+def test_json_logs_from_the_environment(start_exporter: StartExporter) -> None:
+    exporter = start_exporter(None, env={"PULSE_LOG_FORMAT": "json", "PULSE_LOG_LEVEL": "debug"})
+    first = json.loads(exporter.logs().splitlines()[0])
+    assert {"ts", "level", "logger", "msg"} <= set(first)
+
+
+def test_logfmt_is_the_default_log_format(start_exporter: StartExporter) -> None:
+    exporter = start_exporter()
+    line = next(line for line in exporter.logs().splitlines() if "msg=listening" in line)
+    assert f"address=127.0.0.1:{exporter.port}" in line
+    assert line.startswith("ts=")
+
+
+def test_listen_address_from_the_environment() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*exporter_command()],
+        env={**__import__("os").environ, "PULSE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("exporter did not listen on the address from PULSE_WEB_LISTEN_ADDRESS")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*exporter_command(), f"--web.listen-address=127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_named_process_group_with_no_process_reports_zero(start_exporter: StartExporter) -> None:
+    config = "collectors:\n  host:\n    processes:\n      - {name: erp, match: {cmdline: 'no-such-erp-server-xyz'}}\n"
+    exporter = start_exporter(config)
+    samples = parse_samples(exporter.metrics_text())
+    assert samples['pulse_process_count{name="erp"}'] == 0
