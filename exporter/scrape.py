@@ -13,13 +13,12 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from exporter import exposition
 from exporter.collectors.base import BlockingCollector, Collector
 
 log = logging.getLogger(__name__)
@@ -141,17 +140,6 @@ def _log_failure(collector: str, err: Exception) -> None:
     log.warning("collector failed", extra={"collector": collector, "err": f"{type(err).__name__}: {err}"})
 
 
-class _Snapshot(CollectorRegistry):
-    """A registry that serves a fixed list of families, so the standard encoders can write it."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        super().__init__(auto_describe=False)
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
-
-
 def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
     """Encode in the format the scraper asked for: OpenMetrics if it says so, else the text format."""
     unique: list[Metric] = []
@@ -163,5 +151,4 @@ def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
             continue
         names.add(family.name)
         unique.append(family)
-    encoder, content_type = choose_encoder(accept_header)
-    return encoder(_Snapshot(unique)), content_type
+    return exposition.encode(unique, accept_header)
