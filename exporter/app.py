@@ -27,7 +27,7 @@ from exporter.collectors.base import BlockingCollector, Collector
 from exporter.config.loader import ConfigError
 from exporter.config.model import DEFAULT_CONFIG_NAME, PulseConfig, load_config
 from exporter.scrape import Outcome, collect_all, encode
-from exporter.web.webconfig import BasicAuth, WebConfig, configure_tls, load_web_config
+from exporter.web.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,9 @@ class Exporter:
                 self.reload_successful = False
                 log.error("reload failed; the running config is kept", extra={"err": str(err)})
                 return False, str(err)
-            if self.ssl_context is not None and loaded.web.tls_server_config is not None:
-                assert self.web_config_path is not None
-                # New certificates apply to new connections; open ones finish with the old.
-                configure_tls(self.ssl_context, loaded.web.tls_server_config, self.web_config_path)
-            self.config, self.web = loaded.config, loaded.web
+            # A freshly built TLS context: new connections get the new certificate and client CAs
+            # (a live context can gain trusted CAs but never lose one); open connections finish as they are.
+            self.config, self.web, self.ssl_context = loaded.config, loaded.web, loaded.ssl_context
             self.auth = BasicAuth(loaded.web.basic_auth_users)
             await self._activate(build_collectors(loaded.config, self.collectors))
             self.reload_successful = True

@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _serve(exporter: Exporter, listen: list[tuple[str | None, int]], max_requests: int) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    server = HttpServer(Routes(exporter, max_requests), exporter.ssl_context)
+    server = HttpServer(Routes(exporter, max_requests), tls=lambda: exporter.ssl_context)
     await exporter.start()
     try:
         for host, port in listen:

@@ -184,6 +184,8 @@ def _field_names(model: type[pydantic.BaseModel], path: Path_) -> list[str]:
         current = _unwrap(current, part)
         if current is None:
             return []
+    if typing.get_origin(current) in (typing.Union, types.UnionType):  # e.g. `TlsServerConfig | None`
+        current = next((a for a in typing.get_args(current) if _is_model(a)), None)
     if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
         names = []
         for field_name, field in current.model_fields.items():
@@ -213,3 +215,7 @@ def _unwrap(annotation: Any, part: str | int) -> Any:
     if origin is dict:
         return typing.get_args(annotation)[1]
     return None
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)

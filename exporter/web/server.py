@@ -55,25 +55,20 @@ class _Limits:
 
 
 class HttpServer:
-    def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None = None) -> None:
+    """Serves `handler`. TLS, when `tls()` returns a context, is started on each connection with the
+    context current at that moment, so a reload swaps certificates and client CAs for new connections
+    without rebinding (OpenSSL can add trusted CAs to a live context but never remove one)."""
+
+    def __init__(self, handler: Handler, tls: Callable[[], ssl.SSLContext | None] = lambda: None) -> None:
         self.handler = handler
-        self.ssl_context = ssl_context
+        self.tls = tls
         self.limits = _Limits()
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str | None, port: int) -> list[tuple[str, int]]:
         """Start listening; returns the bound (host, port) pairs (port 0 picks a free one)."""
-        server = await asyncio.start_server(
-            self._accept,
-            host,
-            port,
-            reuse_address=True,
-            limit=READ_CHUNK,
-            ssl=self.ssl_context,
-            # asyncio refuses a handshake timeout without TLS
-            ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None,
-        )
+        server = await asyncio.start_server(self._accept, host, port, reuse_address=True, limit=READ_CHUNK)
         self._servers.append(server)
         return [sock.getsockname()[:2] for sock in server.sockets]
 
@@ -92,6 +87,9 @@ class HttpServer:
         assert task is not None
         self._connections.add(task)
         try:
+            context = self.tls()
+            if context is not None:
+                await writer.start_tls(context, ssl_handshake_timeout=self.limits.header_timeout)
             await self._serve(reader, writer)
         except (ConnectionError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
             pass

@@ -23,9 +23,8 @@ import hashlib
 import ssl
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import bcrypt
 import pydantic
 
 from exporter.config.loader import ConfigError, load_model
@@ -49,6 +48,9 @@ ALLOWED_HEADERS = {
 }
 
 
+UNSUPPORTED_TLS_OPTIONS = ("cipher_suites", "curve_preferences", "client_allowed_sans", "cert", "key")
+
+
 class TlsServerConfig(StrictModel):
     cert_file: str
     key_file: str
@@ -57,6 +59,14 @@ class TlsServerConfig(StrictModel):
     min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
     max_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS13"
     prefer_server_cipher_suites: bool = True
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _unsupported(cls, data: Any) -> Any:
+        for option in UNSUPPORTED_TLS_OPTIONS:
+            if isinstance(data, dict) and option in data:
+                raise ValueError(f"{option}: exporter-toolkit's option is not supported by Pulse; remove it")
+        return data
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> TlsServerConfig:
@@ -76,6 +86,9 @@ class HttpServerConfig(StrictModel):
     @classmethod
     def _known_headers(cls, headers: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(headers) - ALLOWED_HEADERS)
+        for name, value in headers.items():
+            if not value.isprintable() or not value.isascii():
+                raise ValueError(f"header {name}: the value must be printable ASCII on one line")
         if unknown:
             raise ValueError(f"header {unknown[0]} cannot be set; allowed: {', '.join(sorted(ALLOWED_HEADERS))}")
         return headers
@@ -104,36 +117,41 @@ class WebConfig(StrictModel):
 
 
 def load_web_config(path: Path) -> tuple[WebConfig, ssl.SSLContext | None]:
-    """Load and check the web config; certificate files are read now, so errors show at start-up."""
+    """Load and check the web config; certificate files are read now, so errors show at start-up.
+
+    Every load builds a new SSLContext: a reload must be able to drop a client CA, and a live
+    context can only ever gain trusted CAs.
+    """
     config = load_model(WebConfig, path)
     if config.tls_server_config is None:
         return config, None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    configure_tls(context, config.tls_server_config, path)
-    return config, context
+    return config, _tls_context(config.tls_server_config, path)
 
 
-def configure_tls(context: ssl.SSLContext, tls: TlsServerConfig, web_config_path: Path) -> None:
-    """Apply `tls` to `context`. Used again on reload: existing contexts pick up new certificates."""
-    base = web_config_path.parent
+def _tls_context(tls: TlsServerConfig, web_config_path: Path) -> ssl.SSLContext:
+    def fail(field: str, problem: str) -> ConfigError:
+        return ConfigError(str(web_config_path), [f"{web_config_path}: tls_server_config.{field}: {problem}"])
 
-    def resolve(name: str) -> str:
-        return str(Path(name) if Path(name).is_absolute() else base / name)
-
-    try:
-        context.load_cert_chain(resolve(tls.cert_file), resolve(tls.key_file))
-    except (OSError, ssl.SSLError) as err:
-        raise ConfigError(
-            str(web_config_path),
-            [f"{web_config_path}: tls_server_config.cert_file/key_file: cannot load certificate and key: {err}"],
-        ) from None
-    if tls.client_ca_file:
+    def readable(field: str, name: str) -> str:
+        path = Path(name) if Path(name).is_absolute() else web_config_path.parent / name
         try:
-            context.load_verify_locations(resolve(tls.client_ca_file))
+            path.open("rb").close()
+        except OSError as err:
+            raise fail(field, f"cannot read {path}: {err.strerror or err}") from None
+        return str(path)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert_file, key_file = readable("cert_file", tls.cert_file), readable("key_file", tls.key_file)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as err:
+        raise fail("cert_file", f"cannot use {cert_file} with key_file {key_file}: {err}") from None
+    if tls.client_ca_file:
+        ca_file = readable("client_ca_file", tls.client_ca_file)
+        try:
+            context.load_verify_locations(ca_file)
         except (OSError, ssl.SSLError) as err:
-            raise ConfigError(
-                str(web_config_path), [f"{web_config_path}: tls_server_config.client_ca_file: cannot load: {err}"]
-            ) from None
+            raise fail("client_ca_file", f"cannot use {ca_file}: {err}") from None
     context.verify_mode = {
         "NoClientCert": ssl.CERT_NONE,
         # Python cannot ask for a certificate without checking it against a CA, so these two
@@ -147,6 +165,7 @@ def configure_tls(context: ssl.SSLContext, tls: TlsServerConfig, web_config_path
     context.maximum_version = TLS_VERSIONS[tls.max_version]
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    return context
 
 
 class BasicAuth:
@@ -157,7 +176,9 @@ class BasicAuth:
     Unknown users still cost one bcrypt round, so response time does not reveal which users exist.
     """
 
-    _DUMMY_HASH = bcrypt.hashpw(b"pulse-timing-equaliser", bcrypt.gensalt(rounds=10))
+    # A well-formed cost-10 hash that no known password matches: checked for unknown users, so they
+    # cost the same time as known ones.
+    _DUMMY_HASH = b"$2b$10$CwTycUXWue0Thq9StjUM0uJ8DnM6mXcmIL0r1Wb8fWQ1G3pDZPG1m"
     _CACHE_SIZE = 256
 
     def __init__(self, users: dict[str, str]) -> None:
@@ -188,12 +209,11 @@ class BasicAuth:
         return cached
 
     def _check(self, hashed: bytes | None, password: bytes) -> bool:
-        if hashed is None:
-            bcrypt.checkpw(password, self._DUMMY_HASH)
-            return False
+        import bcrypt  # noqa: PLC0415 - on first use: a server without basic auth saves its memory
+
         try:
-            return bcrypt.checkpw(password, hashed)
-        except ValueError:
+            return bcrypt.checkpw(password, hashed or self._DUMMY_HASH) and hashed is not None
+        except ValueError:  # e.g. bcrypt 5 refuses passwords over 72 bytes: wrong, whoever the user
             return False
 
 
