@@ -582,14 +582,6 @@ def test_tmpfs_mounts_report_readonly_and_decoded_mount_points(
         assert flags[str(path)][1] == is_readonly
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: exporter/collectors/host/filesystem.py:35 takes mounts from psutil.disk_partitions(), which "
-        "rewrites the source 'none' to '' and '/dev/root' (or 'rootfs') to the device it guesses; "
-        "node_exporter and /proc/mounts keep the source as it is"
-    ),
-)
 def test_filesystem_device_label_is_the_mount_source(start_exporter: StartExporter, mount_tmpfs: MountTmpfs) -> None:
     none_source = mount_tmpfs("none", "none-source")
     root_source = mount_tmpfs("/dev/root", "dev-root-source")
@@ -734,14 +726,6 @@ def test_a_process_belongs_to_the_first_group_that_matches(
     assert counts == {"workers": len(children), "also": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: exporter/collectors/host/processes.py:101-113 counts a process that has exited but is not yet "
-        "reaped (state Z) if it was classified while alive; a freshly started exporter does not (a zombie's "
-        "cmdline is empty), so the count depends on the exporter's history"
-    ),
-)
 def test_an_exited_process_is_not_counted_before_its_parent_reaps_it(
     start_exporter: StartExporter, spawn: Spawn, marker: str
 ) -> None:
@@ -760,13 +744,6 @@ def test_an_exited_process_is_not_counted_before_its_parent_reaps_it(
     assert by_label(parse(scrape(exporter)), "pulse_process_count", "name") == {"workers": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: exporter/collectors/host/processes.py:107-109 decides a process's group once per (pid, start "
-        "time); exec() keeps both, so a wrapper that later execs the matching program is never counted"
-    ),
-)
 def test_a_process_that_execs_into_a_matching_command_line_is_counted(
     start_exporter: StartExporter, spawn: Spawn, marker: str
 ) -> None:
@@ -868,13 +845,6 @@ def test_main_families_have_node_exporters_labels_and_values(
             assert value >= reference[name][labels], (name, labels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: exporter/collectors/host/filesystem.py:35 (psutil.disk_partitions) reports device='' where "
-        "node_exporter reports device='none', and the guessed root device where it reports '/dev/root'"
-    ),
-)
 def test_filesystem_labels_match_node_exporter_for_none_and_dev_root_sources(
     start_exporter: StartExporter, start_node_exporter: StartNodeExporter, mount_tmpfs: MountTmpfs
 ) -> None:

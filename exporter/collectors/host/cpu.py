@@ -2,6 +2,10 @@
 
 Read directly rather than through psutil: psutil numbers CPUs by their position in the list, which
 mislabels them when a CPU is offline; the kernel's own `cpuN` names are kept here.
+
+The kernel's counters can step back (iowait does, see proc(5)); like node_exporter, a mode never
+decreases here, and a CPU whose idle time jumps back by JUMP_BACK_SECONDS or more (it was unplugged
+and plugged again) starts afresh. Otherwise rate() would read every small step back as a reset.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from exporter.collectors.host.config import Toggle
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("user", "nice")
 USER_HZ = os.sysconf("SC_CLK_TCK")
+JUMP_BACK_SECONDS = 3.0
+IDLE = MODES.index("idle")
 
 
 class CpuCollector(BlockingCollector):
     def __init__(self, config: Toggle, stat_path: str = "/proc/stat") -> None:
         super().__init__("host.cpu", config)
         self.stat_path = stat_path
+        self._last: dict[str, list[float]] = {}  # per CPU: the 8 modes, then the 2 guest modes
 
     def collect_blocking(self) -> Sequence[Metric]:
         seconds = CounterMetricFamily(
@@ -41,8 +48,17 @@ class CpuCollector(BlockingCollector):
                     continue
                 name, *ticks = line.split()
                 cpu = name[3:]
-                for mode, value in zip(MODES, ticks, strict=False):
-                    seconds.add_metric([cpu, mode], int(value) / USER_HZ)
-                for mode, value in zip(GUEST_MODES, ticks[8:10], strict=False):
-                    guest.add_metric([cpu, mode], int(value) / USER_HZ)
+                values = self._monotonic(cpu, [int(t) / USER_HZ for t in ticks[:10]])
+                for mode, value in zip(MODES, values, strict=False):
+                    seconds.add_metric([cpu, mode], value)
+                for mode, value in zip(GUEST_MODES, values[8:], strict=False):
+                    guest.add_metric([cpu, mode], value)
         return [seconds, guest]
+
+    def _monotonic(self, cpu: str, values: list[float]) -> list[float]:
+        last = self._last.get(cpu)
+        if last is None or len(last) != len(values) or last[IDLE] - values[IDLE] >= JUMP_BACK_SECONDS:
+            self._last[cpu] = values
+        else:
+            self._last[cpu] = [max(new, old) for new, old in zip(values, last, strict=True)]
+        return self._last[cpu]

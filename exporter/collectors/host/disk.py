@@ -27,7 +27,7 @@ COUNTERS = (
     (6, "written_bytes_total", "The total number of bytes written successfully.", SECTOR_BYTES),
     (7, "write_time_seconds_total", "This is the total number of seconds spent by all writes.", 0.001),
     (9, "io_time_seconds_total", "Total seconds spent doing I/Os.", 0.001),
-    (10, "io_time_weighted_seconds_total", "The weighted number of seconds spent doing I/Os.", 0.001),
+    (10, "io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", 0.001),
 )
 
 

@@ -1,7 +1,8 @@
 """Size, free space and inodes of mounted filesystems, as node_exporter's filesystem collector.
 
-The mount table comes from psutil (it decodes the kernel's escaped mount paths); sizes from statvfs.
-Block counts are multiplied by f_bsize, as node_exporter does, so both report the same bytes.
+The mount table is read from /proc/self/mounts, with the mount source exactly as written there
+(psutil rewrites `none` to "" and `/dev/root` to a guessed device; node_exporter does not).
+Sizes come from statvfs; block counts are multiplied by f_bsize, as node_exporter does.
 A mount point whose statvfs fails is reported with `node_filesystem_device_error 1` instead of sizes.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 
-import psutil
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -20,27 +21,38 @@ from exporter.collectors.host.config import FilesystemConfig, allowed
 
 log = logging.getLogger(__name__)
 LABELS = ["device", "fstype", "mountpoint"]
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")  # the kernel writes space, tab, newline, backslash as \040 ...
+
+
+def _unescape(field: str) -> str:
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 class FilesystemCollector(BlockingCollector):
-    def __init__(self, config: FilesystemConfig) -> None:
+    def __init__(self, config: FilesystemConfig, mounts_path: str = "/proc/self/mounts") -> None:
         super().__init__("host.filesystem", config)
         self.settings = config
+        self.mounts_path = mounts_path
 
     def mounts(self) -> list[tuple[str, str, str, bool]]:
         """(device, fstype, mountpoint, readonly) of each selected mount, first occurrence only."""
         cfg = self.settings
         seen: set[tuple[str, str, str]] = set()
         selected = []
-        for part in psutil.disk_partitions(all=True):
-            key = (part.device, part.fstype, part.mountpoint)
-            if key in seen:
-                continue
-            seen.add(key)
-            if allowed(part.mountpoint, cfg.include_mountpoints, cfg.exclude_mountpoints) and allowed(
-                part.fstype, cfg.include_fstypes, cfg.exclude_fstypes
-            ):
-                selected.append((*key, "ro" in part.opts.split(",")))
+        with open(self.mounts_path, encoding="utf-8", errors="surrogateescape") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 4:
+                    continue
+                device, mountpoint, fstype = _unescape(fields[0]), _unescape(fields[1]), fields[2]
+                key = (device, fstype, mountpoint)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if allowed(mountpoint, cfg.include_mountpoints, cfg.exclude_mountpoints) and allowed(
+                    fstype, cfg.include_fstypes, cfg.exclude_fstypes
+                ):
+                    selected.append((*key, "ro" in fields[3].split(",")))
         return selected
 
     def collect_blocking(self) -> Sequence[Metric]:
@@ -53,7 +65,7 @@ class FilesystemCollector(BlockingCollector):
         files = gauge("files", "Filesystem total file nodes.")
         files_free = gauge("files_free", "Filesystem total free file nodes.")
         readonly = gauge("readonly", "Filesystem read-only status.")
-        device_error = gauge("device_error", "Whether an error occurred while getting statistics for the device.")
+        device_error = gauge("device_error", "Whether an error occurred while getting statistics for the given device.")
         for device, fstype, mountpoint, is_readonly in self.mounts():
             labels = [device, fstype, mountpoint]
             try:

@@ -34,5 +34,7 @@ class MemoryCollector(BlockingCollector):
                     name, value = f"node_memory_{field}_bytes", int(parts[0]) * 1024
                 else:
                     name, value = f"node_memory_{field}", int(parts[0])
-                families.append(GaugeMetricFamily(name, f"Memory information field {field}.", value=value))
+                # HELP as node_exporter writes it: the field with its unit suffix.
+                help_text = f"Memory information field {name.removeprefix('node_memory_')}."
+                families.append(GaugeMetricFamily(name, help_text, value=value))
         return families
