@@ -14,7 +14,10 @@ import pytest
 
 from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 
-ALL_HOST = {"host.cpu", "host.memory", "host.loadavg", "host.system", "host.filesystem", "host.disk", "host.network"}
+ALL_HOST = {
+    "host.cpu", "host.memory", "host.loadavg", "host.system", "host.vmstat", "host.timex",
+    "host.filesystem", "host.disk", "host.network",
+}  # fmt: skip
 
 
 def collector_success(text: str) -> dict[str, float]:

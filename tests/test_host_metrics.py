@@ -767,6 +767,47 @@ def test_a_process_that_execs_into_a_matching_command_line_is_counted(
 
 
 # ===================================================================================================
+def read_vmstat() -> dict[str, int]:
+    with open("/proc/vmstat") as f:
+        return {key: int(value) for key, value in (line.split() for line in f)}
+
+
+def test_vmstat_fields_are_proc_vmstat_with_node_exporters_selection(start_exporter: StartExporter) -> None:
+    before = read_vmstat()
+    text = scrape(start_exporter())
+    after = read_vmstat()
+    exposition = parse(text)
+    exported = {name.removeprefix("node_vmstat_") for name in exposition if name.startswith("node_vmstat_")}
+    assert exported == {key for key in before if re.match(r"^(oom_kill|pgpg|pswp|pg.*fault)", key)}
+    assert "pgmajfault" in exported, "node-mixin's major page fault alert needs it"
+    for key in exported:
+        assert between(single(exposition, f"node_vmstat_{key}"), before[key], after[key]), key
+    assert types(text)["node_vmstat_pgfault"] == "untyped"
+
+
+def test_file_handles_and_conntrack_are_the_kernels(start_exporter: StartExporter) -> None:
+    exposition = parse(scrape(start_exporter()))
+    with open("/proc/sys/fs/file-nr") as f:
+        allocated, _, maximum = (int(v) for v in f.read().split())
+    assert single(exposition, "node_filefd_maximum") == maximum
+    assert between(single(exposition, "node_filefd_allocated"), allocated, allocated, slack=200)
+    conntrack_max = Path("/proc/sys/net/netfilter/nf_conntrack_max")
+    if conntrack_max.exists():
+        assert single(exposition, "node_nf_conntrack_entries_limit") == int(conntrack_max.read_text())
+    else:
+        assert "node_nf_conntrack_entries_limit" not in exposition
+
+
+def test_network_up_is_operstate(start_exporter: StartExporter) -> None:
+    up = by_label(parse(scrape(start_exporter())), "node_network_up", "device")
+    expected = {
+        device.name: 1.0 if (device / "operstate").read_text().strip() == "up" else 0.0
+        for device in Path("/sys/class/net").iterdir()
+        if not NETWORK_EXCLUDE.search(device.name) and device.name in read_net_dev()
+    }
+    assert up == expected
+
+
 # Part B: the same names, types, labels and values as node_exporter 1.5.
 
 MAIN_FAMILIES = (
@@ -893,3 +934,20 @@ def test_node_exporter_gets_the_same_camelcase_findings(
     }
     assert pulse_findings
     assert pulse_findings == reference_findings
+
+
+def test_clock_synchronisation_matches_node_exporter(
+    start_exporter: StartExporter, start_node_exporter: StartNodeExporter
+) -> None:
+    pulse = parse(scrape(start_exporter()))
+    reference = parse(node_exporter_text(start_node_exporter()))
+    for name in (
+        "node_timex_sync_status",
+        "node_timex_status",
+        "node_timex_tick_seconds",
+        "node_timex_loop_time_constant",
+        "node_timex_tai_offset_seconds",
+    ):
+        assert single(pulse, name) == single(reference, name), name
+    for name in ("node_timex_maxerror_seconds", "node_timex_offset_seconds", "node_timex_frequency_adjustment_ratio"):
+        assert single(pulse, name) == pytest.approx(single(reference, name), abs=0.5), name

@@ -18,6 +18,8 @@ from exporter.collectors.host.memory import MemoryCollector
 from exporter.collectors.host.network import NetworkCollector
 from exporter.collectors.host.processes import ProcessGroupsCollector
 from exporter.collectors.host.system import SystemCollector
+from exporter.collectors.host.timex import TimexCollector
+from exporter.collectors.host.vmstat import VmstatCollector
 
 
 def build(config: HostConfig) -> list[Collector]:
@@ -28,6 +30,8 @@ def build(config: HostConfig) -> list[Collector]:
         (config.memory.enabled, lambda: MemoryCollector(config.memory)),
         (config.loadavg.enabled, lambda: LoadavgCollector(config.loadavg)),
         (config.system.enabled, lambda: SystemCollector(config.system)),
+        (config.vmstat.enabled, lambda: VmstatCollector(config.vmstat)),
+        (config.timex.enabled, lambda: TimexCollector(config.timex)),
         (config.filesystem.enabled, lambda: FilesystemCollector(config.filesystem)),
         (config.disk.enabled, lambda: DiskCollector(config.disk)),
         (config.network.enabled, lambda: NetworkCollector(config.network)),

@@ -93,7 +93,9 @@ class HostConfig(StrictModel):
     cpu: Toggle = Toggle()
     memory: Toggle = Toggle()
     loadavg: Toggle = Toggle()
-    system: Toggle = Toggle()  # boot time, clock, running/blocked processes, context switches, uname
+    system: Toggle = Toggle()  # boot time, clock, procs, context switches, uname, file handles, conntrack
+    vmstat: Toggle = Toggle()  # paging, swapping, page faults, OOM kills
+    timex: Toggle = Toggle()  # clock synchronisation (adjtimex)
     filesystem: FilesystemConfig = FilesystemConfig()
     disk: DiskConfig = DiskConfig()
     network: NetworkConfig = NetworkConfig()

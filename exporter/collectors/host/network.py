@@ -1,11 +1,12 @@
-"""Network interface counters, through psutil (which reads /proc/net/dev on Linux)."""
+"""Network interface counters, through psutil (which reads /proc/net/dev on Linux), and whether each
+interface is up (its operstate in /sys/class/net, as node_exporter's netclass collector reports it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import psutil
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
@@ -25,18 +26,31 @@ COUNTERS = (
 
 
 class NetworkCollector(BlockingCollector):
-    def __init__(self, config: NetworkConfig) -> None:
+    def __init__(self, config: NetworkConfig, sysfs_net: str = "/sys/class/net") -> None:
         super().__init__("host.network", config)
         self.settings = config
+        self.sysfs_net = sysfs_net
 
     def collect_blocking(self) -> Sequence[Metric]:
         families = [
             (field, CounterMetricFamily(f"node_network_{name}", help_text, labels=["device"]))
             for field, name, help_text in COUNTERS
         ]
+        up = GaugeMetricFamily("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"])
         # nowrap=False: report the kernel's numbers as they are; rate() handles a counter reset.
         for device, stats in sorted(psutil.net_io_counters(pernic=True, nowrap=False).items()):
             if allowed(device, self.settings.include_devices, self.settings.exclude_devices):
                 for field, family in families:
                     family.add_metric([device], getattr(stats, field))
-        return [family for _, family in families]
+                operstate = _operstate(self.sysfs_net, device)
+                if operstate is not None:
+                    up.add_metric([device], 1 if operstate == "up" else 0)
+        return [family for _, family in families] + [up]
+
+
+def _operstate(sysfs_net: str, device: str) -> str | None:
+    try:
+        with open(f"{sysfs_net}/{device}/operstate", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return None

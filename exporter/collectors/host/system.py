@@ -1,7 +1,8 @@
-"""Kernel-wide counters from /proc/stat, the clock, and uname.
+"""Kernel-wide figures: /proc/stat counters, the clock, uname, file handles, connection tracking.
 
-node_exporter splits these over its stat, time and uname collectors; here they share one read of
-/proc/stat. psutil has no running/blocked process counts, so /proc/stat is read directly.
+node_exporter splits these over its stat, time, uname, filefd and conntrack collectors; here they are
+one collector, each a file read or two. psutil has no running/blocked process counts, so /proc/stat
+is read directly. Connection-tracking figures appear only where the netfilter module is loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+
+
+def _read_ints(path: str) -> list[int] | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return [int(field) for field in f.read().split()]
+    except FileNotFoundError:
+        return None
 
 
 def _domainname() -> str:
@@ -66,4 +75,27 @@ class SystemCollector(BlockingCollector):
         for key, (name, help_text) in counters.items():
             if key in values:
                 families.append(CounterMetricFamily(name, help_text, value=values[key]))
+        file_nr = _read_ints("/proc/sys/fs/file-nr")  # allocated, unused (always 0), maximum
+        if file_nr is not None:
+            families.append(
+                GaugeMetricFamily("node_filefd_allocated", "File descriptor statistics: allocated.", value=file_nr[0])
+            )
+            families.append(
+                GaugeMetricFamily("node_filefd_maximum", "File descriptor statistics: maximum.", value=file_nr[2])
+            )
+        entries = _read_ints("/proc/sys/net/netfilter/nf_conntrack_count")
+        limit = _read_ints("/proc/sys/net/netfilter/nf_conntrack_max")
+        if entries is not None and limit is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "node_nf_conntrack_entries",
+                    "Number of currently allocated flow entries for connection tracking.",
+                    value=entries[0],
+                )
+            )
+            families.append(
+                GaugeMetricFamily(
+                    "node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.", value=limit[0]
+                )
+            )
         return families
