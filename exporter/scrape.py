@@ -67,73 +67,105 @@ class Outcome:
     success: bool
 
 
-async def collect_all(collectors: Sequence[Collector], timeout: float) -> list[Outcome]:
-    """Run every collector within `timeout` seconds; outcomes in the order of `collectors`.
+class _BlockingBatch:
+    """One scrape's blocking collectors, worked through by one worker thread (or more, on stalls).
 
-    Blocking collectors run one after another in a worker thread (parallel threads only queue for
-    the GIL: measured slower). If that worker stalls in one collector for STALL_SECONDS, a fresh
-    worker takes over the collectors still waiting, so a hung one delays no one else.
+    Workers record each outcome and wake the event loop once, when the last collector is done:
+    waking it per collector cost more CPU than the collectors themselves (the loop thread and the
+    worker then take turns at the GIL).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    pending = deque(c for c in collectors if isinstance(c, BlockingCollector))
-    results: dict[str, asyncio.Future[Outcome]] = {c.name: loop.create_future() for c in pending}
-    queue_lock = threading.Lock()
-    abandoned = threading.Event()
 
-    def run_blocking() -> None:
-        while not abandoned.is_set():  # once the scrape is answered, later collectors are wasted work
-            with queue_lock:
-                if not pending:
+    def __init__(self, collectors: list[BlockingCollector], loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending = deque(collectors)
+        self.outcomes: dict[str, Outcome] = {}
+        self.lock = threading.Lock()
+        self.abandoned = threading.Event()  # the scrape has been answered: stop starting collectors
+        self.done = loop.create_future()
+        self._total = len(collectors)
+
+    def work(self) -> None:
+        """Runs in a worker thread: take collectors from the queue until it is empty."""
+        while not self.abandoned.is_set():
+            with self.lock:
+                if not self.pending:
                     return
-                collector = pending.popleft()
+                collector = self.pending.popleft()
             start = time.perf_counter()
             try:
                 outcome = Outcome(collector.name, collector.run_guarded(), time.perf_counter() - start, True)
             except Exception as err:
                 _log_failure(collector.name, err)
                 outcome = Outcome(collector.name, (), time.perf_counter() - start, False)
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, results[collector.name], outcome)
+            with self.lock:
+                self.outcomes[collector.name] = outcome
+                finished = len(self.outcomes) == self._total
+            if finished:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+                    self.loop.call_soon_threadsafe(_resolve, self.done)
 
-    async def watch_for_stalls() -> None:
-        settled = -1
-        while pending:
-            done = sum(f.done() for f in results.values())
-            if done == settled:
+    async def run(self, deadline: float) -> None:
+        """Work through the batch until done or `deadline`; a stalled worker gets a fresh helper."""
+        WORKERS.submit(self.work)
+        progress = -1
+        while not self.done.done():
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.done), min(STALL_SECONDS, remaining))
+            if self.pending and len(self.outcomes) == progress:
                 log.warning("a collector is stalling; starting another worker for the rest")
-                WORKERS.submit(run_blocking)
-            settled = done
-            await asyncio.sleep(STALL_SECONDS)
+                WORKERS.submit(self.work)
+            progress = len(self.outcomes)
+        self.abandoned.set()
 
-    async def one(collector: Collector) -> Outcome:
+
+async def collect_all(collectors: Sequence[Collector], timeout: float) -> list[Outcome]:
+    """Run every collector within `timeout` seconds; outcomes in the order of `collectors`.
+
+    Blocking collectors run one after another in a worker thread (parallel threads only queue for
+    the GIL: measured slower); if one stalls for STALL_SECONDS, a fresh worker takes over the
+    collectors still waiting, so a hung one delays no one else. Async collectors run on the loop.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    batch = _BlockingBatch([c for c in collectors if isinstance(c, BlockingCollector)], loop)
+
+    async def run_async(collector: Collector) -> Outcome:
         start = time.perf_counter()
         try:
-            if collector.name in results:
-                return await asyncio.wait_for(asyncio.shield(results[collector.name]), deadline - loop.time())
             families = await asyncio.wait_for(collector.collect(), deadline - loop.time())
             return Outcome(collector.name, families, time.perf_counter() - start, True)
         except TimeoutError:
-            log.warning("collector timed out", extra={"collector": collector.name, "timeout_seconds": timeout})
+            _log_timeout(collector.name, timeout)
         except Exception as err:
             _log_failure(collector.name, err)
         return Outcome(collector.name, (), time.perf_counter() - start, False)
 
-    watchdog = None
-    if pending:
-        WORKERS.submit(run_blocking)
-        watchdog = asyncio.ensure_future(watch_for_stalls())
-    try:
-        return list(await asyncio.gather(*(one(c) for c in collectors)))
-    finally:
-        abandoned.set()
-        if watchdog is not None:
-            watchdog.cancel()
+    blocking_done = asyncio.ensure_future(batch.run(deadline))
+    async_outcomes = await asyncio.gather(*(run_async(c) for c in collectors if not isinstance(c, BlockingCollector)))
+    await blocking_done
+    by_name = {o.collector: o for o in async_outcomes}
+    with batch.lock:
+        by_name.update(batch.outcomes)
+    result = []
+    for collector in collectors:
+        outcome = by_name.get(collector.name)
+        if outcome is None:  # a blocking collector that did not finish in time
+            _log_timeout(collector.name, timeout)
+            outcome = Outcome(collector.name, (), timeout, False)
+        result.append(outcome)
+    return result
 
 
-def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_result(outcome)
+        future.set_result(None)
+
+
+def _log_timeout(collector: str, timeout: float) -> None:
+    log.warning("collector timed out", extra={"collector": collector, "timeout_seconds": timeout})
 
 
 def _log_failure(collector: str, err: Exception) -> None:
