@@ -53,7 +53,7 @@ def test_text_format_round_trips_through_client_python() -> None:
 
 def test_openmetrics_round_trips_through_client_python() -> None:
     families = tricky_families()
-    parsed = list(parse_openmetrics(encode_openmetrics(families).decode()))
+    parsed = list(parse_openmetrics(encode_openmetrics(families).decode()))  # type: ignore[no-untyped-call]
     assert as_samples(parsed) == as_samples(families)
     assert [f.documentation for f in parsed] == [f.documentation for f in families]
 
