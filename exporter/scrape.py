@@ -81,8 +81,10 @@ class _BlockingBatch:
         self.outcomes: dict[str, Outcome] = {}
         self.lock = threading.Lock()
         self.abandoned = threading.Event()  # the scrape has been answered: stop starting collectors
-        self.done = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
         self._total = len(collectors)
+        if not collectors:
+            self.done.set_result(None)
 
     def work(self) -> None:
         """Runs in a worker thread: take collectors from the queue until it is empty."""
@@ -106,7 +108,8 @@ class _BlockingBatch:
 
     async def run(self, deadline: float) -> None:
         """Work through the batch until done or `deadline`; a stalled worker gets a fresh helper."""
-        WORKERS.submit(self.work)
+        if not self.done.done():
+            WORKERS.submit(self.work)
         progress = -1
         while not self.done.done():
             remaining = deadline - self.loop.time()

@@ -159,3 +159,10 @@ def test_a_bad_reload_keeps_the_running_collectors(tmp_path: Path) -> None:
         await exporter.stop()
 
     asyncio.run(scenario())
+
+
+def test_async_collectors_alone_do_not_wait_for_the_timeout() -> None:
+    started = time.monotonic()
+    outcomes = asyncio.run(collect_all([AsyncConstant("async")], timeout=5))
+    assert outcomes[0].success
+    assert time.monotonic() - started < 2

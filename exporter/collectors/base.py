@@ -12,7 +12,6 @@ a second run while a previous one is still stuck (a hung NFS mount must not eat 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -22,8 +21,6 @@ from typing import Generic, TypeVar
 from prometheus_client.metrics_core import Metric
 
 from exporter.config.types import StrictModel
-
-log = logging.getLogger(__name__)
 
 ConfigT = TypeVar("ConfigT", bound=StrictModel)
 
@@ -80,6 +77,7 @@ class BlockingCollector(Collector):
             self._busy.release()
 
     async def collect(self) -> Sequence[Metric]:
+        """For direct use; a scrape runs its blocking collectors in one batch instead (scrape.py)."""
         return await asyncio.to_thread(self.run_guarded)
 
 
