@@ -149,10 +149,25 @@ class Exporter:
 
     async def scrape(self, collectors: Sequence[Collector], timeout: float, accept: str) -> tuple[bytes, str]:
         outcomes = await collect_all([*collectors, self.own_process], timeout)
-        self.last_outcomes.update((o.collector, o) for o in outcomes)
+        for outcome in outcomes:
+            self._log_change(self.last_outcomes.get(outcome.collector), outcome)
+            self.last_outcomes[outcome.collector] = outcome
         families: list[Metric] = [f for o in outcomes for f in o.families]
         families.extend(self._self_metrics(outcomes))
         return encode(families, accept)
+
+    @staticmethod
+    def _log_change(previous: Outcome | None, outcome: Outcome) -> None:
+        """Log when a collector starts failing, fails differently, or recovers; not at every scrape,
+        which for a collector broken for a day would be thousands of identical lines."""
+        fields = {"collector": outcome.collector}
+        if not outcome.success:
+            if previous is None or previous.success or previous.error != outcome.error:
+                log.warning("collector failed", extra={**fields, "err": outcome.error})
+            else:
+                log.debug("collector still failing", extra={**fields, "err": outcome.error})
+        elif previous is not None and not previous.success:
+            log.info("collector recovered", extra=fields)
 
     def _self_metrics(self, outcomes: Sequence[Outcome]) -> list[Metric]:
         build = GaugeMetricFamily(

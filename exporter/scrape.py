@@ -1,7 +1,8 @@
 """One scrape: run the collectors side by side, time each, and encode what they returned.
 
-A collector that raises or overruns the timeout is reported as `success 0` with a log line; the
-others' metrics are served as usual (node_exporter's rule: one failing collector hides nothing).
+A collector that raises or overruns the timeout is reported as `success 0`, with the reason in its
+Outcome; the others' metrics are served as usual (node_exporter's rule: one failing collector hides
+nothing). Logging the reasons is the caller's choice (app.py logs changes, not every scrape).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Outcome:
     families: Sequence[Metric]
     seconds: float
     success: bool
+    error: str = ""  # why it failed, for logs and the landing page
 
 
 class _BlockingBatch:
@@ -97,8 +99,7 @@ class _BlockingBatch:
             try:
                 outcome = Outcome(collector.name, collector.run_guarded(), time.perf_counter() - start, True)
             except Exception as err:
-                _log_failure(collector.name, err)
-                outcome = Outcome(collector.name, (), time.perf_counter() - start, False)
+                outcome = Outcome(collector.name, (), time.perf_counter() - start, False, _describe(err))
             with self.lock:
                 self.outcomes[collector.name] = outcome
                 finished = len(self.outcomes) == self._total
@@ -141,10 +142,10 @@ async def collect_all(collectors: Sequence[Collector], timeout: float) -> list[O
             families = await asyncio.wait_for(collector.collect(), deadline - loop.time())
             return Outcome(collector.name, families, time.perf_counter() - start, True)
         except TimeoutError:
-            _log_timeout(collector.name, timeout)
+            error = _timed_out(timeout)
         except Exception as err:
-            _log_failure(collector.name, err)
-        return Outcome(collector.name, (), time.perf_counter() - start, False)
+            error = _describe(err)
+        return Outcome(collector.name, (), time.perf_counter() - start, False, error)
 
     blocking_done = asyncio.ensure_future(batch.run(deadline))
     async_outcomes = await asyncio.gather(*(run_async(c) for c in collectors if not isinstance(c, BlockingCollector)))
@@ -156,8 +157,7 @@ async def collect_all(collectors: Sequence[Collector], timeout: float) -> list[O
     for collector in collectors:
         outcome = by_name.get(collector.name)
         if outcome is None:  # a blocking collector that did not finish in time
-            _log_timeout(collector.name, timeout)
-            outcome = Outcome(collector.name, (), timeout, False)
+            outcome = Outcome(collector.name, (), timeout, False, _timed_out(timeout))
         result.append(outcome)
     return result
 
@@ -167,12 +167,12 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _log_timeout(collector: str, timeout: float) -> None:
-    log.warning("collector timed out", extra={"collector": collector, "timeout_seconds": timeout})
+def _timed_out(timeout: float) -> str:
+    return f"timed out after {timeout:.1f}s"
 
 
-def _log_failure(collector: str, err: Exception) -> None:
-    log.warning("collector failed", extra={"collector": collector, "err": f"{type(err).__name__}: {err}"})
+def _describe(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
 
 
 def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:

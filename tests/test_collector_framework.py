@@ -4,17 +4,20 @@ a stuck collector is not started twice, and a reload keeps unchanged collectors 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.scrape import collect_all, encode
+from exporter.web.routes import Routes
 
 
 class Constant(BlockingCollector):
@@ -166,3 +169,50 @@ def test_async_collectors_alone_do_not_wait_for_the_timeout() -> None:
     outcomes = asyncio.run(collect_all([AsyncConstant("async")], timeout=5))
     assert outcomes[0].success
     assert time.monotonic() - started < 2
+
+
+class Flaky(BlockingCollector):
+    def __init__(self) -> None:
+        super().__init__("flaky")
+        self.error: str | None = "disk on fire"
+
+    def collect_blocking(self) -> Sequence[Metric]:
+        if self.error:
+            raise OSError(self.error)
+        return []
+
+
+def test_a_lasting_failure_is_logged_when_it_starts_changes_and_ends(caplog: pytest.LogCaptureFixture) -> None:
+    flaky = Flaky()
+    pages: list[str] = []
+
+    async def scrape_with(error: str | None, times: int) -> None:
+        flaky.error = error
+        for _ in range(times):
+            await exporter.scrape([flaky], 5, "")
+        pages.append(Routes(exporter)._landing_page())
+
+    async def scenario() -> None:
+        await scrape_with("disk on fire", 3)
+        await scrape_with("disk flooded", 1)
+        await scrape_with(None, 2)
+
+    exporter = Exporter(None, None, load_files(None, None))
+    exporter.collectors = [flaky]
+    caplog.set_level(logging.DEBUG, logger="exporter.app")
+    asyncio.run(scenario())
+    logged = [
+        (record.levelname, record.getMessage(), getattr(record, "err", None))
+        for record in caplog.records
+        if getattr(record, "collector", None) == "flaky"
+    ]
+    assert logged == [
+        ("WARNING", "collector failed", "OSError: disk on fire"),
+        ("DEBUG", "collector still failing", "OSError: disk on fire"),
+        ("DEBUG", "collector still failing", "OSError: disk on fire"),
+        ("WARNING", "collector failed", "OSError: disk flooded"),
+        ("INFO", "collector recovered", None),
+    ]
+    assert "<td>flaky</td><td>FAILED: OSError: disk on fire</td>" in pages[0]
+    assert "<td>flaky</td><td>FAILED: OSError: disk flooded</td>" in pages[1]
+    assert "<td>flaky</td><td>ok in " in pages[2]

@@ -88,7 +88,7 @@ class Routes:
             if outcome is None:
                 state = "not scraped yet"
             else:
-                state = f"{'ok' if outcome.success else 'FAILED'} in {outcome.seconds * 1000:.1f} ms"
+                state = f"ok in {outcome.seconds * 1000:.1f} ms" if outcome.success else f"FAILED: {outcome.error}"
             rows.append(f"<tr><td>{html.escape(collector.name)}</td><td>{html.escape(state)}</td></tr>")
         reload_state = "successful" if self.exporter.reload_successful else "FAILED (running config kept)"
         return f"""<!DOCTYPE html>
