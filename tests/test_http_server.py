@@ -115,7 +115,7 @@ def test_keep_alive_serves_many_requests_on_one_connection() -> None:
 def test_a_client_that_never_finishes_its_headers_is_dropped() -> None:
     async def scenario() -> bytes:
         async with serving([]) as (url, server):
-            server.limits.header_timeout = 0.5
+            server.header_timeout = 0.5
             host, port = url.removeprefix("http://").split(":")
             reader, writer = await asyncio.open_connection(host, int(port))
             writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and then nothing

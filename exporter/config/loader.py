@@ -156,8 +156,9 @@ def _describe(name: str, model: type[pydantic.BaseModel], error: Any, lines: dic
 
 
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic inserts the chosen member of a union into the location, e.g. "function-after[...]".
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"})
+    # pydantic inserts the union member it tried into the location, e.g. "function-before[_compile(), str]";
+    # a config key cannot look like that, so a user's own key is never dropped.
+    return isinstance(part, str) and "[" in part
 
 
 def _where(name: str, path: Path_, lines: dict[Path_, int]) -> str:

@@ -48,12 +48,6 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-@dataclass
-class _Limits:
-    header_timeout: float = HEADER_TIMEOUT
-    idle_timeout: float = IDLE_TIMEOUT
-
-
 class HttpServer:
     """Serves `handler`. TLS, when `tls()` returns a context, is started on each connection with the
     context current at that moment, so a reload swaps certificates and client CAs for new connections
@@ -62,7 +56,8 @@ class HttpServer:
     def __init__(self, handler: Handler, tls: Callable[[], ssl.SSLContext | None] = lambda: None) -> None:
         self.handler = handler
         self.tls = tls
-        self.limits = _Limits()
+        self.header_timeout = HEADER_TIMEOUT
+        self.idle_timeout = IDLE_TIMEOUT
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -89,7 +84,7 @@ class HttpServer:
         try:
             context = self.tls()
             if context is not None:
-                await writer.start_tls(context, ssl_handshake_timeout=self.limits.header_timeout)
+                await writer.start_tls(context, ssl_handshake_timeout=self.header_timeout)
             await self._serve(reader, writer)
         except (ConnectionError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
@@ -119,13 +114,10 @@ class HttpServer:
                 event = conn.next_event()
                 if event is not h11.NEED_DATA:
                     return event
-                if request_deadline is None:
-                    timeout = self.limits.idle_timeout
-                else:
-                    timeout = max(0.0, request_deadline - loop.time())
+                timeout = self.idle_timeout if request_deadline is None else max(0.0, request_deadline - loop.time())
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
                 if request_deadline is None:
-                    request_deadline = loop.time() + self.limits.header_timeout
+                    request_deadline = loop.time() + self.header_timeout
                 conn.receive_data(data)
 
         async def send(*events: h11.Event) -> None:
