@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
-from exporter.collectors import COLLECTOR_TYPES
+from exporter.collectors import COLLECTOR_TYPES, SECTIONS
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.config.loader import ConfigError
 from exporter.config.model import DEFAULT_CONFIG_NAME, PulseConfig, load_config
@@ -69,6 +69,8 @@ def build_collectors(config: PulseConfig, previous: Sequence[Collector] = ()) ->
     wanted: list[Collector] = []
     for kind in COLLECTOR_TYPES:
         wanted.extend(kind.build(getattr(config.collectors, kind.name)))
+    for kind in SECTIONS:
+        wanted.extend(kind.build(getattr(config, kind.name)))
     result = []
     for collector in wanted:
         same = next((p for p in previous if p.name == collector.name and p.config == collector.config), None)

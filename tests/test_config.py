@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from exporter.config.loader import ConfigError, load_model
 from exporter.config.model import PulseConfig, default_config_text, load_config
-from exporter.config.types import StrictModel, secret_field
+from exporter.config.types import Duration, StrictModel, secret_field
 from tests.conftest import exporter_command
 
 
@@ -192,3 +193,24 @@ def test_version_flag() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("pulse-exporter, version ")
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("30s", 30.0), ("1m30s", 90.0), ("250ms", 0.25), ("2h", 7200.0), ("1d", 86400.0), (5, 5.0), ("0s", 0.0)],
+)
+def test_durations_are_written_the_prometheus_way(written: object, seconds: float) -> None:
+    class WithDuration(StrictModel):
+        every: Duration
+
+    assert WithDuration.model_validate({"every": written}).every == seconds
+
+
+@pytest.mark.parametrize("written", ["30", "5 minutes", "1.5s", "", "-5s", True, "s"])
+def test_a_malformed_duration_names_the_field(written: object) -> None:
+    class WithDuration(StrictModel):
+        every: Duration
+
+    with pytest.raises(ConfigError) as err:
+        load_model(WithDuration, "pulse.yml", f"every: {json.dumps(written)}\n")
+    assert "pulse.yml:1: every:" in str(err.value)

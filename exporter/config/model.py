@@ -1,7 +1,8 @@
 """The schema of pulse.yml, the exporter's one config file.
 
-`collectors:` is assembled from exporter.collectors.COLLECTOR_TYPES, so a new collector brings its
-own config section with it.
+`collectors:` is assembled from exporter.collectors.COLLECTOR_TYPES and the top-level sections
+(`probes:`, `kpis:`) from exporter.collectors.SECTIONS, so a new collector brings its own config
+section with it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pydantic
 
-from exporter.collectors import COLLECTOR_TYPES
+from exporter.collectors import COLLECTOR_TYPES, SECTIONS
 from exporter.config.loader import load_model
 from exporter.config.types import StrictModel
 
@@ -20,16 +21,22 @@ DEFAULT_CONFIG_NAME = "<embedded default config>"
 
 if TYPE_CHECKING:
     CollectorsConfig = StrictModel
+
+    class PulseConfig(StrictModel):
+        collectors: CollectorsConfig
+
 else:
     CollectorsConfig = pydantic.create_model(
         "CollectorsConfig",
         __base__=StrictModel,
         **{kind.name: (kind.config_model, kind.config_model()) for kind in COLLECTOR_TYPES},
     )
-
-
-class PulseConfig(StrictModel):
-    collectors: CollectorsConfig = pydantic.Field(default_factory=CollectorsConfig)
+    PulseConfig = pydantic.create_model(
+        "PulseConfig",
+        __base__=StrictModel,
+        collectors=(CollectorsConfig, pydantic.Field(default_factory=CollectorsConfig)),
+        **{kind.name: (kind.config_model, pydantic.Field(default_factory=kind.config_model)) for kind in SECTIONS},
+    )
 
 
 def default_config_text() -> str:

@@ -3,6 +3,7 @@
 - `StrictModel`: unknown keys are errors (a typo must never pass silently); models are immutable,
   so an unchanged section compares equal after a reload and its collector (and its state) is kept.
 - `Regex`: a regular expression checked when the config loads, stored compiled.
+- `Duration`: "30s", "1m30s", "250ms" (Prometheus' syntax), stored as float seconds.
 - `secret_field()`: a string that may come from a file instead, as `<name>_file: /path`, so secrets
   never need to sit in the config (`${ENV}` interpolation is the other way, see loader.py).
 """
@@ -32,6 +33,37 @@ Regex = Annotated[
     re.Pattern[str],
     pydantic.BeforeValidator(_compile),
     PlainSerializer(lambda pattern: pattern.pattern, return_type=str),
+]
+
+
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def _parse_duration(value: Any) -> float:
+    """Prometheus' duration syntax ("30s", "1m30s", "250ms", "2h"); a bare number means seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be like 30s, 5m or 250ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())) and value.strip():
+        seconds = sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if part)
+    else:
+        raise ValueError(f"not a duration: {value!r} (write it like 30s, 5m, 1h30m or 250ms)")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms" if seconds % 1 else f"{int(seconds)}s"
+
+
+# A duration in seconds (float), written in the config the Prometheus way.
+Duration = Annotated[
+    float,
+    pydantic.BeforeValidator(_parse_duration),
+    PlainSerializer(_format_duration, return_type=str),
 ]
 
 
