@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from exporter.collectors.base import Collector, CollectorType
 from exporter.collectors.host import HOST
+from exporter.kpis.section import KPIS
+from exporter.probes.section import PROBES
 
 COLLECTOR_TYPES: tuple[CollectorType, ...] = (HOST,)  # type: ignore[type-arg]
-SECTIONS: tuple[CollectorType, ...] = ()  # type: ignore[type-arg]
+SECTIONS: tuple[CollectorType, ...] = (PROBES, KPIS)  # type: ignore[type-arg]
 
 __all__ = ["COLLECTOR_TYPES", "SECTIONS", "Collector", "CollectorType"]

@@ -22,8 +22,13 @@ DEFAULT_CONFIG_NAME = "<embedded default config>"
 if TYPE_CHECKING:
     CollectorsConfig = StrictModel
 
+    from exporter.kpis.section import KpisConfig
+    from exporter.probes.section import ProbesConfig
+
     class PulseConfig(StrictModel):
         collectors: CollectorsConfig
+        probes: ProbesConfig
+        kpis: KpisConfig
 
 else:
     CollectorsConfig = pydantic.create_model(

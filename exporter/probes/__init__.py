@@ -1,0 +1,10 @@
+"""Synthetic probes: blackbox_exporter-compatible modules, one prober module per protocol.
+
+PROBERS maps a module's `prober:` value to its Prober; adding a protocol is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+from exporter.probes.base import Prober
+
+PROBERS: dict[str, Prober] = {}  # type: ignore[type-arg]
