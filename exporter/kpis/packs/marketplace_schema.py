@@ -1,0 +1,121 @@
+"""The marketplace reference schema that the `marketplace` KPI pack reads (docs/marketplace-schema.md).
+
+SQLAlchemy Core, so one definition creates the tables on SQLite, PostgreSQL and MariaDB/MySQL (the
+demo generator and the tests use it). An existing shop whose tables differ can map onto it with views.
+
+Conventions the pack relies on:
+- Timestamps are naive UTC (`DATETIME` / `timestamp without time zone`).
+- Money is `NUMERIC(12, 2)` in the currency's major unit (euros, not cents); `currency` is ISO 4217.
+- `id` columns increase with insertion time: the pack's counters use them as cursors.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+)
+from sqlalchemy.dialects import sqlite
+
+metadata = MetaData()
+
+# BIGINT ids, except on SQLite where only INTEGER PRIMARY KEY is the auto-incrementing rowid.
+Id = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
+Money = Numeric(12, 2, asdecimal=True)
+
+ORDER_STATUSES = ("pending", "paid", "payment_failed", "cancelled")
+CURRENCIES = ("EUR", "USD", "GBP")
+PAYMENT_STATUSES = ("succeeded", "failed")
+PAYMENT_METHODS = ("card", "paypal", "bank_transfer")
+FAILURE_REASONS = (
+    "card_declined",
+    "insufficient_funds",
+    "expired_card",
+    "authentication_failed",
+    "fraud_suspected",
+    "processing_error",
+)
+REFUND_KINDS = ("refund", "return")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("country", String(2), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=True),  # NULL: an anonymous visitor
+    Column("started_at", DateTime, nullable=False),
+    Column("ended_at", DateTime, nullable=True),  # NULL while the session is still open
+    Column("landing_page", String(200), nullable=False),
+    Column("page_views", Integer, nullable=False),
+    Index("ix_sessions_started_at", "started_at"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # Nullable on purpose: an order without a customer is a data-integrity violation the pack reports.
+    Column("customer_id", Id, nullable=True),
+    Column("session_id", Id, nullable=True),  # the session the order was placed in (conversion)
+    Column("status", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_orders_created_at", "created_at"),
+    Index("ix_orders_session_id", "session_id"),
+    Index("ix_orders_customer_id", "customer_id"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, nullable=False),
+    Column("product", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("price", Money, nullable=False),  # unit price, the order's currency
+    Index("ix_order_items_order_id", "order_id"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, nullable=True),  # NULL or dangling: a payment without an order (integrity check)
+    Column("status", String(20), nullable=False),
+    Column("failure_reason", String(40), nullable=True),  # one of FAILURE_REASONS when status = 'failed'
+    Column("method", String(20), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_payments_order_id", "order_id"),
+    Index("ix_payments_created_at", "created_at"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", Id, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("kind", String(10), nullable=False),  # refund (money back) | return (goods sent back)
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_refunds_order_id", "order_id"),
+)
+
+TABLES = (users, sessions, orders, order_items, payments, refunds)
