@@ -6,5 +6,6 @@ PROBERS maps a module's `prober:` value to its Prober; adding a protocol is one 
 from __future__ import annotations
 
 from exporter.probes.base import Prober
+from exporter.probes.dns import PROBER as DNS
 
-PROBERS: dict[str, Prober] = {}  # type: ignore[type-arg]
+PROBERS: dict[str, Prober] = {p.name: p for p in (DNS,)}  # type: ignore[type-arg]

@@ -1,0 +1,371 @@
+"""The `dns` prober: one query to a DNS server, checked like blackbox_exporter's prober/dns.go.
+
+The target is the server, "host[:port]" (port 53, or 853 with dns_over_tls); `query_name` is what is
+asked. Records are matched by the validate_*_rrs regular expressions in miekg/dns's text form
+("name<TAB>ttl<TAB>class<TAB>type<TAB>rdata"), the form blackbox users wrote their expressions for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import dns.asyncbackend
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.inet
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pydantic
+
+from exporter.config.types import Regex, StrictModel
+from exporter.probes.base import FailureReason, Prober, ProbeSink
+
+IPProtocol = Literal["ip4", "ip6"]
+
+
+class RRValidator(StrictModel):
+    """Checks over one section's records; an empty validator accepts anything."""
+
+    fail_if_matches_regexp: list[Regex] = []  # any record matches any of them
+    fail_if_all_match_regexp: list[Regex] = []  # every record matches one of them
+    fail_if_not_matches_regexp: list[Regex] = []  # some record misses one of them (or no records)
+    fail_if_none_matches_regexp: list[Regex] = []  # no record matches one of them (or no records)
+
+
+class DNSProbe(StrictModel):
+    query_name: str
+    query_type: str = "ANY"
+    query_class: str = "IN"
+    transport_protocol: Literal["udp", "tcp"] | None = None  # udp, or tcp with dns_over_tls
+    preferred_ip_protocol: IPProtocol = "ip6"
+    ip_protocol_fallback: bool = True
+    source_ip_address: str | None = None
+    recursion_desired: bool = True
+    dns_over_tls: bool = False
+    valid_rcodes: list[str] = ["NOERROR"]
+    validate_answer_rrs: RRValidator = RRValidator()
+    validate_authority_rrs: RRValidator = RRValidator()
+    validate_additional_rrs: RRValidator = RRValidator()
+
+    @pydantic.field_validator("query_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query_name must be set for a dns module")
+        try:
+            dns.name.from_text(value)
+        except dns.exception.DNSException as err:
+            raise ValueError(f"not a valid DNS name: {value!r} ({err})") from None
+        return value
+
+    @pydantic.field_validator("query_type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        try:
+            dns.rdatatype.from_text(value.upper())
+        except dns.exception.DNSException:
+            raise ValueError(f"unknown DNS query type {value!r} (e.g. A, AAAA, MX, SOA, TXT, ANY)") from None
+        return value.upper()
+
+    @pydantic.field_validator("query_class")
+    @classmethod
+    def _class(cls, value: str) -> str:
+        try:
+            dns.rdataclass.from_text(value.upper())
+        except dns.exception.DNSException:
+            raise ValueError(f"unknown DNS query class {value!r} (IN, CH, HS, ANY)") from None
+        return value.upper()
+
+    @pydantic.field_validator("valid_rcodes")
+    @classmethod
+    def _rcodes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                dns.rcode.from_text(value.upper())
+            except dns.exception.DNSException:
+                raise ValueError(f"unknown DNS rcode {value!r} (e.g. NOERROR, NXDOMAIN, SERVFAIL)") from None
+        return [value.upper() for value in values]
+
+    @pydantic.field_validator("source_ip_address")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"not an IP address: {value!r}") from None
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _tls_needs_tcp(self) -> DNSProbe:
+        if self.dns_over_tls and self.transport_protocol == "udp":
+            raise ValueError("dns_over_tls works over tcp only: set transport_protocol: tcp (or leave it out)")
+        return self
+
+    @property
+    def transport(self) -> Literal["udp", "tcp"]:
+        return self.transport_protocol or ("tcp" if self.dns_over_tls else "udp")
+
+
+# ---- target resolution, shared with the icmp prober (same metrics as blackbox's chooseProtocol) ----
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    host: str
+    ip: str
+    family: socket.AddressFamily
+    lookup_seconds: float
+
+
+def ip_addr_hash(ip: str) -> float:
+    """FNV-1a (32 bit) over the address bytes (4 for IPv4, 16 for IPv6), as blackbox_exporter computes
+    probe_ip_addr_hash, so the value stays the same after switching exporters."""
+    packed = ipaddress.ip_address(ip).packed
+    value = 0x811C9DC5
+    for byte in packed:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return float(value)
+
+
+async def resolve_target(host: str, preferred: IPProtocol, fallback: bool, sink: ProbeSink) -> ResolvedTarget | None:
+    """Resolve `host` to one address of the preferred IP version (or the other one if `fallback`).
+
+    Writes probe_dns_lookup_time_seconds, probe_ip_protocol and probe_ip_addr_hash (0 when it failed);
+    records `dns_error` and returns None when there is no usable address.
+    """
+    started = time.perf_counter()
+    wanted = socket.AF_INET6 if preferred == "ip6" else socket.AF_INET
+    chosen: tuple[str, socket.AddressFamily] | None = None
+    problem = ""
+    sink.log(f"resolving {host} ({preferred}, fallback {'on' if fallback else 'off'})")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, None, family=socket.AF_UNSPEC if fallback else wanted, type=socket.SOCK_STREAM
+        )
+        addresses = [(str(info[4][0]), info[0]) for info in infos]
+        preferred_ones = [a for a in addresses if a[1] == wanted]
+        chosen = (preferred_ones or addresses)[0] if addresses else None
+        if chosen is None:
+            problem = f"{host} has no {preferred} address"
+    except socket.gaierror as err:
+        problem = f"cannot resolve {host}: {err.strerror or err}"
+    except UnicodeError as err:
+        problem = f"cannot resolve {host}: not a valid host name ({err})"
+    lookup = time.perf_counter() - started
+    sink.gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", lookup)
+    protocol = 0.0 if chosen is None else (6.0 if chosen[1] == socket.AF_INET6 else 4.0)
+    sink.gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", protocol)
+    sink.gauge(
+        "probe_ip_addr_hash",
+        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+        0.0 if chosen is None else ip_addr_hash(chosen[0]),
+    )
+    if chosen is None:
+        sink.fail(FailureReason.DNS_ERROR, problem)
+        return None
+    sink.log(f"resolved {host} to {chosen[0]} in {lookup:.6f}s")
+    return ResolvedTarget(host=host, ip=chosen[0], family=chosen[1], lookup_seconds=lookup)
+
+
+def split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    """ "host", "host:port", "[v6]:port" or a bare IPv6 address; raises ValueError for a bad port."""
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif target.count(":") == 1:
+        host, port = target.split(":")
+    else:
+        host, port = target, ""
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port {port!r} in target {target!r}")
+    return host, int(port)
+
+
+# ---- the probe ----
+
+
+def rr_texts(section: list[dns.rrset.RRset]) -> list[str]:
+    """One line per record, in miekg/dns's RR.String() layout (tab-separated header fields)."""
+    lines: list[str] = []
+    for rrset in section:
+        header = (
+            f"{rrset.name.to_text()}\t{rrset.ttl}\t{dns.rdataclass.to_text(rrset.rdclass)}\t"
+            f"{dns.rdatatype.to_text(rrset.rdtype)}\t"
+        )
+        lines.extend(header + rdata.to_text() for rdata in rrset)
+    return lines
+
+
+def check_records(records: list[str], validator: RRValidator) -> str | None:
+    """The first broken rule as a readable sentence, or None; the rules of blackbox's validRRs."""
+    if not records and validator.fail_if_not_matches_regexp:
+        return "fail_if_not_matches_regexp is set but there are no records"
+    if not records and validator.fail_if_none_matches_regexp:
+        return "fail_if_none_matches_regexp is set but there are no records"
+    for record in records:
+        for pattern in validator.fail_if_matches_regexp:
+            if pattern.search(record):
+                return f"record {record!r} matches fail_if_matches_regexp {pattern.pattern!r}"
+        for pattern in validator.fail_if_not_matches_regexp:
+            if not pattern.search(record):
+                return f"record {record!r} does not match fail_if_not_matches_regexp {pattern.pattern!r}"
+    patterns = validator.fail_if_all_match_regexp
+    # As blackbox: fails when every record matches every pattern (so also when there are no records).
+    if patterns and all(pattern.search(record) for record in records for pattern in patterns):
+        return "every record matches fail_if_all_match_regexp " + ", ".join(repr(p.pattern) for p in patterns)
+    patterns = validator.fail_if_none_matches_regexp
+    if patterns and not any(pattern.search(record) for record in records for pattern in patterns):
+        return "no record matches fail_if_none_matches_regexp " + ", ".join(repr(p.pattern) for p in patterns)
+    return None
+
+
+def _classify(err: BaseException) -> tuple[FailureReason, str]:
+    if isinstance(err, ConnectionRefusedError):
+        return FailureReason.CONNECTION_REFUSED, "connection refused (nothing listens on the server's DNS port)"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        expired = "expired" in str(err.verify_message or "")
+        reason = FailureReason.CERTIFICATE_EXPIRED if expired else FailureReason.CERTIFICATE_INVALID
+        return reason, f"certificate verification failed: {err.verify_message}"
+    if isinstance(err, ssl.SSLError):
+        return FailureReason.TLS_ERROR, f"TLS handshake failed: {err}"
+    if isinstance(err, dns.exception.Timeout | TimeoutError):
+        return FailureReason.TIMEOUT, "no answer before the deadline"
+    if isinstance(err, EOFError):
+        return FailureReason.CONNECTION_ERROR, "the server closed the connection before answering"
+    if isinstance(err, dns.exception.DNSException | ValueError):
+        return FailureReason.PROTOCOL_ERROR, f"not a valid DNS answer: {err or type(err).__name__}"
+    if isinstance(err, OSError):
+        return FailureReason.CONNECTION_ERROR, f"{type(err).__name__}: {err.strerror or err}"
+    raise err
+
+
+async def _exchange(
+    query: dns.message.Message, server: ResolvedTarget, port: int, config: DNSProbe, phases: dict[str, float]
+) -> dns.message.Message:
+    """Connect (a UDP socket, or a TCP/TLS connection) and ask; the two phases are timed apart."""
+    backend = dns.asyncbackend.get_backend("asyncio")
+    # A connected socket, also for UDP, so an ICMP port-unreachable comes back as "connection refused".
+    destination = (server.ip, port)
+    source = (config.source_ip_address, 0) if config.source_ip_address else None
+    ssl_context = ssl.create_default_context() if config.dns_over_tls else None
+    started = time.perf_counter()
+    socktype = socket.SOCK_DGRAM if config.transport == "udp" else socket.SOCK_STREAM
+    server_name = server.host if ssl_context else None
+    sock: Any = await backend.make_socket(  # type: ignore[no-untyped-call]
+        server.family, socktype, 0, source, destination, None, ssl_context, server_name
+    )
+    try:
+        phases["connect"] = time.perf_counter() - started
+        started = time.perf_counter()
+        try:
+            if config.transport == "udp":
+                return await dns.asyncquery.udp(query, server.ip, port=port, sock=sock)
+            if config.dns_over_tls:
+                return await dns.asyncquery.tls(query, server.ip, port=port, sock=sock)
+            return await dns.asyncquery.tcp(query, server.ip, port=port, sock=sock)
+        finally:
+            phases["request"] = time.perf_counter() - started
+    finally:
+        await sock.close()
+
+
+@dataclass
+class _Outcome:
+    """What the probe learnt so far; written as metrics even when the probe is cancelled midway."""
+
+    phases: dict[str, float] = field(default_factory=lambda: {"resolve": 0.0, "connect": 0.0, "request": 0.0})
+    counts: dict[str, int] = field(default_factory=lambda: {"answer": 0, "authority": 0, "additional": 0})
+    query_succeeded: bool = False
+
+    def write(self, sink: ProbeSink) -> None:
+        for phase, seconds in self.phases.items():
+            sink.gauge("probe_dns_duration_seconds", "Duration of DNS request by phase", seconds, {"phase": phase})
+        for section, count in self.counts.items():
+            sink.gauge(
+                f"probe_dns_{section}_rrs",
+                f"Returns number of entries in the {section} resource record list",
+                float(count),
+            )
+        sink.gauge(
+            "probe_dns_query_succeeded",
+            "Displays whether or not the query was executed successfully",
+            float(self.query_succeeded),
+        )
+
+
+async def probe(target: str, config: DNSProbe, sink: ProbeSink) -> bool:
+    outcome = _Outcome()
+    try:
+        return await _probe(target, config, sink, outcome)
+    finally:
+        # Also a probe cancelled at its deadline reports every series, as blackbox does.
+        outcome.write(sink)
+
+
+async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    try:
+        host, port = split_host_port(target, 853 if config.dns_over_tls else 53)
+    except ValueError as err:
+        return sink.fail(FailureReason.DNS_ERROR, str(err))
+    server = await resolve_target(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
+    if server is None:
+        return False
+    outcome.phases["resolve"] = server.lookup_seconds
+
+    qtype = dns.rdatatype.from_text(config.query_type)
+    query = dns.message.make_query(config.query_name, qtype, dns.rdataclass.from_text(config.query_class))
+    if not config.recursion_desired:
+        query.flags &= ~dns.flags.RD
+    transport = config.transport + ("+tls" if config.dns_over_tls else "")
+    sink.log(
+        f"asking {server.ip}:{port} over {transport}: {config.query_name} {config.query_class} {config.query_type}"
+    )
+    try:
+        response = await _exchange(query, server, port, config, outcome.phases)
+    except Exception as err:  # a transport failure becomes a reason; _classify re-raises anything else
+        reason, detail = _classify(err)
+        return sink.fail(reason, detail)
+
+    sections = {"answer": response.answer, "authority": response.authority, "additional": response.additional}
+    texts = {name: rr_texts(section) for name, section in sections.items()}
+    outcome.counts = {name: len(lines) for name, lines in texts.items()}
+    outcome.query_succeeded = True
+    rcode = dns.rcode.to_text(response.rcode())
+    sink.log(f"answer: rcode {rcode}, " + ", ".join(f"{len(v)} {k}" for k, v in texts.items()))
+    for name, lines in texts.items():
+        for line in lines:
+            sink.log(f"  {name}: {line}")
+
+    if qtype == dns.rdatatype.SOA:
+        serials = [rdata.serial for rrset in response.answer if rrset.rdtype == dns.rdatatype.SOA for rdata in rrset]
+        sink.gauge("probe_dns_serial", "Returns the serial number of the zone", float(serials[-1] if serials else 0))
+
+    if rcode not in config.valid_rcodes:
+        return sink.fail(FailureReason.DNS_RCODE, f"rcode {rcode} is not one of valid_rcodes {config.valid_rcodes}")
+    validators = {
+        "answer": config.validate_answer_rrs,
+        "authority": config.validate_authority_rrs,
+        "additional": config.validate_additional_rrs,
+    }
+    for name, validator in validators.items():
+        problem = check_records(texts[name], validator)
+        if problem is not None:
+            return sink.fail(FailureReason.DNS_RECORDS, f"validate_{name}_rrs: {problem}")
+    return True
+
+
+PROBER = Prober("dns", DNSProbe, probe)

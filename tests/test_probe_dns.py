@@ -1,0 +1,264 @@
+"""The dns prober against a real DNS server on loopback (tests/dns_server.py), UDP and TCP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dns.flags
+import pydantic
+import pytest
+
+from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.dns import DNSProbe, probe
+from tests.conftest import free_port
+from tests.dns_server import DNSServer, dns_server
+
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+def samples(sink: ProbeSink) -> Samples:
+    out: Samples = {}
+    for family in sink.families():
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(sink: ProbeSink, name: str, **labels: str) -> float:
+    return samples(sink)[name][tuple(sorted(labels.items()))]
+
+
+def run(target: str, **options: Any) -> tuple[bool, ProbeSink]:
+    sink = ProbeSink()
+    success = asyncio.run(probe(target, DNSProbe(**options), sink))
+    return success, sink
+
+
+@pytest.fixture(scope="module")
+def server() -> Any:
+    with dns_server() as running:
+        yield running
+
+
+def test_a_query_over_udp_counts_records_and_reports_the_blackbox_series(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="www.example.test", query_type="A")
+    assert success, sink.failure
+    assert sink.failure is None
+    assert value(sink, "probe_dns_answer_rrs") == 2
+    assert value(sink, "probe_dns_authority_rrs") == 0
+    assert value(sink, "probe_dns_additional_rrs") == 0
+    assert value(sink, "probe_dns_query_succeeded") == 1
+    # 127.0.0.1 has no IPv6 address: the default ip6 preference falls back to ip4, as blackbox does.
+    assert value(sink, "probe_ip_protocol") == 4
+    assert value(sink, "probe_ip_addr_hash") == 3668918509  # what blackbox_exporter 0.23 reports for 127.0.0.1
+    assert set(samples(sink)["probe_dns_duration_seconds"]) == {
+        (("phase", "resolve"),),
+        (("phase", "connect"),),
+        (("phase", "request"),),
+    }
+    assert value(sink, "probe_dns_duration_seconds", phase="request") > 0
+    assert "probe_dns_serial" not in samples(sink)  # only for SOA queries
+    assert server.queries[-1][0] == "udp"
+
+
+def test_tcp_transport_sends_the_query_over_tcp(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="www.example.test", query_type="AAAA", transport_protocol="tcp")
+    assert success, sink.failure
+    assert value(sink, "probe_dns_answer_rrs") == 1
+    assert server.queries[-1][0] == "tcp"
+
+
+def test_soa_query_reports_the_zone_serial(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="example.test", query_type="SOA")
+    assert success, sink.failure
+    assert value(sink, "probe_dns_serial") == 2024031501
+
+
+def test_mx_answer_with_glue_in_the_additional_section(server: DNSServer) -> None:
+    success, sink = run(
+        server.address,
+        query_name="example.test",
+        query_type="MX",
+        validate_answer_rrs={"fail_if_not_matches_regexp": [r"\tMX\t10 mail\.example\.test\.$"]},
+        validate_additional_rrs={"fail_if_none_matches_regexp": [r"192\.0\.2\.30"]},
+    )
+    assert success, sink.failure
+    assert value(sink, "probe_dns_answer_rrs") == 1
+    assert value(sink, "probe_dns_additional_rrs") == 1
+
+
+def test_any_is_the_default_query_type(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="example.test")
+    assert success, sink.failure
+    assert value(sink, "probe_dns_answer_rrs") == 5  # SOA, NS, A, MX, TXT
+
+
+def test_records_are_matched_in_miekg_text_form(server: DNSServer) -> None:
+    # blackbox users write their expressions against "name<TAB>ttl<TAB>class<TAB>type<TAB>rdata".
+    success, sink = run(
+        server.address,
+        query_name="www.example.test",
+        query_type="A",
+        validate_answer_rrs={"fail_if_not_matches_regexp": [r"^www\.example\.test\.\t300\tIN\tA\t192\.0\.2\.2[01]$"]},
+    )
+    assert success, sink.failure
+
+
+def test_nxdomain_fails_with_dns_rcode_unless_it_is_a_valid_rcode(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="nothing-here.example.test", query_type="A")
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.DNS_RCODE
+    assert "NXDOMAIN" in sink.failure[1]
+    assert value(sink, "probe_dns_authority_rrs") == 1  # the SOA, as for any negative answer
+    assert value(sink, "probe_dns_query_succeeded") == 1  # the query worked; its answer is what failed
+
+    success, sink = run(server.address, query_name="nothing-here.example.test", valid_rcodes=["NXDOMAIN"])
+    assert success, sink.failure
+
+
+def test_servfail_fails_with_dns_rcode(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="servfail.example.test", query_type="A")
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.DNS_RCODE
+    assert "SERVFAIL" in sink.failure[1]
+
+
+@pytest.mark.parametrize(
+    ("section", "rule", "patterns", "query_type", "passes"),
+    [
+        ("answer", "fail_if_matches_regexp", [r"192\.0\.2\.21"], "A", False),
+        ("answer", "fail_if_matches_regexp", [r"198\.51\.100\."], "A", True),
+        ("answer", "fail_if_not_matches_regexp", [r"192\.0\.2\.20"], "A", False),  # .21 does not match
+        ("answer", "fail_if_not_matches_regexp", [r"192\.0\.2\.2"], "A", True),
+        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.2"], "A", False),
+        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.21"], "A", True),
+        ("answer", "fail_if_none_matches_regexp", [r"198\.51\.100\."], "A", False),
+        ("answer", "fail_if_none_matches_regexp", [r"192\.0\.2\.21"], "A", True),
+        ("answer", "fail_if_not_matches_regexp", [r"."], "MX", False),  # no records at all
+        ("authority", "fail_if_none_matches_regexp", [r"\tSOA\t"], "A", False),  # an answer: no authority
+        ("authority", "fail_if_none_matches_regexp", [r"\tSOA\t"], "MX", True),  # NODATA carries the SOA
+        ("additional", "fail_if_matches_regexp", [r"."], "A", True),
+    ],
+)
+def test_record_validation_rules(  # noqa: PLR0917
+    server: DNSServer, section: str, rule: str, patterns: list[str], query_type: str, passes: bool
+) -> None:
+    success, sink = run(
+        server.address,
+        query_name="www.example.test",
+        query_type=query_type,
+        **{f"validate_{section}_rrs": {rule: patterns}},
+    )
+    assert success is passes, sink.failure
+    if not passes:
+        assert sink.failure is not None
+        assert sink.failure[0] is FailureReason.DNS_RECORDS
+        assert sink.failure[1].startswith(f"validate_{section}_rrs: ")
+
+
+def test_recursion_desired_flag_follows_the_option(server: DNSServer) -> None:
+    run(server.address, query_name="www.example.test", query_type="A")
+    assert server.queries[-1][1].flags & dns.flags.RD
+    run(server.address, query_name="www.example.test", query_type="A", recursion_desired=False)
+    assert not server.queries[-1][1].flags & dns.flags.RD
+
+
+def test_query_class_is_sent_as_configured(server: DNSServer) -> None:
+    run(server.address, query_name="version.bind", query_type="TXT", query_class="CH")
+    assert dns.rdataclass.to_text(server.queries[-1][1].question[0].rdclass) == "CH"
+
+
+def test_a_server_name_that_does_not_resolve_is_a_dns_error() -> None:
+    success, sink = run("no-such-dns-server.invalid", query_name="example.test")
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.DNS_ERROR
+    assert "no-such-dns-server.invalid" in sink.failure[1]
+    assert value(sink, "probe_ip_protocol") == 0
+    assert value(sink, "probe_dns_query_succeeded") == 0
+
+
+def test_ip4_only_without_fallback_cannot_reach_an_ipv6_server() -> None:
+    success, sink = run("::1", query_name="example.test", preferred_ip_protocol="ip4", ip_protocol_fallback=False)
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.DNS_ERROR
+
+
+def test_ipv6_server() -> None:
+    with dns_server(host="::1") as server:
+        success, sink = run(server.address, query_name="www.example.test", query_type="A")
+    assert success, sink.failure
+    assert value(sink, "probe_ip_protocol") == 6
+    assert value(sink, "probe_ip_addr_hash") == 1751717746  # blackbox_exporter 0.23's value for ::1
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_closed_port_is_connection_refused(transport: str) -> None:
+    success, sink = run(f"127.0.0.1:{free_port()}", query_name="example.test", transport_protocol=transport)
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.CONNECTION_REFUSED
+    assert value(sink, "probe_dns_query_succeeded") == 0
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_an_answer_that_is_not_dns_is_a_protocol_error(server: DNSServer, transport: str) -> None:
+    success, sink = run(server.address, query_name="garbage.example.test", transport_protocol=transport)
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_server_that_never_answers_still_reports_every_series_when_cancelled(
+    server: DNSServer, transport: str
+) -> None:
+    # The runner cancels a probe at its deadline and records `timeout`; what the prober wrote stays.
+    sink = ProbeSink()
+    config = DNSProbe(query_name="silent.example.test", transport_protocol=transport)
+
+    async def probe_until_deadline() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(probe(server.address, config, sink), 0.3)
+
+    asyncio.run(probe_until_deadline())
+    assert sink.failure is None
+    assert value(sink, "probe_dns_query_succeeded") == 0
+    assert value(sink, "probe_dns_answer_rrs") == 0
+    assert len(samples(sink)["probe_dns_duration_seconds"]) == 3
+
+
+def test_a_bad_port_in_the_target_fails_clearly() -> None:
+    success, sink = run("127.0.0.1:99999", query_name="example.test")
+    assert not success
+    assert sink.failure is not None
+    assert "99999" in sink.failure[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"query_name": "example.test", "query_type": "NOPE"}, "unknown DNS query type 'NOPE'"),
+        ({"query_name": "example.test", "query_class": "XX"}, "unknown DNS query class 'XX'"),
+        ({"query_name": "example.test", "valid_rcodes": ["FINE"]}, "unknown DNS rcode 'FINE'"),
+        ({"query_name": ""}, "query_name must be set"),
+        ({"query_name": "a", "transport_protocol": "udp", "dns_over_tls": True}, "dns_over_tls works over tcp"),
+        ({"query_name": "a", "transport_protocol": "quic"}, "'udp' or 'tcp'"),
+        ({"query_name": "a", "validate_answer_rrs": {"fail_if_matches_regexp": ["("]}}, "not a valid regular"),
+        ({"query_name": "a", "source_ip_address": "here"}, "not an IP address"),
+        ({"query_name": "a", "query_typo": "A"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_config_errors_name_the_problem(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message.replace("(", r"\(")):
+        DNSProbe(**options)
+
+
+def test_query_type_and_rcodes_are_case_insensitive() -> None:
+    config = DNSProbe(query_name="example.test", query_type="aaaa", valid_rcodes=["nxdomain"])
+    assert config.query_type == "AAAA"
+    assert config.valid_rcodes == ["NXDOMAIN"]
