@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from exporter.probes.base import Prober
 from exporter.probes.dns import PROBER as DNS
+from exporter.probes.tcp import PROBER as TCP
 
-PROBERS: dict[str, Prober] = {p.name: p for p in (DNS,)}  # type: ignore[type-arg]
+PROBERS: dict[str, Prober] = {p.name: p for p in (DNS, TCP)}  # type: ignore[type-arg]

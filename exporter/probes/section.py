@@ -1,17 +1,89 @@
-"""The `probes:` section of pulse.yml (filled in by the probes work)."""
+"""The `probes:` section of pulse.yml and the collector of the probes' own metrics on /metrics.
+
+Probes themselves run when Prometheus scrapes /probe (web/routes.py, probes/runner.py). What /metrics
+shows is the exporter's record of them, counted at every /probe call, so probe SLOs can be computed
+from Pulse's own history even between (or without) the probe scrapes being stored:
+
+    pulse_probes_total{module, result="success"|"failure"}
+    pulse_probe_duration_seconds{module} (histogram)
+"""
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+
 from exporter.collectors.base import Collector, CollectorType
-from exporter.config.types import StrictModel
+from exporter.probes.config import ProbesConfig
+
+__all__ = ["PROBES", "ProbesCollector", "ProbesConfig"]
+
+COLLECTOR_NAME = "probes"
+# From a local TCP connect (well under 5 ms) to blackbox's 120 s ceiling; fine where SLOs are set
+# (a few hundred ms to a few seconds).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
-class ProbesConfig(StrictModel):
-    pass
+@dataclass
+class _ModuleRecord:
+    successes: int = 0
+    failures: int = 0
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))  # last: +Inf
+    seconds_sum: float = 0.0
+
+
+class ProbesCollector(Collector):
+    """Counts of probes run through /probe, per module. Kept across reloads while the set of module
+    names is unchanged (its `config`), so adding a target or changing a module's options does not reset
+    the counters; modules that appear or disappear give a fresh collector, so no stale series remain."""
+
+    def __init__(self, module_names: Iterable[str]) -> None:
+        names = tuple(sorted(module_names))
+        super().__init__(COLLECTOR_NAME, names)
+        # Every configured module from the start, at 0: rate() needs the series before the first probe.
+        self._records = {name: _ModuleRecord() for name in names}
+
+    def record(self, module: str, success: bool, seconds: float) -> None:
+        """Called by the runner after each probe (on the event loop, so no lock is needed)."""
+        entry = self._records.get(module)
+        if entry is None:  # a module added by a reload while this collector was being replaced
+            entry = self._records[module] = _ModuleRecord()
+        if success:
+            entry.successes += 1
+        else:
+            entry.failures += 1
+        entry.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        entry.seconds_sum += seconds
+
+    async def collect(self) -> Sequence[Metric]:
+        total = CounterMetricFamily(
+            "pulse_probes", "Probes run through /probe, by module and result.", labels=["module", "result"]
+        )
+        duration = HistogramMetricFamily(
+            "pulse_probe_duration_seconds", "Duration of the probes run through /probe, by module.", labels=["module"]
+        )
+        for module, entry in sorted(self._records.items()):
+            total.add_metric([module, "success"], entry.successes)
+            total.add_metric([module, "failure"], entry.failures)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*DURATION_BUCKETS, float("inf")), entry.bucket_counts, strict=True):
+                cumulative += count
+                buckets.append((_bound_label(bound), cumulative))
+            duration.add_metric([module], buckets, entry.seconds_sum)
+        return [total, duration]
+
+
+def _bound_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def build(config: ProbesConfig) -> list[Collector]:
-    return []
+    # Without modules /probe can only answer 400: no collector, nothing added to /metrics.
+    return [ProbesCollector(config.modules)] if config.modules else []
 
 
 PROBES = CollectorType("probes", ProbesConfig, build)

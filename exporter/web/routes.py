@@ -6,15 +6,30 @@
 /-/healthy   200 while the process serves
 /-/ready     200 once the config is loaded and collectors are running, else 503
 /-/reload    POST: reload both config files; 500 with the errors if the new config is bad
+/probe       `target=..&module=..`: run one probe now and return its metrics (blackbox_exporter's
+             multi-target pattern); only for targets listed in `probes.targets` with that module or
+             matching `probes.allow` (403 otherwise, and nothing leaves the host); `debug=true` for a trace
+/sd/probes   the configured probe targets for Prometheus' http_sd_configs (JSON)
 """
 
 from __future__ import annotations
 
 import gzip
 import html
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pydantic
+import yaml
 
 from exporter import __version__
 from exporter.app import Exporter
+from exporter.exposition import encode, encode_text
+from exporter.probes.config import ProbeModule
+from exporter.probes.runner import InvalidTimeoutHeader, run_probe
+from exporter.probes.section import COLLECTOR_NAME as PROBES_COLLECTOR
+from exporter.probes.section import ProbesCollector
 from exporter.web.server import Request, Response
 
 DEFAULT_SCRAPE_TIMEOUT = 10.0  # when Prometheus does not send X-Prometheus-Scrape-Timeout-Seconds
@@ -50,9 +65,13 @@ class Routes:
                 return Response(405, b"Only POST or PUT requests allowed\n", headers=[("Allow", "POST, PUT")])
             ok, message = await self.exporter.reload()
             return Response(200 if ok else 500, message.encode() + b"\n")
+        if path == "/probe" and reads:
+            return await self._probe(request)
+        if path == "/sd/probes" and reads:
+            return self._sd_probes()
         if path == "/" and reads:
             return Response(200, self._landing_page().encode(), content_type="text/html; charset=utf-8")
-        if path in ("/", "/metrics", "/-/healthy", "/-/ready"):
+        if path in ("/", "/metrics", "/-/healthy", "/-/ready", "/probe", "/sd/probes"):
             return Response(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD")])
         return Response(404, b"Not found\n")
 
@@ -81,6 +100,63 @@ class Routes:
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, body, content_type=content_type, headers=headers)
 
+    async def _probe(self, request: Request) -> Response:
+        probes = self.exporter.config.probes
+        module_name = _single(request.query, "module")
+        target = _single(request.query, "target")
+        if not module_name:
+            return Response(400, b"module parameter is missing\n")
+        module = probes.modules.get(module_name)
+        if module is None:
+            return Response(400, f"unknown module {module_name!r}\n".encode())
+        if not target:
+            return Response(400, b"target parameter is missing\n")
+        if "hostname" in request.query:
+            # blackbox lets the URL set the http Host header; Pulse lets nothing in the URL change a module.
+            return Response(400, b"hostname parameter is not supported: set the Host header in the module\n")
+        if not probes.allows(target, module_name):
+            return Response(
+                403,
+                f"target {target!r} is not allowed with module {module_name!r}: "
+                "list it in probes.targets with that module, or match it with probes.allow\n".encode(),
+            )
+        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
+        try:
+            families, sink = await run_probe(
+                module_name,
+                module,
+                target,
+                request.headers.get("x-prometheus-scrape-timeout-seconds"),
+                record=collector.record if isinstance(collector, ProbesCollector) else None,
+            )
+        except InvalidTimeoutHeader as err:
+            return Response(400, f"{err}\n".encode())
+        if _single(request.query, "debug") == "true":
+            module_yaml = yaml.safe_dump(_resolved_module(module), sort_keys=False, default_flow_style=False)
+            text = (
+                "Logs for the probe:\n"
+                + "".join(f"{line}\n" for line in sink.trace)
+                + "\n\nMetrics that would have been returned:\n"
+                + encode_text(families).decode()
+                + "\n\nModule configuration:\n"
+                + module_yaml
+            )
+            return Response(200, text.encode())
+        body, content_type = encode(families, request.headers.get("accept", ""))
+        return Response(200, body, content_type=content_type)
+
+    def _sd_probes(self) -> Response:
+        groups = [
+            {
+                "targets": [target.target],
+                # `module` keeps two modules probing one target apart as series; `__param_module` becomes
+                # the scrape's module= parameter without any relabelling.
+                "labels": {**target.labels, "module": target.module, "__param_module": target.module},
+            }
+            for target in self.exporter.config.probes.targets
+        ]
+        return Response(200, json.dumps(groups).encode(), content_type="application/json")
+
     def _landing_page(self) -> str:
         rows = []
         for collector in self.exporter.collectors:
@@ -98,7 +174,59 @@ class Routes:
 <p>Version {html.escape(__version__)} &middot; config {html.escape(self.exporter.config_name)}
 &middot; last reload {reload_state}</p>
 <ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
-<li><a href="-/ready">Readiness</a></li></ul>
+<li><a href="-/ready">Readiness</a></li><li><a href="sd/probes">Probe targets (http_sd)</a></li></ul>
+{self._probe_table()}
 <h2>Collectors</h2><table><tr><th>Collector</th><th>Last scrape</th></tr>
 {"".join(rows)}</table></body></html>
 """
+
+    def _probe_table(self) -> str:
+        targets = self.exporter.config.probes.targets
+        if not targets:
+            return ""
+        rows = []
+        for target in targets:
+            query = urlencode({"target": target.target, "module": target.module})
+            rows.append(
+                f"<tr><td>{html.escape(target.target)}</td><td>{html.escape(target.module)}</td>"
+                f'<td><a href="probe?{html.escape(query)}">probe</a> '
+                f'<a href="probe?{html.escape(query)}&amp;debug=true">debug</a></td></tr>'
+            )
+        return "<h2>Probes</h2><table><tr><th>Target</th><th>Module</th><th></th></tr>" + "".join(rows) + "</table>"
+
+
+def _single(query: dict[str, list[str]], name: str) -> str:
+    """A query parameter's first value ("" when absent), as Go's url.Values.Get."""
+    values = query.get(name)
+    return values[0] if values else ""
+
+
+def _resolved_module(module: ProbeModule) -> dict[str, Any]:
+    """The module as the probe used it: its prober's options with every default filled in, secrets hidden."""
+    data = {"prober": module.prober, "timeout": module.model_dump(mode="json")["timeout"]}
+    data[module.prober] = _redacted(module.settings())
+    return data
+
+
+def _redacted(model: pydantic.BaseModel) -> Any:
+    """The model as plain data for the debug page, with secret fields shown as <secret>."""
+    data = model.model_dump(mode="json")
+    _redact(model, data)
+    return data
+
+
+def _redact(model: pydantic.BaseModel, data: Any) -> None:
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if field.json_schema_extra == {"secret": True} and value is not None:
+            data[name] = "<secret>"
+        elif isinstance(value, pydantic.BaseModel):
+            _redact(value, data[name])
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, pydantic.BaseModel):
+                    _redact(item, data[name][index])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, pydantic.BaseModel):
+                    _redact(item, data[name][key])

@@ -1,0 +1,117 @@
+"""Run one probe the way blackbox_exporter's handler does: within the scrape's deadline, always ending
+in a set of metrics (a failing target is `probe_success 0`, never an HTTP error).
+
+Timeout: the `X-Prometheus-Scrape-Timeout-Seconds` header (120 s without one) minus TIMEOUT_OFFSET,
+capped by the module's `timeout`. At the deadline the prober is cancelled and the probe fails with
+reason `timeout`; what the prober had written so far is kept, as blackbox keeps its registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.probes import PROBERS
+from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.config import ProbeModule
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCRAPE_TIMEOUT = 120.0  # blackbox's value when Prometheus sends no timeout header
+TIMEOUT_OFFSET = 0.5  # blackbox's --timeout-offset: time left to encode and send the answer
+MIN_TIMEOUT = 0.01  # a header below the offset still gets a (hopeless) attempt rather than none
+
+Recorder = Callable[[str, bool, float], None]  # (module, success, seconds)
+
+
+class InvalidTimeoutHeader(ValueError):
+    """X-Prometheus-Scrape-Timeout-Seconds is not a number."""
+
+
+def probe_timeout(scrape_timeout_header: str | None, module_timeout: float | None) -> float:
+    """Seconds the probe may take; raises InvalidTimeoutHeader for a header that is not a number."""
+    scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
+    if scrape_timeout_header:
+        try:
+            scrape_timeout = float(scrape_timeout_header)
+        except ValueError:
+            raise InvalidTimeoutHeader(
+                f"X-Prometheus-Scrape-Timeout-Seconds is not a number: {scrape_timeout_header!r}"
+            ) from None
+        if not scrape_timeout > 0:  # also NaN
+            scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
+    available = scrape_timeout - TIMEOUT_OFFSET
+    if module_timeout and (module_timeout < available or available <= 0):
+        return module_timeout
+    return max(MIN_TIMEOUT, available)
+
+
+async def run_probe(
+    module_name: str,
+    module: ProbeModule,
+    target: str,
+    scrape_timeout_header: str | None,
+    record: Recorder | None = None,
+) -> tuple[list[Metric], ProbeSink]:
+    """Probe `target` with `module`; returns the metric families to serve and the sink (for its trace)."""
+    timeout = probe_timeout(scrape_timeout_header, module.timeout)
+    prober = PROBERS[module.prober]
+    sink = ProbeSink()
+    sink.log(f"beginning probe: module={module_name} prober={module.prober} target={target} timeout={timeout:g}s")
+    try:
+        async with asyncio.timeout(timeout):
+            success = await prober.probe(target, module.settings(), sink)
+    except TimeoutError:
+        success = sink.fail(FailureReason.TIMEOUT, f"no result within the {timeout:g}s timeout")
+    except OSError as err:
+        success = _prober_bug(sink, FailureReason.CONNECTION_ERROR, module_name, target, err)
+    except Exception as err:
+        success = _prober_bug(sink, FailureReason.PROTOCOL_ERROR, module_name, target, err)
+    if success and sink.failure is not None:
+        success = False  # a prober that recorded a failure and still said yes: the failure wins
+    elif not success and sink.failure is None:
+        sink.fail(FailureReason.PROTOCOL_ERROR, "the prober reported failure without a reason")
+    seconds = time.perf_counter() - sink.started
+
+    families = sink.families()
+    families.append(
+        GaugeMetricFamily(
+            "probe_duration_seconds", "Returns how long the probe took to complete in seconds", value=seconds
+        )
+    )
+    families.append(
+        GaugeMetricFamily("probe_success", "Displays whether or not the probe was a success", value=1 if success else 0)
+    )
+    if sink.failure is not None and not success:
+        reason, detail = sink.failure
+        failure = GaugeMetricFamily(
+            "probe_failure_info", "Why the probe failed (1 for the reason; absent on success)", labels=["reason"]
+        )
+        failure.add_metric([reason.value], 1)
+        families.append(failure)
+        sink.log(f"probe failed after {seconds:.6f}s: {reason.value}: {detail}")
+        # blackbox logs failed probes at debug level too: a target down for a day would otherwise write a
+        # line per scrape; probe_failure_info and `debug=true` are where users look.
+        log.debug(
+            "probe failed", extra={"module": module_name, "target": target, "reason": reason.value, "err": detail}
+        )
+    else:
+        sink.log(f"probe succeeded after {seconds:.6f}s")
+    if record is not None:
+        record(module_name, bool(success), seconds)
+    return families, sink
+
+
+def _prober_bug(sink: ProbeSink, reason: FailureReason, module_name: str, target: str, err: Exception) -> bool:
+    """A prober let an exception out: a bug in Pulse (or an unforeseen error), reported as a failure."""
+    log.warning(
+        "prober raised an exception",
+        exc_info=err,
+        extra={"module": module_name, "target": target, "err": f"{type(err).__name__}: {err}"},
+    )
+    return sink.fail(reason, f"{type(err).__name__}: {err}")
