@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from exporter.probes.base import Prober
 from exporter.probes.dns import PROBER as DNS
+from exporter.probes.icmp import PROBER as ICMP
 from exporter.probes.tcp import PROBER as TCP
 
-PROBERS: dict[str, Prober] = {p.name: p for p in (DNS, TCP)}  # type: ignore[type-arg]
+PROBERS: dict[str, Prober] = {p.name: p for p in (DNS, ICMP, TCP)}  # type: ignore[type-arg]
