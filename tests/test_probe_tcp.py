@@ -1,0 +1,428 @@
+"""The tcp prober against real servers on loopback: connect, query_response dialogues, TLS, STARTTLS,
+and each way it can fail; the shared name resolution; and a differential run against blackbox_exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.config import BlackboxFile
+from exporter.probes.runner import run_probe
+from exporter.probes.tcp import (
+    ResolveError,
+    TCPProbe,
+    expand,
+    ip_addr_hash,
+    resolve_target,
+    split_host_port,
+)
+from exporter.probes.tcp import (
+    probe as tcp_probe,
+)
+from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context, sink_samples
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def probe_server(handler: Handler, config: dict[str, object]) -> tuple[bool, ProbeSink]:
+    """Start a TCP server running `handler` on loopback and probe it with a tcp module `config`."""
+
+    async def scenario() -> tuple[bool, ProbeSink]:
+        async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(guarded, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        sink = ProbeSink()
+        try:
+            options = TCPProbe.model_validate({"preferred_ip_protocol": "ip4", **config})
+            success = await asyncio.wait_for(tcp_probe(f"127.0.0.1:{port}", options, sink), 10)
+        finally:
+            server.close()
+        return success, sink
+
+    return asyncio.run(scenario())
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()
+
+
+def reason(sink: ProbeSink) -> FailureReason | None:
+    return sink.failure[0] if sink.failure else None
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+# ------------------------------------------------------------------------------------------------ connect
+
+
+def test_a_listening_port_is_a_success_with_blackbox_address_metrics() -> None:
+    success, sink = probe_server(silent, {})
+    samples = sink_samples(sink)
+    assert success, sink.trace
+    assert samples["probe_ip_protocol"] == 4
+    # blackbox 0.23 reports this value for 127.0.0.1 (FNV-1a of the 4 address bytes).
+    assert samples["probe_ip_addr_hash"] == 3668918509
+    assert samples["probe_failed_due_to_regex"] == 0
+    assert samples["probe_dns_lookup_time_seconds"] >= 0
+
+
+def test_a_refused_port_fails_with_connection_refused() -> None:
+    async def scenario() -> tuple[bool, ProbeSink]:
+        sink = ProbeSink()
+        options = TCPProbe(preferred_ip_protocol="ip4")
+        return await tcp_probe(f"127.0.0.1:{refused_port()}", options, sink), sink
+
+    success, sink = asyncio.run(scenario())
+    assert not success
+    assert reason(sink) is FailureReason.CONNECTION_REFUSED
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "127.0.0.1:http", "::1:80", "127.0.0.1:70000", ":80"])
+def test_a_target_that_is_not_host_port_fails_without_connecting(target: str) -> None:
+    sink = ProbeSink()
+    assert not asyncio.run(tcp_probe(target, TCPProbe(), sink))
+    assert reason(sink) is FailureReason.CONNECTION_ERROR
+    assert "probe_ip_protocol" not in sink_samples(sink)
+
+
+def test_a_name_that_does_not_resolve_is_a_dns_error_with_zeroed_address_metrics() -> None:
+    sink = ProbeSink()
+    assert not asyncio.run(tcp_probe("no-such-host.invalid:80", TCPProbe(), sink))
+    assert reason(sink) is FailureReason.DNS_ERROR
+    samples = sink_samples(sink)
+    assert samples["probe_ip_protocol"] == 0
+    assert samples["probe_ip_addr_hash"] == 0
+
+
+def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout() -> None:
+    """A server that accepts and never says anything: the runner's deadline ends the probe."""
+
+    async def scenario() -> tuple[list[str], ProbeSink]:
+        accepted = asyncio.Event()
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set()
+            await reader.read()
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        module = BlackboxFile.model_validate(
+            {"modules": {"m": {"prober": "tcp", "timeout": "300ms", "tcp": {"query_response": [{"expect": "^hi"}]}}}}
+        ).modules["m"]
+        families, sink = await run_probe("m", module, f"127.0.0.1:{port}", None)
+        server.close()
+        assert accepted.is_set()
+        return [f"{s.name}{s.labels}={s.value}" for f in families for s in f.samples], sink
+
+    samples, sink = asyncio.run(scenario())
+    assert reason(sink) is FailureReason.TIMEOUT
+    assert "probe_success{}=0" in samples
+    assert "probe_failure_info{'reason': 'timeout'}=1" in samples
+    assert "probe_failed_due_to_regex{}=0" in samples  # still written when the probe was cancelled
+
+
+# ----------------------------------------------------------------------------------------- query_response
+
+
+def test_query_response_sends_what_it_extracted_with_regex_groups() -> None:
+    received: list[str] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* noise before the greeting\r\nSESSION abc123 ready\r\n")
+        await writer.drain()
+        received.append((await reader.readline()).decode())
+        writer.write(b"OK authenticated\r\n")
+        await writer.drain()
+        received.append((await reader.readline()).decode())
+
+    success, sink = probe_server(
+        session,
+        {
+            "query_response": [
+                {"expect": r"^SESSION (?P<id>\w+) ready$", "send": "AUTH ${1} $id $$5 ${nope}"},
+                {"expect": "^OK", "send": "QUIT"},
+            ]
+        },
+    )
+    assert success, sink.trace
+    assert received == ["AUTH abc123 abc123 $5 \n", "QUIT\n"]
+    assert sink_samples(sink)["probe_failed_due_to_regex"] == 0
+
+
+def test_an_expect_no_line_matched_before_close_fails_due_to_regex() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"500 go away\r\n")
+        await writer.drain()
+
+    success, sink = probe_server(refuse, {"query_response": [{"expect": "^220 "}]})
+    assert not success
+    assert reason(sink) is FailureReason.QUERY_RESPONSE
+    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+
+
+def test_a_line_longer_than_64_kib_is_a_protocol_error() -> None:
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"x" * (70 * 1024) + b"\n")
+        await writer.drain()
+        await reader.read()
+
+    success, sink = probe_server(flood, {"query_response": [{"expect": "^220 "}]})
+    assert not success
+    assert reason(sink) is FailureReason.PROTOCOL_ERROR
+
+
+def test_send_without_expect_writes_at_once() -> None:
+    received: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readline())
+
+    success, _ = probe_server(record, {"query_response": [{"send": "PING"}]})
+    assert success
+    for _ in range(100):  # the server task may still be reading when the probe returns
+        if received:
+            break
+        time.sleep(0.01)
+    assert received == [b"PING\n"]
+
+
+def test_expand_follows_go_template_rules() -> None:
+    match = re.search(r"(?P<word>\w+)-(\d+)", "abc-42")
+    assert match is not None
+    assert expand("$1x ${1}x $2 ${word} $$ $ $9", match) == " abcx 42 abc $ $ "
+
+
+# ------------------------------------------------------------------------------------------------- TLS
+
+
+def probe_tls_server(
+    certificates: Certificates, pair_name: str, tcp_options: dict[str, object]
+) -> tuple[bool, ProbeSink]:
+    pair = getattr(certificates, pair_name)
+
+    async def scenario() -> tuple[bool, ProbeSink]:
+        async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(b"hello over tls\n")
+                await writer.drain()
+                await reader.read()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(greet, "127.0.0.1", 0, ssl=server_ssl_context(pair))
+        port = server.sockets[0].getsockname()[1]
+        sink = ProbeSink()
+        try:
+            options = TCPProbe.model_validate({"preferred_ip_protocol": "ip4", "tls": True, **tcp_options})
+            success = await asyncio.wait_for(tcp_probe(f"127.0.0.1:{port}", options, sink), 10)
+        finally:
+            server.close()
+        return success, sink
+
+    return asyncio.run(scenario())
+
+
+def test_tls_connect_reports_certificate_and_version(certificates: Certificates) -> None:
+    success, sink = probe_tls_server(
+        certificates,
+        "ca_signed",
+        {"tls_config": {"ca_file": str(certificates.ca_file)}, "query_response": [{"expect": "^hello over tls$"}]},
+    )
+    assert success, sink.trace
+    samples = sink_samples(sink)
+    not_after = certificates.ca_signed.certificate.not_valid_after_utc.timestamp()
+    assert samples["probe_ssl_earliest_cert_expiry"] == not_after
+    assert samples["probe_ssl_leaf_not_after_timestamp_seconds"] == not_after
+    assert any(key.startswith("probe_tls_version_info{") for key in samples)
+    assert any(key.startswith("probe_ssl_last_chain_info{") for key in samples)
+
+
+def test_tls_to_an_expired_certificate_fails_as_expired_and_still_reports_the_leaf(
+    certificates: Certificates,
+) -> None:
+    success, sink = probe_tls_server(certificates, "expired", {"tls_config": {"ca_file": str(certificates.ca_file)}})
+    assert not success
+    assert reason(sink) is FailureReason.CERTIFICATE_EXPIRED
+    expected = certificates.expired.certificate.not_valid_after_utc.timestamp()
+    assert sink_samples(sink)["probe_ssl_leaf_not_after_timestamp_seconds"] == expected
+
+
+def test_tls_to_an_untrusted_certificate_is_certificate_invalid(certificates: Certificates) -> None:
+    success, sink = probe_tls_server(certificates, "self_signed", {})
+    assert not success
+    assert reason(sink) is FailureReason.CERTIFICATE_INVALID
+
+
+def test_tls_to_a_plain_tcp_server_is_a_tls_error() -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-not-tls\r\n" * 10)
+        await writer.drain()
+
+    success, sink = probe_server(plain, {"tls": True, "tls_config": {"insecure_skip_verify": True}})
+    assert not success
+    assert reason(sink) is FailureReason.TLS_ERROR
+
+
+def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificates: Certificates) -> None:
+    server_context = server_ssl_context(certificates.ca_signed)
+    after_tls: list[str] = []
+
+    async def smtp_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 mail.test ESMTP\r\n")
+        await writer.drain()
+        assert (await reader.readline()) == b"STARTTLS\n"
+        writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+        await writer.drain()
+        await writer.start_tls(server_context)
+        writer.write(b"250 secure now\r\n")
+        await writer.drain()
+        after_tls.append((await reader.readline()).decode())
+
+    success, sink = probe_server(
+        smtp_like,
+        {
+            "tls_config": {"ca_file": str(certificates.ca_file), "server_name": "localhost"},
+            "query_response": [
+                {"expect": "^220 ", "send": "STARTTLS"},
+                {"expect": "^220 ", "starttls": True},
+                {"expect": "^250 secure", "send": "QUIT"},
+            ],
+        },
+    )
+    assert success, sink.trace
+    samples = sink_samples(sink)
+    assert (
+        samples["probe_ssl_earliest_cert_expiry"] == certificates.ca_signed.certificate.not_valid_after_utc.timestamp()
+    )
+    for _ in range(100):
+        if after_tls:
+            break
+        time.sleep(0.01)
+    assert after_tls == ["QUIT\n"]
+
+
+# ------------------------------------------------------------------------------------------ resolution
+
+
+def test_resolution_prefers_the_asked_protocol_and_falls_back() -> None:
+    ip, _, seconds = asyncio.run(resolve_target("127.0.0.1", "ip6", True))
+    assert (ip, seconds >= 0) == ("127.0.0.1", True)
+    with pytest.raises(ResolveError):
+        asyncio.run(resolve_target("127.0.0.1", "ip6", False))
+    ip, _, _ = asyncio.run(resolve_target("localhost", "ip4", False))
+    assert ip == "127.0.0.1"
+
+
+def test_ip_addr_hash_matches_blackbox_values() -> None:
+    # Values printed by blackbox_exporter 0.23 for these addresses.
+    assert ip_addr_hash("127.0.0.1") == 3668918509
+    assert ip_addr_hash("::1") == 1751717746
+
+
+def test_split_host_port_handles_ipv6_brackets() -> None:
+    assert split_host_port("[::1]:853") == ("::1", 853)
+    assert split_host_port("db.example.com:5432") == ("db.example.com", 5432)
+
+
+# ------------------------------------------------------------------------------------------ differential
+
+
+def test_same_module_through_blackbox_exporter_gives_the_same_answer(
+    tmp_path: Path, start_exporter: StartExporter
+) -> None:
+    """The same blackbox.yml through both exporters: same probe_success and the same metric names."""
+    blackbox = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
+    modules = tmp_path / "blackbox.yml"
+    modules.write_text(
+        "modules:\n"
+        "  tcp_v4:\n    prober: tcp\n    timeout: 2s\n    tcp:\n      preferred_ip_protocol: ip4\n"
+        "  banner:\n    prober: tcp\n    timeout: 2s\n    tcp:\n      preferred_ip_protocol: ip4\n"
+        "      query_response:\n        - expect: '^220 '\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [blackbox, f"--config.file={modules}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        open_port = _listening_port()
+        targets = [(f"127.0.0.1:{open_port.port}", "tcp_v4"), (f"127.0.0.1:{refused_port()}", "tcp_v4")]
+        targets.append((f"127.0.0.1:{open_port.port}", "banner"))  # never sends a banner: regex fails at close
+        pulse_config = "collectors: {host: {enabled: false}}\nprobes:\n  modules_file: blackbox.yml\n  targets:\n"
+        pulse_config += "".join(f"    - {{target: '{t}', module: {m}}}\n" for t, m in targets)
+        pulse = start_exporter(pulse_config)
+        _wait_for(f"http://127.0.0.1:{port}/-/healthy")
+        for target, module in targets:
+            params = {"target": target, "module": module}
+            theirs = parse_samples(httpx.get(f"http://127.0.0.1:{port}/probe", params=params, timeout=10).text)
+            ours = parse_samples(pulse.get("/probe", params=params).text)
+            assert ours["probe_success"] == theirs["probe_success"], (target, module)
+            assert ours["probe_ip_addr_hash"] == theirs["probe_ip_addr_hash"]
+            assert ours["probe_failed_due_to_regex"] == theirs["probe_failed_due_to_regex"]
+            names = {key.partition("{")[0] for key in ours} - {"probe_failure_info"}
+            assert names == {key.partition("{")[0] for key in theirs}, (target, module)
+    finally:
+        open_port.close()
+        process.terminate()
+        process.wait(10)
+
+
+class _ClosingListener:
+    """A listener in a thread that accepts connections and closes them after a moment, saying nothing."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            time.sleep(0.05)
+            connection.close()
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _listening_port() -> _ClosingListener:
+    return _ClosingListener()
+
+
+def _wait_for(url: str) -> None:
+    for _ in range(200):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer")
