@@ -1,0 +1,250 @@
+"""The `probes:` section: blackbox.yml modules (inline or from modules_file), targets, the allowlist,
+and errors that name the file, the line and the field."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from exporter.config.loader import ConfigError
+from exporter.config.model import load_config
+from exporter.probes import PROBERS
+from exporter.probes.config import ProbeModule, ProbesConfig
+from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
+from exporter.probes.tcp import TCPProbe
+from tests.conftest import require_binary
+
+BLACKBOX_YML = """\
+modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+  smtp_starttls:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+      query_response:
+        - expect: "^220 ([^ ]+) ESMTP (.+)$"
+        - send: "EHLO prober\\r"
+        - expect: "^250-STARTTLS"
+        - send: "STARTTLS\\r"
+        - expect: "^220"
+        - starttls: true
+        - send: "EHLO prober\\r"
+        - expect: "^250-AUTH"
+        - send: "QUIT\\r"
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def config_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def test_modules_file_is_read_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "etc" / "pulse"
+    write(conf, "blackbox.yml", BLACKBOX_YML)
+    config_path = write(
+        conf,
+        "pulse.yml",
+        "probes:\n"
+        "  modules_file: blackbox.yml\n"
+        "  modules:\n"
+        "    tcp_v4: {prober: tcp, tcp: {preferred_ip_protocol: ip4}}\n"
+        "  targets:\n"
+        "    - {target: 'mail.example.com:25', module: smtp_starttls, labels: {team: mail}}\n",
+    )
+    monkeypatch.chdir(tmp_path)  # a different working directory must not matter
+    probes = load_config(config_path).probes
+    assert sorted(probes.modules) == ["smtp_starttls", "tcp_connect", "tcp_v4"]
+    smtp = probes.modules["smtp_starttls"]
+    assert smtp.timeout == 5.0
+    settings = smtp.settings()
+    assert isinstance(settings, TCPProbe)
+    assert settings.preferred_ip_protocol == "ip4"
+    assert not settings.ip_protocol_fallback
+    assert [step.starttls for step in settings.query_response].count(True) == 1
+    assert probes.targets[0].labels == {"team": "mail"}
+
+
+def test_a_module_without_its_prober_key_gets_blackbox_defaults() -> None:
+    module = ProbesConfig.model_validate({"modules": {"m": {"prober": "tcp"}}}).modules["m"]
+    assert module.timeout is None
+    assert module.settings() == TCPProbe()
+    assert TCPProbe().preferred_ip_protocol == "ip6"
+    assert TCPProbe().ip_protocol_fallback
+
+
+def test_every_registered_prober_has_its_options_key_in_a_module() -> None:
+    assert set(PROBERS) <= set(ProbeModule.model_fields)
+
+
+def test_the_blackbox_file_used_here_is_accepted_by_blackbox_exporter_itself(tmp_path: Path) -> None:
+    """Keeps the compatibility claim honest: the format is blackbox's, not a look-alike."""
+    blackbox = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
+    path = write(tmp_path, "blackbox.yml", BLACKBOX_YML)
+    result = subprocess.run(
+        [blackbox, f"--config.file={path}", "--config.check"], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_option_in_the_modules_file_names_that_file_its_line_and_the_option(tmp_path: Path) -> None:
+    blackbox = write(
+        tmp_path,
+        "blackbox.yml",
+        "modules:\n  tcp_connect:\n    prober: tcp\n    tcp:\n"
+        "      preferred_ip_protocol: ip4\n      no_such_option: 1\n",
+    )
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  modules_file: blackbox.yml\n")
+    message = config_error(config_path)
+    assert f"{config_path}:2: probes.modules_file:" in message
+    assert f"{blackbox}:6: modules.tcp_connect.tcp.no_such_option: unknown field" in message
+
+
+def test_a_blackbox_option_pulse_does_not_support_is_an_error_naming_it(tmp_path: Path) -> None:
+    # grpc is a blackbox prober Pulse does not have: both the key and the prober name are refused.
+    config_path = write(
+        tmp_path, "pulse.yml", "probes:\n  modules:\n    g:\n      prober: grpc\n      grpc: {service: x}\n"
+    )
+    message = config_error(config_path)
+    assert f"{config_path}:4: probes.modules.g.prober: unknown prober 'grpc'; Pulse supports:" in message
+    assert f"{config_path}:5: probes.modules.g.grpc: unknown field" in message
+
+
+def test_an_inline_unknown_option_names_the_field_path(tmp_path: Path) -> None:
+    config_path = write(
+        tmp_path, "pulse.yml", "probes:\n  modules:\n    t:\n      prober: tcp\n      tcp:\n        tsl: true\n"
+    )
+    assert f"{config_path}:6: probes.modules.t.tcp.tsl: unknown field (did you mean 'tls'?)" in config_error(
+        config_path
+    )
+
+
+def test_a_missing_modules_file_is_reported_with_its_resolved_path(tmp_path: Path) -> None:
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  modules_file: nowhere/blackbox.yml\n")
+    message = config_error(config_path)
+    assert f"{config_path}:2: probes.modules_file: cannot read {tmp_path / 'nowhere' / 'blackbox.yml'}" in message
+
+
+def test_bad_yaml_in_the_modules_file_names_that_file(tmp_path: Path) -> None:
+    blackbox = write(tmp_path, "blackbox.yml", "modules:\n  a: [unclosed\n")
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  modules_file: blackbox.yml\n")
+    message = config_error(config_path)
+    assert f"probes.modules_file: {blackbox}:" in message
+    assert "not valid YAML" in message
+
+
+def test_a_module_defined_inline_and_in_the_modules_file_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "blackbox.yml", BLACKBOX_YML)
+    config_path = write(
+        tmp_path,
+        "pulse.yml",
+        "probes:\n  modules_file: blackbox.yml\n  modules:\n    tcp_connect: {prober: tcp}\n",
+    )
+    assert "probes.modules: tcp_connect defined both here and in modules_file" in config_error(config_path)
+
+
+def test_a_target_must_use_a_defined_module(tmp_path: Path) -> None:
+    config_path = write(
+        tmp_path,
+        "pulse.yml",
+        "probes:\n"
+        "  modules:\n    tcp_connect: {prober: tcp}\n"
+        "  targets:\n"
+        "    - {target: 'a:1', module: tcp_connect}\n"
+        "    - {target: 'b:2', module: http_2xx}\n",
+    )
+    message = config_error(config_path)
+    assert f"{config_path}:4: probes.targets: targets[1] (b:2) uses module 'http_2xx', which is not defined" in message
+
+
+def test_a_target_listed_twice_with_the_same_module_is_an_error(tmp_path: Path) -> None:
+    config_path = write(
+        tmp_path,
+        "pulse.yml",
+        "probes:\n  modules: {t: {prober: tcp}}\n  targets:\n"
+        "    - {target: 'a:1', module: t}\n    - {target: 'a:1', module: t, labels: {x: y}}\n",
+    )
+    assert "targets[1]: a:1 with module t is listed twice" in config_error(config_path)
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ("{module: x}", "label 'module' is reserved"),
+        ("{__param_module: x}", "label '__param_module' is reserved"),
+        ("{'bad-name': x}", "'bad-name' is not a valid Prometheus label name"),
+    ],
+)
+def test_target_labels_must_be_valid_and_not_reserved(tmp_path: Path, labels: str, problem: str) -> None:
+    config_path = write(
+        tmp_path,
+        "pulse.yml",
+        "probes:\n  modules: {t: {prober: tcp}}\n  targets:\n"
+        f"    - {{target: 'a:1', module: t, labels: {labels}}}\n",
+    )
+    assert f"{config_path}:4: probes.targets[0].labels: {problem}" in config_error(config_path)
+
+
+def test_a_bad_allow_regex_is_reported(tmp_path: Path) -> None:
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  allow: ['(unclosed']\n")
+    assert f"{config_path}:2: probes.allow[0]: not a valid regular expression" in config_error(config_path)
+
+
+def test_allow_rules_match_the_whole_target_and_listing_is_per_module() -> None:
+    probes = ProbesConfig.model_validate(
+        {
+            "modules": {"a": {"prober": "tcp"}, "b": {"prober": "tcp"}},
+            "targets": [{"target": "db.internal:5432", "module": "a"}],
+            "allow": [r"[a-z]+\.shop\.example:443"],
+        }
+    )
+    assert probes.allows("db.internal:5432", "a")
+    assert not probes.allows("db.internal:5432", "b")  # listed for another module only
+    assert probes.allows("www.shop.example:443", "b")
+    # Anchored: a target that merely contains an allowed one is not allowed.
+    assert not probes.allows("www.shop.example:443.evil.example:443", "a")
+    assert not probes.allows("169.254.169.254:80/www.shop.example:443", "a")
+
+
+def test_an_unchanged_config_compares_equal_and_a_changed_modules_file_does_not(tmp_path: Path) -> None:
+    """Reloads keep a collector whose config compares equal; the modules file is part of that config."""
+    blackbox = write(tmp_path, "blackbox.yml", BLACKBOX_YML)
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  modules_file: blackbox.yml\n")
+    first, second = load_config(config_path), load_config(config_path)
+    assert first == second
+    blackbox.write_text(BLACKBOX_YML.replace("timeout: 5s", "timeout: 7s", 1))
+    assert load_config(config_path) != first
+
+
+@pytest.mark.parametrize(
+    ("header", "module_timeout", "expected"),
+    [
+        (None, None, 119.5),  # blackbox: 120 s without a header, minus the offset
+        ("10", None, 9.5),
+        ("10", 5.0, 5.0),  # the module caps it
+        ("3", 5.0, 2.5),  # the scrape's own timeout is shorter
+        ("0.2", 5.0, 5.0),  # below the offset: blackbox falls back to the module timeout
+        ("0", 2.0, 2.0),  # 0 means "not set", as blackbox
+    ],
+)
+def test_probe_timeout_follows_blackbox(header: str | None, module_timeout: float | None, expected: float) -> None:
+    assert probe_timeout(header, module_timeout) == pytest.approx(expected)
+
+
+def test_a_timeout_header_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(InvalidTimeoutHeader):
+        probe_timeout("ten", None)
