@@ -1,0 +1,301 @@
+"""The KPI collector: every query on its own schedule in the background; scrapes read the cache.
+
+`start()` opens the sources and starts one asyncio task per query; `close()` cancels them and
+closes the sources. A scrape (`collect()`) never touches a database: it builds fresh families from
+the cached series, so any number of Prometheus replicas cause one execution per query per interval.
+
+A failing query is a metric and a log line, never a crash, and never removes another query's
+series. Failures are logged when they start, change or end, not at every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.collectors.base import Collector
+from exporter.kpis.config import KpisConfig, ResolvedQuery, SqlSourceConfig
+from exporter.kpis.http_source import HttpSource
+from exporter.kpis.metrics import MetricState, SqlRows, family_specs, http_samples, sql_samples
+from exporter.kpis.schedule import Schedule
+from exporter.kpis.sql import QueryError, QueryTimeoutError, SourceDownError, SqlSource
+from exporter.scrape import WORKERS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+STATUSES = ("success", "error", "timeout")
+# How much longer than its timeout we wait for a database call before giving up on the thread
+# (the server-side timeout normally ends it well before).
+THREAD_GRACE_SECONDS = 5.0
+
+
+async def run_in_daemon_thread(function: Callable[[], T]) -> T:
+    """Run a blocking call in a daemon worker (a stuck driver must not block the exporter's exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result = function()
+        except BaseException as err:  # handed to the awaiting task
+            outcome: tuple[T | None, BaseException | None] = (None, err)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (exporter shutting down)
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    WORKERS.submit(work)
+    return await future
+
+
+class QueryRunner:
+    """One query's schedule, cursor, series and freshness."""
+
+    def __init__(self, query: ResolvedQuery) -> None:
+        self.query = query
+        self.schedule = Schedule(query.interval, query.config.schedule, query.config.run_on_start)
+        self.cursor_config = query.config.cursor
+        self.cursor: Any = self.cursor_config.initial if self.cursor_config else None
+        self.states = {m.name: MetricState(m, cumulative=self.cursor_config is not None) for m in query.metrics}
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.ran = False
+        self.last_success = False
+        self.last_duration = 0.0
+        self.last_success_time = 0.0
+        self.last_error = ""
+        self.in_flight: asyncio.Future[Any] | None = None  # a database call we stopped waiting for
+
+
+class KpiCollector(Collector):
+    def __init__(self, config: KpisConfig) -> None:
+        super().__init__("kpis", config)
+        self.kpis = config
+        self.queries = config.resolved_queries()
+        self.runners = {q.name: QueryRunner(q) for q in self.queries}
+        states = {(r.query.name, name): state for r in self.runners.values() for name, state in r.states.items()}
+        self.families = family_specs(self.queries, states)
+        self.sources: dict[str, SqlSource | HttpSource] = {}
+        self.source_errors: dict[str, str] = {}  # sources that could not even be set up
+        self.source_up: dict[str, bool] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.open_sources()
+        for runner in self.runners.values():
+            self._tasks.append(asyncio.create_task(self._loop(runner), name=f"kpi-query-{runner.query.name}"))
+        log.info("KPI queries scheduled", extra={"queries": len(self.runners), "sources": len(self.kpis.sources)})
+
+    def open_sources(self) -> None:
+        """Set up every source (no connection yet: SQL pools connect on first use)."""
+        longest = dict.fromkeys(self.kpis.sources, 0.0)
+        for query in self.queries:
+            longest[query.source] = max(longest[query.source], query.timeout)
+        for name, source_config in self.kpis.sources.items():
+            try:
+                if isinstance(source_config, SqlSourceConfig):
+                    self.sources[name] = SqlSource(name, source_config, longest[name])
+                else:
+                    self.sources[name] = HttpSource(name, source_config)
+            except Exception as err:  # e.g. a driver that is not installed: this source's queries fail
+                self.source_errors[name] = f"cannot set up source: {type(err).__name__}: {err}"
+                log.error("KPI source cannot be set up", extra={"source": name, "err": self.source_errors[name]})
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for source in self.sources.values():
+            if isinstance(source, HttpSource):
+                await source.aclose()
+            else:
+                # Disposing closes connections: a network call, so off the event loop.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(run_in_daemon_thread(source.close), 10)
+        self.sources.clear()
+
+    async def _loop(self, runner: QueryRunner) -> None:
+        while True:
+            await asyncio.sleep(runner.schedule.seconds_until_next())
+            runner.schedule.started()
+            try:
+                await self.run_query(runner)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not end this query's schedule
+                log.exception("KPI query run failed unexpectedly", extra={"query": runner.query.name})
+
+    # ------------------------------------------------------------------------------------ one run
+
+    async def run_query(self, runner: QueryRunner) -> None:
+        """Run a query once and record the outcome (public so tests can drive runs directly)."""
+        query = runner.query
+        started = time.monotonic()
+        status, error = "success", ""
+        try:
+            await self._execute(runner)
+        except QueryTimeoutError as err:
+            status, error = "timeout", f"query {query.name}: {err}"
+        except SourceDownError as err:
+            status, error = "error", f"query {query.name}: source {query.source} unreachable: {err}"
+            self._set_source_up(query.source, False, str(err))
+        except QueryError as err:
+            status, error = "error", str(err) if str(err).startswith("query ") else f"query {query.name}: {err}"
+        runner.last_duration = time.monotonic() - started
+        runner.counts[status] += 1
+        previous_ok, previous_error, first = runner.last_success, runner.last_error, not runner.ran
+        runner.ran = True
+        runner.last_success = status == "success"
+        runner.last_error = error
+        if runner.last_success:
+            runner.last_success_time = time.time()
+            if not previous_ok and not first:
+                log.info("KPI query recovered", extra={"query": query.name, "source": query.source})
+        elif first or previous_ok or error != previous_error:
+            log.warning(
+                "KPI query failed", extra={"query": query.name, "source": query.source, "status": status, "err": error}
+            )
+
+    async def _execute(self, runner: QueryRunner) -> None:
+        query = runner.query
+        if query.source in self.source_errors:
+            raise QueryError(self.source_errors[query.source])
+        source = self.sources[query.source]
+        if runner.in_flight is not None and not runner.in_flight.done():
+            raise QueryTimeoutError("the previous run is still waiting for the database")
+        if isinstance(source, SqlSource):
+            samples = await self._run_sql(runner, source)
+        else:
+            rows = await source.fetch(query.config.request, query.config.rows, query.timeout)
+            self._set_source_up(query.source, True)
+            samples = {m.name: http_samples(m, query.name, rows) for m in query.metrics}
+        now = time.monotonic()
+        for name, metric_samples in samples.items():
+            runner.states[name].update(metric_samples, now)
+
+    async def _run_sql(self, runner: QueryRunner, source: SqlSource) -> dict[str, dict[tuple[str, ...], float]]:
+        query = runner.query
+        sql = query.config.sql or ""
+        params = {"cursor": runner.cursor} if runner.cursor_config else {}
+        call = asyncio.ensure_future(run_in_daemon_thread(lambda: source.run(sql, params, query.timeout)))
+        done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
+        if not done:
+            runner.in_flight = call
+            call.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieve it, silently
+            raise QueryTimeoutError(f"no answer from the database {THREAD_GRACE_SECONDS:g}s after the timeout")
+        try:
+            columns, rows = call.result()
+        except QueryError:
+            self._set_source_up(query.source, True)  # the server answered
+            raise
+        self._set_source_up(query.source, True)
+        result = SqlRows(query.name, columns, rows)
+        samples = {m.name: sql_samples(m, result) for m in query.metrics}
+        if runner.cursor_config is not None:
+            index = result.column(runner.cursor_config.column, "cursor")
+            runner.cursor = _advance(runner.cursor, (row[index] for row in rows))
+        return samples
+
+    def _set_source_up(self, name: str, up: bool, error: str = "") -> None:
+        previous = self.source_up.get(name)
+        self.source_up[name] = up
+        if previous is None or previous == up:
+            return
+        source = self.sources.get(name)
+        where = source.safe_dsn if isinstance(source, SqlSource) else source.safe_url if source else ""
+        if up:
+            log.info("KPI source is reachable again", extra={"source": name, "target": where})
+        else:
+            log.warning("KPI source is unreachable", extra={"source": name, "target": where, "err": error})
+
+    # ------------------------------------------------------------------------------------ scrape
+
+    async def collect(self) -> Sequence[Metric]:
+        now = time.monotonic()
+        for runner in self.runners.values():
+            for state in runner.states.values():
+                state.expire(now)
+        families = [spec.build() for spec in self.families]
+        families.extend(self._self_metrics())
+        return families
+
+    def _self_metrics(self) -> list[Metric]:
+        success = GaugeMetricFamily(
+            "pulse_kpi_query_success",
+            "Whether the last run of each KPI query succeeded (1) or not (0).",
+            labels=["query"],
+        )
+        duration = GaugeMetricFamily(
+            "pulse_kpi_query_duration_seconds", "How long the last run of each KPI query took.", labels=["query"]
+        )
+        last_success = GaugeMetricFamily(
+            "pulse_kpi_query_last_success_timestamp_seconds",
+            "When each KPI query last succeeded (Unix time; 0 if it has run but never succeeded). "
+            "Alert on time() minus this for stale KPIs.",
+            labels=["query"],
+        )
+        interval = GaugeMetricFamily(
+            "pulse_kpi_query_interval_seconds",
+            "How often each KPI query runs (for a cron schedule: the shortest gap between runs).",
+            labels=["query"],
+        )
+        runs = CounterMetricFamily(
+            "pulse_kpi_queries", "KPI query runs by outcome (success, error, timeout).", labels=["query", "status"]
+        )
+        for name, runner in self.runners.items():
+            interval.add_metric([name], runner.query.period)
+            for status in STATUSES:
+                runs.add_metric([name, status], runner.counts[status])
+            if runner.ran:
+                success.add_metric([name], 1 if runner.last_success else 0)
+                duration.add_metric([name], runner.last_duration)
+                last_success.add_metric([name], runner.last_success_time)
+        up = GaugeMetricFamily(
+            "pulse_kpi_source_up",
+            "Whether each KPI source answered its last query (1) or could not be reached (0).",
+            labels=["source"],
+        )
+        for name in self.kpis.sources:
+            if name in self.source_errors:
+                up.add_metric([name], 0)
+            elif name in self.source_up:
+                up.add_metric([name], 1 if self.source_up[name] else 0)
+        series = GaugeMetricFamily("pulse_kpi_series", "Series each KPI metric exposes now.", labels=["metric"])
+        dropped = CounterMetricFamily(
+            "pulse_kpi_series_dropped",
+            "Series of each KPI metric dropped because the metric reached its series_limit.",
+            labels=["metric"],
+        )
+        for spec in self.families:
+            series.add_metric([spec.name], sum(len(state.series) for state, _ in spec.states))
+            dropped.add_metric([spec.name], sum(state.dropped_total for state, _ in spec.states))
+        return [success, duration, last_success, interval, runs, up, series, dropped]
+
+
+def _advance(cursor: Any, values: Any) -> Any:
+    """The new high-water mark: the largest non-NULL cursor value returned, if above the old one."""
+    candidates = [v for v in values if v is not None]
+    if not candidates:
+        return cursor
+    highest = max(candidates)
+    try:
+        return highest if highest > cursor else cursor
+    except TypeError:  # the initial value's type differs from the column's (0 vs a timestamp)
+        return highest
