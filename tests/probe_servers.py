@@ -277,6 +277,7 @@ class HttpServer:
     routes: dict[str, Responder] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     connections: int = 0
+    greeting: bytes = b""  # written as soon as a client connects, before reading anything
     _server: asyncio.Server | None = None
 
     @property
@@ -294,6 +295,8 @@ class HttpServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
+            if self.greeting:
+                writer.write(self.greeting)
             request = await _read_request(reader)
             if request is None:
                 return
@@ -311,8 +314,10 @@ class HttpServer:
             writer.close()
 
 
-def start_http(thread: LoopThread, routes: dict[str, Responder], tls: ssl.SSLContext | None = None) -> HttpServer:
-    return thread.run(HttpServer(tls=tls, routes=routes).start())
+def start_http(
+    thread: LoopThread, routes: dict[str, Responder], tls: ssl.SSLContext | None = None, greeting: bytes = b""
+) -> HttpServer:
+    return thread.run(HttpServer(tls=tls, routes=routes, greeting=greeting).start())
 
 
 # ---------------------------------------------------------------------------------------- silent listener

@@ -1,0 +1,453 @@
+"""The `http` prober, blackbox_exporter's prober/http.go with its options and metric names.
+
+The target is a URL (`http://` is assumed when the scheme is missing). The probe resolves the host
+(preferred IP protocol with fallback), sends the request on a new connection, follows redirects (up to
+10, on new connections, re-resolving each host), then checks the last response: status code, headers,
+body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when the runner
+cancels it at the deadline, so a timed-out probe still shows how far it got (as in blackbox).
+
+Differences from blackbox_exporter: regular expressions are Python's `re` (RE2 syntax is mostly the
+same; lookarounds that RE2 refuses work here), only HTTP/1.x is spoken (no HTTP/2 over ALPN), and
+compression supports gzip and deflate (not br).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import re
+import socket
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pydantic
+
+from exporter import __version__
+from exporter.config.types import Regex, StrictModel, secret_field
+from exporter.probes.base import FailureReason, Prober, ProbeSink
+from exporter.probes.httpclient import (
+    BodyOptions,
+    Phases,
+    Request,
+    RequestFailed,
+    Response,
+    TLSHandshakeFailed,
+    TLSSettings,
+    exchange,
+)
+from exporter.probes.tcp import IPProtocol, ResolveError, ip_addr_hash, resolve_target
+from exporter.probes.tls import (
+    TLSConfig,
+    classify_tls_error,
+    describe_tls_error,
+    report_tls,
+    report_tls_failure,
+    ssl_context,
+)
+
+REDIRECT_LIMIT = 10  # Go's http.Client default, which blackbox keeps
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_USER_AGENT = f"Pulse-Exporter/{__version__}"
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGTPE]?i?B?)\s*$", re.IGNORECASE)
+
+
+def _parse_size(value: object) -> int:
+    """body_size_limit as blackbox reads it (Go's units.Base2Bytes): 1024, "512KB", "10MiB", "1GB"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = match.group(2).upper().replace("I", "").rstrip("B")
+        size = int(match.group(1)) * 1024 ** ("KMGTPE".index(unit) + 1 if unit else 0)
+    else:
+        raise ValueError(f"not a size: {value!r} (write it like 1048576, 512KB or 10MB; units are powers of 1024)")
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    return size
+
+
+class HeaderMatch(StrictModel):
+    header: str
+    regexp: Regex
+    allow_missing: bool = False
+
+
+class BasicAuth(StrictModel):
+    username: str
+    password: str = secret_field(default="")
+
+
+class HttpProbe(StrictModel):
+    """blackbox_exporter's `http:` module options (0.23 names; `follow_redirects` from later releases too)."""
+
+    valid_status_codes: list[int] = []  # empty = any 2xx
+    valid_http_versions: list[str] = []  # e.g. ["HTTP/1.1"]
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: str = ""
+    follow_redirects: bool = True
+    no_follow_redirects: bool | None = None  # blackbox <= 0.23 spelling; wins when set
+    fail_if_ssl: bool = False
+    fail_if_not_ssl: bool = False
+    fail_if_body_matches_regexp: list[Regex] = []
+    fail_if_body_not_matches_regexp: list[Regex] = []
+    fail_if_header_matches: list[HeaderMatch] = []
+    fail_if_header_not_matches: list[HeaderMatch] = []
+    basic_auth: BasicAuth | None = None
+    bearer_token: str | None = secret_field(default=None)
+    tls_config: TLSConfig = TLSConfig()
+    preferred_ip_protocol: IPProtocol = "ip6"
+    ip_protocol_fallback: bool = True
+    body_size_limit: int = 0  # bytes after decoding; 0 = no limit
+    compression: Literal["", "identity", "gzip", "deflate"] = ""
+    proxy_url: str | None = None
+
+    @pydantic.field_validator("body_size_limit", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int:
+        return _parse_size(value)
+
+    @pydantic.field_validator("compression", mode="before")
+    @classmethod
+    def _supported_compression(cls, value: object) -> object:
+        if value == "br":
+            raise ValueError("br (Brotli) is not supported: Python's standard library cannot decode it; use gzip")
+        return value
+
+    @pydantic.field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", value):
+            raise ValueError(f"not an HTTP method: {value!r}")
+        return value.upper()
+
+    @pydantic.field_validator("valid_http_versions")
+    @classmethod
+    def _versions(cls, value: list[str]) -> list[str]:
+        for version in value:
+            if not re.fullmatch(r"HTTP/\d(\.\d)?", version):
+                raise ValueError(f"not an HTTP version: {version!r} (write it like HTTP/1.1)")
+        return value
+
+    @pydantic.field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"proxy_url must be http://host:port (an HTTP proxy), not {value!r}")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> HttpProbe:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("set basic_auth or bearer_token, not both")
+        return self
+
+    @property
+    def follows_redirects(self) -> bool:
+        return not self.no_follow_redirects if self.no_follow_redirects is not None else self.follow_redirects
+
+    @property
+    def checks_body(self) -> bool:
+        return bool(self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp)
+
+
+@dataclass
+class _Outcome:
+    """What the metrics are written from, filled in as the probe goes."""
+
+    phases: Phases = field(default_factory=Phases)
+    redirects: int = 0
+    response: Response | None = None
+    failed_due_to_regex: bool = False
+    lookup: tuple[float, int, int] | None = None  # seconds, ip protocol, address hash
+
+    def saw(self, response: Response) -> None:
+        self.response = response
+
+
+async def probe(target: str, config: HttpProbe, sink: ProbeSink) -> bool:
+    outcome = _Outcome()
+    try:
+        return await _probe(target, config, sink, outcome)
+    finally:  # also when cancelled at the deadline: report how far the probe got
+        _write_metrics(sink, outcome)
+
+
+def _split_url(url: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    parts.port  # noqa: B018 - raises ValueError for a port out of range
+    return parts
+
+
+async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    url = target if re.match(r"^https?://", target, re.IGNORECASE) else "http://" + target
+    try:
+        parts = _split_url(url)
+    except ValueError as err:
+        return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot parse target: {err}")
+    first_host = parts.hostname
+    proxy = _proxy_address(config.proxy_url)
+    method, body = config.method, config.body.encode()
+    cookies: dict[str, dict[str, str]] = {}
+
+    while True:
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = await _resolve(host, config, sink, outcome)
+        if address is None:
+            return False
+        request = _build_request(
+            parts, config, method, body, via_proxy=proxy is not None, cookies=cookies.get(host, {})
+        )
+        tls = None
+        if parts.scheme == "https":
+            name = config.tls_config.server_name if host == first_host and config.tls_config.server_name else host
+            tls = TLSSettings(ssl_context(config.tls_config), name)
+        sink.log(f"{request.method} {urllib.parse.urlunsplit(parts)} (connecting to {address}:{port})")
+        try:
+            response = await exchange(
+                address,
+                port,
+                request,
+                tls=tls,
+                phases=outcome.phases,
+                proxy=proxy,
+                connect_authority=f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+                body=BodyOptions(config.body_size_limit, config.compression, keep=config.checks_body),
+                on_head=outcome.saw,
+            )
+        except TLSHandshakeFailed as err:
+            if proxy is not None or tls is None:
+                return sink.fail(classify_tls_error(err.error), describe_tls_error(err.error))
+            return await report_tls_failure(
+                sink,
+                err.error,
+                address=address,
+                port=port,
+                server_hostname=tls.server_hostname,
+                config=config.tls_config,
+            )
+        except RequestFailed as err:
+            return sink.fail(err.reason, str(err))
+        sink.log(f"response: HTTP/{response.http_version} {response.status}, {response.body_length} body bytes")
+        _remember_cookies(response, host, cookies)
+
+        location = response.header_values("location")
+        if response.status not in _REDIRECT_STATUSES or not location or not config.follows_redirects:
+            break
+        if outcome.redirects >= REDIRECT_LIMIT:
+            outcome.redirects += 1  # blackbox counts the redirect it refused
+            return sink.fail(
+                FailureReason.REDIRECT_LIMIT, f"more than {REDIRECT_LIMIT} redirects (last to {location[0]})"
+            )
+        outcome.redirects += 1
+        try:
+            parts = _split_url(urllib.parse.urljoin(urllib.parse.urlunsplit(parts), location[0]))
+        except ValueError as err:
+            return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot follow redirect: {err}")
+        if response.status in (301, 302, 303) and method != "HEAD":
+            method, body = "GET", b""  # what browsers and Go do; 307/308 repeat the request as it was
+        sink.log(f"redirect {outcome.redirects} to {urllib.parse.urlunsplit(parts)}")
+
+    return _check_response(response, config, sink, outcome)
+
+
+async def _resolve(host: str, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> str | None:
+    """Resolve a hop's host; the first lookup gives probe_dns_lookup_time_seconds and the IP metrics."""
+    name = host[1:-1] if host.startswith("[") else host
+    try:
+        address, family, seconds = await resolve_target(name, config.preferred_ip_protocol, config.ip_protocol_fallback)
+    except ResolveError as err:
+        outcome.phases.resolve += err.seconds
+        if outcome.lookup is None:
+            outcome.lookup = (err.seconds, 0, 0)
+        sink.fail(FailureReason.DNS_ERROR, str(err))
+        return None
+    outcome.phases.resolve += seconds
+    if outcome.lookup is None:
+        outcome.lookup = (seconds, 6 if family == socket.AF_INET6 else 4, ip_addr_hash(address))
+        sink.log(f"resolved {name} to {address} in {seconds:.6f}s")
+    return address
+
+
+def _proxy_address(proxy_url: str | None) -> tuple[str, int] | None:
+    if proxy_url is None:
+        return None
+    parts = urllib.parse.urlsplit(proxy_url)
+    return parts.hostname or "", parts.port or 80
+
+
+def _build_request(
+    parts: urllib.parse.SplitResult,
+    config: HttpProbe,
+    method: str,
+    body: bytes,
+    *,
+    via_proxy: bool,
+    cookies: dict[str, str],
+) -> Request:
+    default_port = 443 if parts.scheme == "https" else 80
+    authority = parts.hostname or ""
+    if ":" in authority:
+        authority = f"[{authority}]"
+    if parts.port and parts.port != default_port:
+        authority += f":{parts.port}"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = f"http://{authority}{path}" if via_proxy and parts.scheme == "http" else path
+
+    headers: dict[str, tuple[str, str]] = {}  # lower-case name -> (name as written, value)
+
+    def put(name: str, value: str) -> None:
+        headers[name.lower()] = (name, value)
+
+    put("Host", authority)
+    put("User-Agent", _USER_AGENT)
+    if config.compression not in ("", "identity"):
+        put("Accept-Encoding", config.compression)
+    if config.basic_auth is not None:
+        credentials = f"{config.basic_auth.username}:{config.basic_auth.password}".encode()
+        put("Authorization", "Basic " + base64.b64encode(credentials).decode())
+    elif config.bearer_token is not None:
+        put("Authorization", f"Bearer {config.bearer_token}")
+    if cookies:
+        put("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()))
+    for name, value in config.headers.items():
+        put(name, value)
+    # One request per connection: the server closes it, so its TIME_WAIT stays on its side.
+    if "connection" not in headers:
+        put("Connection", "close")
+    return Request(method, target, list(headers.values()), body)
+
+
+def _remember_cookies(response: Response, host: str, cookies: dict[str, dict[str, str]]) -> None:
+    """A minimal cookie jar for redirects (blackbox has one): name=value per host, attributes ignored."""
+    for value in response.header_values("set-cookie"):
+        pair = value.split(";", 1)[0]
+        name, sep, content = pair.partition("=")
+        if sep and name.strip():
+            cookies.setdefault(host, {})[name.strip()] = content.strip()
+
+
+def _check_response(response: Response, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    """blackbox's order: status, headers, body, HTTP version, then TLS or not."""
+    ok = True
+    valid = response.status in config.valid_status_codes if config.valid_status_codes else 200 <= response.status < 300
+    if not valid:
+        wanted = ", ".join(map(str, config.valid_status_codes)) or "2xx"
+        ok = sink.fail(FailureReason.HTTP_STATUS, f"status code {response.status}, wanted {wanted}")
+    if ok and (config.fail_if_header_matches or config.fail_if_header_not_matches):
+        problem = _header_problem(response, config)
+        outcome.failed_due_to_regex = problem is not None
+        if problem is not None:
+            ok = sink.fail(FailureReason.HEADER_REGEX, problem)
+    if ok and config.checks_body:
+        problem = _body_problem(response.body or b"", config)
+        outcome.failed_due_to_regex = problem is not None
+        if problem is not None:
+            ok = sink.fail(FailureReason.BODY_REGEX, problem)
+    version = f"HTTP/{response.http_version}"
+    if config.valid_http_versions and version not in config.valid_http_versions:
+        ok = sink.fail(FailureReason.HTTP_VERSION, f"{version} is not one of {', '.join(config.valid_http_versions)}")
+    if response.ssl_object is not None and config.fail_if_ssl:
+        ok = sink.fail(FailureReason.SSL_POLICY, "the final response came over TLS (fail_if_ssl)")
+    if response.ssl_object is None and config.fail_if_not_ssl:
+        ok = sink.fail(FailureReason.SSL_POLICY, "the final response did not come over TLS (fail_if_not_ssl)")
+    return ok
+
+
+def _header_problem(response: Response, config: HttpProbe) -> str | None:
+    for check in config.fail_if_header_matches:
+        values = response.header_values(check.header)
+        if not values and not check.allow_missing:
+            return f"header {check.header} is missing"
+        if any(check.regexp.search(value) for value in values):
+            return f"header {check.header} matched {check.regexp.pattern!r}"
+    for check in config.fail_if_header_not_matches:
+        values = response.header_values(check.header)
+        if not values:
+            if check.allow_missing:
+                continue
+            return f"header {check.header} is missing"
+        if not any(check.regexp.search(value) for value in values):
+            return f"header {check.header} did not match {check.regexp.pattern!r}"
+    return None
+
+
+def _body_problem(body: bytes, config: HttpProbe) -> str | None:
+    text = body.decode("utf-8", "replace")
+    for pattern in config.fail_if_body_matches_regexp:
+        if pattern.search(text):
+            return f"body matched {pattern.pattern!r}"
+    for pattern in config.fail_if_body_not_matches_regexp:
+        if not pattern.search(text):
+            return f"body did not match {pattern.pattern!r}"
+    return None
+
+
+def _last_modified(response: Response) -> float | None:
+    values = response.header_values("last-modified")
+    if not values:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(values[0]).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _write_metrics(sink: ProbeSink, outcome: _Outcome) -> None:
+    if outcome.lookup is not None:
+        seconds, protocol, addr_hash = outcome.lookup
+        sink.gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", seconds)
+        sink.gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", protocol)
+        sink.gauge(
+            "probe_ip_addr_hash",
+            "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+            addr_hash,
+        )
+    for phase, seconds in outcome.phases.items():
+        sink.gauge(
+            "probe_http_duration_seconds",
+            "Duration of http request by phase, summed over all redirects",
+            seconds,
+            {"phase": phase},
+        )
+    response = outcome.response
+    sink.gauge(
+        "probe_http_content_length", "Length of http content response", response.content_length if response else 0
+    )
+    sink.gauge(
+        "probe_http_uncompressed_body_length",
+        "Length of uncompressed response body",
+        response.body_length if response else 0,
+    )
+    sink.gauge("probe_http_redirects", "The number of redirects", outcome.redirects)
+    sink.gauge(
+        "probe_http_ssl",
+        "Indicates if SSL was used for the final redirect",
+        1 if response is not None and response.ssl_object is not None else 0,
+    )
+    sink.gauge("probe_http_status_code", "Response HTTP status code", response.status if response else 0)
+    sink.gauge(
+        "probe_http_version",
+        "Returns the version of HTTP of the probe response",
+        float(response.http_version) if response else 0,
+    )
+    sink.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", int(outcome.failed_due_to_regex))
+    if response is not None:
+        modified = _last_modified(response)
+        if modified is not None:
+            sink.gauge(
+                "probe_http_last_modified_timestamp_seconds",
+                "Returns the Last-Modified HTTP response header in unixtime",
+                modified,
+            )
+        if response.ssl_object is not None:
+            report_tls(sink, response.ssl_object)
+
+
+PROBER = Prober("http", HttpProbe, probe)

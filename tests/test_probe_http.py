@@ -1,0 +1,523 @@
+"""The http prober against real servers on loopback: each blackbox option, each failure reason, each metric.
+
+The prober is called directly with a ProbeSink, under asyncio.timeout as the runner calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.http import HttpProbe, probe
+from tests.probe_servers import (
+    Certificates,
+    HttpProxy,
+    HttpServer,
+    LoopThread,
+    Responder,
+    SilentListener,
+    chunked,
+    compressed,
+    fixed,
+    make_certificates,
+    raw,
+    redirect,
+    refused_port,
+    server_ssl_context,
+    sink_samples,
+    start_http,
+    trickle,
+)
+
+BLACKBOX_HTTP_METRICS = {
+    "probe_dns_lookup_time_seconds",
+    "probe_ip_protocol",
+    "probe_ip_addr_hash",
+    "probe_http_duration_seconds",
+    "probe_http_content_length",
+    "probe_http_uncompressed_body_length",
+    "probe_http_redirects",
+    "probe_http_ssl",
+    "probe_http_status_code",
+    "probe_http_version",
+    "probe_failed_due_to_regex",
+}
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def serve(servers: LoopThread, routes: dict[str, Responder], **kwargs: Any) -> HttpServer:
+    return start_http(servers, routes, **kwargs)
+
+
+def run(target: str, options: dict[str, Any] | None = None, timeout: float = 5.0) -> tuple[ProbeSink, bool]:
+    """Probe as the runner does: under a deadline. A probe cut by the deadline returns False here."""
+    sink = ProbeSink()
+    config = HttpProbe.model_validate(options or {})
+
+    async def main() -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                return await probe(target, config, sink)
+        except TimeoutError:
+            sink.log("cancelled at the deadline")
+            return False
+
+    return sink, asyncio.run(main())
+
+
+def reason(sink: ProbeSink) -> FailureReason | None:
+    return sink.failure[0] if sink.failure else None
+
+
+def metric_names(sink: ProbeSink) -> set[str]:
+    return {family.name for family in sink.families()}
+
+
+# ------------------------------------------------------------------------------------------------ success
+
+
+def test_an_ok_page_reports_every_blackbox_metric(servers: LoopThread) -> None:
+    modified = email.utils.formatdate(1_700_000_000, usegmt=True)
+    server = serve(servers, {"/": fixed(200, b"hello world", {"Last-Modified": modified})})
+    sink, ok = run(server.url("/"))
+    assert ok, sink.trace
+    assert sink.failure is None
+    samples = sink_samples(sink)
+    assert metric_names(sink) == BLACKBOX_HTTP_METRICS | {"probe_http_last_modified_timestamp_seconds"}
+    assert samples["probe_http_status_code"] == 200
+    assert samples["probe_http_content_length"] == 11
+    assert samples["probe_http_uncompressed_body_length"] == 11
+    assert samples["probe_http_version"] == 1.1
+    assert samples["probe_http_ssl"] == 0
+    assert samples["probe_http_redirects"] == 0
+    assert samples["probe_failed_due_to_regex"] == 0
+    assert samples["probe_ip_protocol"] == 4  # an IPv4 literal, accepted through the ip6 -> ip4 fallback
+    assert samples["probe_http_last_modified_timestamp_seconds"] == 1_700_000_000
+    assert all(samples[f'probe_http_duration_seconds{{phase="{p}"}}'] >= 0 for p in PHASES)
+    assert samples['probe_http_duration_seconds{phase="tls"}'] == 0
+    seen = server.requests[-1]
+    assert (seen.method, seen.target) == ("GET", "/")
+    assert seen.headers["host"] == f"127.0.0.1:{server.port}"
+    assert seen.headers["user-agent"].startswith("Pulse-Exporter/")
+
+
+def test_a_target_without_scheme_is_http_and_the_query_is_sent(servers: LoopThread) -> None:
+    server = serve(servers, {"/search": fixed(200, b"ok")})
+    _, ok = run(f"127.0.0.1:{server.port}/search?q=1&x=y")
+    assert ok
+    assert server.requests[-1].target == "/search?q=1&x=y"
+
+
+def test_a_chunked_body_is_read_to_its_end(servers: LoopThread) -> None:
+    server = serve(servers, {"/": chunked([b"abc", b"defgh", b"ij"])})
+    sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["abcdefghij"]})
+    assert ok, sink.trace
+    samples = sink_samples(sink)
+    assert samples["probe_http_content_length"] == -1  # unknown length, as Go reports it
+    assert samples["probe_http_uncompressed_body_length"] == 10
+
+
+def test_method_headers_and_body_are_sent_as_configured(servers: LoopThread) -> None:
+    server = serve(servers, {"/api": fixed(201, b"")})
+    options = {
+        "method": "post",
+        "headers": {"Content-Type": "application/json", "X-Probe": "pulse", "Host": "shop.example"},
+        "body": '{"ping": true}',
+        "valid_status_codes": [201],
+    }
+    _, ok = run(server.url("/api"), options)
+    assert ok
+    seen = server.requests[-1]
+    assert seen.method == "POST"
+    assert seen.body == b'{"ping": true}'
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.headers["x-probe"] == "pulse"
+    assert seen.headers["host"] == "shop.example"
+
+
+def test_basic_auth_and_bearer_token_reach_the_server(servers: LoopThread, tmp_path: Path) -> None:
+    server = serve(servers, {"/": fixed(200, b"ok")})
+    run(server.url("/"), {"basic_auth": {"username": "probe", "password": "s3cret"}})
+    expected = base64.b64encode(b"probe:s3cret").decode()
+    assert server.requests[-1].headers["authorization"] == f"Basic {expected}"
+
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-123\n")
+    run(server.url("/"), {"bearer_token_file": str(token_file)})
+    assert server.requests[-1].headers["authorization"] == "Bearer tok-123"
+
+    password_file = tmp_path / "password"
+    password_file.write_text("from-file")
+    run(server.url("/"), {"basic_auth": {"username": "u", "password_file": str(password_file)}})
+    assert server.requests[-1].headers["authorization"] == "Basic " + base64.b64encode(b"u:from-file").decode()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_body_is_decoded_before_the_regex_and_counted_uncompressed(
+    servers: LoopThread, encoding: str
+) -> None:
+    page = b"<html>" + b"shop is open " * 500 + b"</html>"
+    server = serve(servers, {"/": compressed(page, encoding)})
+    sink, ok = run(server.url("/"), {"compression": encoding, "fail_if_body_not_matches_regexp": ["shop is open"]})
+    assert ok, sink.trace
+    samples = sink_samples(sink)
+    assert samples["probe_http_uncompressed_body_length"] == len(page)
+    assert samples["probe_http_content_length"] < len(page)
+    assert server.requests[-1].headers["accept-encoding"] == encoding
+
+
+def test_a_body_that_does_not_decode_is_a_protocol_error(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200, b"plain text, not gzip")})
+    sink, ok = run(server.url("/"), {"compression": "gzip"})
+    assert not ok
+    assert reason(sink) is FailureReason.PROTOCOL_ERROR
+
+
+# ----------------------------------------------------------------------------------------------- redirects
+
+
+def test_redirects_are_followed_summed_and_keep_cookies(servers: LoopThread) -> None:
+    routes: dict[str, Responder] = {}
+    server = serve(servers, routes)
+    routes["/a"] = fixed(302, b"", {"Location": "/b", "Set-Cookie": "session=abc; Path=/"})
+    routes["/b"] = redirect(server.url("/ok"), 301)
+    routes["/ok"] = fixed(200, b"landed")
+    sink, ok = run(server.url("/a"))
+    assert ok, sink.trace
+    samples = sink_samples(sink)
+    assert samples["probe_http_redirects"] == 2
+    assert samples["probe_http_status_code"] == 200
+    assert [r.target for r in server.requests[-3:]] == ["/a", "/b", "/ok"]
+    assert server.requests[-1].headers["cookie"] == "session=abc"
+
+
+def test_a_303_after_post_becomes_a_get_and_a_307_repeats_the_post(servers: LoopThread) -> None:
+    server = serve(servers, {"/form": redirect("/done", 303), "/keep": redirect("/done", 307), "/done": fixed(200)})
+    run(server.url("/form"), {"method": "POST", "body": "x=1"})
+    assert (server.requests[-1].method, server.requests[-1].body) == ("GET", b"")
+    run(server.url("/keep"), {"method": "POST", "body": "x=1"})
+    assert (server.requests[-1].method, server.requests[-1].body) == ("POST", b"x=1")
+
+
+@pytest.mark.parametrize("option", [{"no_follow_redirects": True}, {"follow_redirects": False}])
+def test_redirects_are_not_followed_when_disabled(servers: LoopThread, option: dict[str, bool]) -> None:
+    server = serve(servers, {"/a": redirect("/b"), "/b": fixed(200)})
+    sink, ok = run(server.url("/a"), option)
+    assert not ok
+    assert reason(sink) is FailureReason.HTTP_STATUS
+    assert sink_samples(sink)["probe_http_status_code"] == 302
+    assert [r.target for r in server.requests] == ["/a"]
+
+    sink, ok = run(server.url("/a"), {**option, "valid_status_codes": [302]})
+    assert ok
+
+
+def test_a_redirect_loop_ends_at_the_limit_with_the_last_302(servers: LoopThread) -> None:
+    server = serve(servers, {"/loop": redirect("/loop")})
+    sink, ok = run(server.url("/loop"))
+    assert not ok
+    assert reason(sink) is FailureReason.REDIRECT_LIMIT
+    samples = sink_samples(sink)
+    assert samples["probe_http_status_code"] == 302
+    assert samples["probe_http_redirects"] == 11
+    assert len(server.requests) == 11  # the first request and 10 redirects followed
+
+
+# ---------------------------------------------------------------------------------------- checks that fail
+
+
+def test_a_status_outside_2xx_fails_unless_listed(servers: LoopThread) -> None:
+    server = serve(servers, {})
+    sink, ok = run(server.url("/missing"))
+    assert not ok
+    assert reason(sink) is FailureReason.HTTP_STATUS
+    assert sink_samples(sink)["probe_http_status_code"] == 404
+    _, ok = run(server.url("/missing"), {"valid_status_codes": [404]})
+    assert ok
+
+
+def test_body_regexes(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200, b"<h1>Shop</h1> status: maintenance")})
+    sink, ok = run(server.url("/"), {"fail_if_body_matches_regexp": ["maint[a-z]+"]})
+    assert not ok
+    assert reason(sink) is FailureReason.BODY_REGEX
+    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+
+    sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["status: open"]})
+    assert not ok
+    assert reason(sink) is FailureReason.BODY_REGEX
+
+    sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["<h1>Shop</h1>"]})
+    assert ok
+    assert sink_samples(sink)["probe_failed_due_to_regex"] == 0
+
+
+def test_header_regexes_and_allow_missing(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200, b"", {"Server": "nginx/1.22", "X-Cache": "HIT"})})
+    sink, ok = run(server.url("/"), {"fail_if_header_matches": [{"header": "server", "regexp": "nginx/1\\.2"}]})
+    assert not ok
+    assert reason(sink) is FailureReason.HEADER_REGEX
+    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+
+    sink, ok = run(server.url("/"), {"fail_if_header_not_matches": [{"header": "X-Cache", "regexp": "^HIT$"}]})
+    assert ok
+
+    missing = {"header": "Strict-Transport-Security", "regexp": "max-age"}
+    sink, ok = run(server.url("/"), {"fail_if_header_not_matches": [missing]})
+    assert not ok
+    assert reason(sink) is FailureReason.HEADER_REGEX
+    assert sink.failure is not None
+    assert "missing" in sink.failure[1]
+    _, ok = run(server.url("/"), {"fail_if_header_not_matches": [{**missing, "allow_missing": True}]})
+    assert ok
+
+
+def test_valid_http_versions(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200, b"old", version="HTTP/1.0")})
+    sink, ok = run(server.url("/"), {"valid_http_versions": ["HTTP/1.1", "HTTP/2.0"]})
+    assert not ok
+    assert reason(sink) is FailureReason.HTTP_VERSION
+    assert sink_samples(sink)["probe_http_version"] == 1.0
+    _, ok = run(server.url("/"), {"valid_http_versions": ["HTTP/1.0"]})
+    assert ok
+
+
+def test_a_body_over_the_size_limit_fails_and_without_a_limit_is_read_whole(servers: LoopThread) -> None:
+    size = 8 * 1024 * 1024
+    server = serve(servers, {"/big": fixed(200, b"x" * size)})
+    sink, ok = run(server.url("/big"), {"body_size_limit": "1MB"})
+    assert not ok
+    assert reason(sink) is FailureReason.BODY_TOO_LARGE
+    assert sink_samples(sink)["probe_http_status_code"] == 200
+
+    sink, ok = run(server.url("/big"))
+    assert ok
+    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == size
+
+
+def test_something_else_than_http_is_a_protocol_error(servers: LoopThread) -> None:
+    server = serve(servers, {"/": raw(b"SSH-2.0-OpenSSH_9.2\r\n")})
+    sink, ok = run(server.url("/"))
+    assert not ok
+    assert reason(sink) is FailureReason.PROTOCOL_ERROR
+
+
+def test_a_connection_closed_before_the_answer_is_a_connection_error(servers: LoopThread) -> None:
+    server = serve(servers, {"/": raw(b""), "/half": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")})
+    sink, ok = run(server.url("/"))
+    assert not ok
+    assert reason(sink) is FailureReason.CONNECTION_ERROR
+    sink, ok = run(server.url("/half"))
+    assert not ok
+    assert reason(sink) is FailureReason.CONNECTION_ERROR
+
+
+def test_a_refused_port(servers: LoopThread) -> None:
+    sink, ok = run(f"http://127.0.0.1:{refused_port()}/")
+    assert not ok
+    assert reason(sink) is FailureReason.CONNECTION_REFUSED
+    samples = sink_samples(sink)
+    assert metric_names(sink) == BLACKBOX_HTTP_METRICS
+    assert samples["probe_http_status_code"] == 0
+
+
+def test_name_resolution_follows_the_ip_protocol_options(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200)})
+    sink, ok = run(f"http://127.0.0.1:{server.port}/", {"ip_protocol_fallback": False})
+    assert not ok  # an IPv4 address, but only ip6 allowed
+    assert reason(sink) is FailureReason.DNS_ERROR
+    assert sink_samples(sink)["probe_ip_protocol"] == 0
+
+    sink, ok = run(f"http://localhost:{server.port}/", {"preferred_ip_protocol": "ip4"})
+    assert ok, sink.trace
+    assert sink_samples(sink)["probe_ip_protocol"] == 4
+    assert server.requests[-1].headers["host"] == f"localhost:{server.port}"
+
+
+# ------------------------------------------------------------------------------------------------ deadlines
+
+
+def test_a_listener_that_never_answers_is_cut_at_the_deadline_and_its_connection_closed(
+    servers: LoopThread,
+) -> None:
+    listener = servers.run(SilentListener().start())
+    sink, ok = run(f"http://127.0.0.1:{listener.port}/", timeout=0.5)
+    assert not ok
+    assert sink.failure is None  # the runner, not the prober, records `timeout`
+    samples = sink_samples(sink)
+    assert samples["probe_http_status_code"] == 0  # the metrics are written also when cancelled
+    assert samples['probe_http_duration_seconds{phase="connect"}'] > 0
+    assert listener.accepted == 1
+    _wait_for(lambda: listener.open_connections == 0)
+
+
+def test_a_trickling_body_is_timed_as_transfer_and_cut_at_the_deadline(servers: LoopThread) -> None:
+    server = serve(servers, {"/slow": trickle(b"abcd", 0.1), "/slower": trickle(b"x" * 100, 0.1)})
+    sink, ok = run(server.url("/slow"))
+    assert ok
+    # 4 bytes 0.1 s apart: at least 0.3 s between the first byte and the last.
+    assert sink_samples(sink)['probe_http_duration_seconds{phase="transfer"}'] >= 0.3
+
+    sink, ok = run(server.url("/slower"), timeout=0.5)
+    assert not ok
+    assert sink_samples(sink)["probe_http_status_code"] == 200  # the head came, the body never completed
+
+
+def _wait_for(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------------------------------------------ TLS
+
+
+def test_https_with_a_trusted_certificate(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200, b"secure")}, tls=server_ssl_context(certs.ca_signed))
+    sink, ok = run(server.url("/"), {"tls_config": {"ca_file": str(certs.ca_file)}})
+    assert ok, sink.trace
+    samples = sink_samples(sink)
+    assert samples["probe_http_ssl"] == 1
+    assert samples['probe_http_duration_seconds{phase="tls"}'] > 0
+    assert samples["probe_ssl_earliest_cert_expiry"] == certs.ca_signed.certificate.not_valid_after_utc.timestamp()
+    assert {
+        "probe_ssl_earliest_cert_expiry",
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "probe_ssl_last_chain_info",
+        "probe_tls_version_info",
+        "probe_tls_cipher_info",
+        "probe_ssl_leaf_not_after_timestamp_seconds",
+        "probe_ssl_leaf_not_before_timestamp_seconds",
+    } <= metric_names(sink)
+
+    sink, ok = run(server.url("/"), {"tls_config": {"ca_file": str(certs.ca_file)}, "fail_if_ssl": True})
+    assert not ok
+    assert reason(sink) is FailureReason.SSL_POLICY
+
+
+def test_https_with_a_self_signed_certificate(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200)}, tls=server_ssl_context(certs.self_signed))
+    sink, ok = run(server.url("/"))
+    assert not ok
+    assert reason(sink) is FailureReason.CERTIFICATE_INVALID
+    samples = sink_samples(sink)
+    leaf = certs.self_signed.certificate
+    assert samples["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
+    assert samples["probe_http_ssl"] == 0
+
+    sink, ok = run(server.url("/"), {"tls_config": {"insecure_skip_verify": True}})
+    assert ok
+    assert sink_samples(sink)["probe_http_ssl"] == 1
+
+
+def test_https_with_an_expired_certificate(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200)}, tls=server_ssl_context(certs.expired))
+    sink, ok = run(server.url("/"), {"tls_config": {"ca_file": str(certs.ca_file)}})
+    assert not ok
+    assert reason(sink) is FailureReason.CERTIFICATE_EXPIRED
+    leaf = certs.expired.certificate
+    assert sink_samples(sink)["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
+
+
+def test_server_name_is_used_for_verification(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200)}, tls=server_ssl_context(certs.ca_signed))
+    config = {"tls_config": {"ca_file": str(certs.ca_file), "server_name": "server.test"}}
+    _, ok = run(server.url("/"), config)
+    assert ok
+    config = {"tls_config": {"ca_file": str(certs.ca_file), "server_name": "elsewhere.test"}}
+    sink, ok = run(server.url("/"), config)
+    assert reason(sink) is FailureReason.CERTIFICATE_INVALID
+
+
+def test_tls_talking_to_plain_http_is_a_tls_error(servers: LoopThread) -> None:
+    # A plain HTTP server answering the TLS ClientHello with an HTTP error, as nginx does.
+    server = serve(servers, {}, greeting=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    sink, ok = run(f"https://127.0.0.1:{server.port}/")
+    assert not ok
+    assert reason(sink) is FailureReason.TLS_ERROR
+
+
+def test_fail_if_not_ssl(servers: LoopThread) -> None:
+    server = serve(servers, {"/": fixed(200)})
+    sink, ok = run(server.url("/"), {"fail_if_not_ssl": True})
+    assert not ok
+    assert reason(sink) is FailureReason.SSL_POLICY
+
+
+# ---------------------------------------------------------------------------------------------------- proxy
+
+
+def test_http_through_a_proxy_uses_the_absolute_form(servers: LoopThread) -> None:
+    server = serve(servers, {"/page": fixed(200, b"via proxy")})
+    proxy = servers.run(HttpProxy().start())
+    sink, ok = run(server.url("/page"), {"proxy_url": proxy.url})
+    assert ok, sink.trace
+    assert proxy.seen == [f"GET http://127.0.0.1:{server.port}/page HTTP/1.1"]
+    assert server.requests[-1].headers["host"] == f"127.0.0.1:{server.port}"
+
+
+def test_https_through_a_proxy_tunnels_with_connect(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200, b"tunnelled")}, tls=server_ssl_context(certs.ca_signed))
+    proxy = servers.run(HttpProxy().start())
+    sink, ok = run(server.url("/"), {"proxy_url": proxy.url, "tls_config": {"ca_file": str(certs.ca_file)}})
+    assert ok, sink.trace
+    assert proxy.seen == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.1"]
+    assert sink_samples(sink)["probe_http_ssl"] == 1
+
+
+# --------------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"compression": "br"}, r"br \(Brotli\) is not supported"),
+        ({"enable_http2": True}, "enable_http2"),
+        ({"body_size_limit": "lots"}, "not a size"),
+        ({"basic_auth": {"username": "u", "password": "p"}, "bearer_token": "t"}, "not both"),
+        ({"proxy_url": "socks5://127.0.0.1:1080"}, "HTTP proxy"),
+        ({"fail_if_body_matches_regexp": ["("]}, "not a valid regular expression"),
+        ({"valid_http_versions": ["1.1"]}, "write it like HTTP/1.1"),
+        ({"preferred_ip_protocol": "ip5"}, "preferred_ip_protocol"),
+    ],
+)
+def test_config_errors_name_the_problem(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        HttpProbe.model_validate(options)
+
+
+def test_body_size_limit_units_are_powers_of_1024() -> None:
+    assert HttpProbe.model_validate({"body_size_limit": "10MB"}).body_size_limit == 10 * 1024 * 1024
+    assert HttpProbe.model_validate({"body_size_limit": "512KiB"}).body_size_limit == 512 * 1024
+    assert HttpProbe.model_validate({"body_size_limit": 2048}).body_size_limit == 2048
+
+
+def test_debug_trace_tells_each_step(servers: LoopThread) -> None:
+    server = serve(servers, {"/a": redirect("/b"), "/b": fixed(200)})
+    sink, _ = run(server.url("/a"))
+    trace = "\n".join(sink.trace)
+    assert f"GET {server.url('/a')}" in trace
+    assert "redirect 1 to" in trace
+    assert "HTTP/1.1 200" in trace
