@@ -1,0 +1,223 @@
+"""/probe and /sd/probes through a real pulse-exporter process, probing real listeners on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
+from tests.probe_servers import LoopThread, SilentListener, loop_thread, refused_port
+
+
+@dataclass
+class Setup:
+    pulse: RunningExporter
+    listener: SilentListener  # accepts and never answers; counts connections
+    refused: int
+
+    @property
+    def listening(self) -> str:
+        return f"127.0.0.1:{self.listener.port}"
+
+
+@pytest.fixture
+def servers() -> Iterator[LoopThread]:
+    with loop_thread() as thread:
+        yield thread
+
+
+@pytest.fixture
+def setup(servers: LoopThread, start_exporter: StartExporter) -> Setup:
+    listener = servers.run(SilentListener().start())
+    refused = refused_port()
+    config = f"""
+collectors: {{host: {{enabled: false}}}}
+probes:
+  modules:
+    tcp_connect: {{prober: tcp, timeout: 5s, tcp: {{preferred_ip_protocol: ip4}}}}
+    banner: {{prober: tcp, tcp: {{preferred_ip_protocol: ip4, query_response: [{{expect: "^220 "}}]}}}}
+  targets:
+    - {{target: "127.0.0.1:{listener.port}", module: tcp_connect, labels: {{service: queue, team: core}}}}
+    - {{target: "127.0.0.1:{listener.port}", module: banner}}
+    - {{target: "127.0.0.1:{refused}", module: tcp_connect}}
+  allow: ['localhost:\\d+']
+"""
+    return Setup(start_exporter(config), listener, refused)
+
+
+def probe(pulse: RunningExporter, target: str, module: str, **headers: str) -> tuple[int, dict[str, float], str]:
+    response = pulse.get("/probe", params={"target": target, "module": module}, headers=headers)
+    samples = parse_samples(response.text) if response.status_code == 200 else {}
+    return response.status_code, samples, response.text
+
+
+def test_a_listed_listening_target_succeeds(setup: Setup) -> None:
+    status, samples, _ = probe(setup.pulse, setup.listening, "tcp_connect")
+    assert status == 200
+    assert samples["probe_success"] == 1
+    assert samples["probe_ip_protocol"] == 4
+    assert "probe_failure_info" not in "".join(samples)
+    assert samples["probe_duration_seconds"] > 0
+
+
+def test_a_refused_port_is_a_failed_probe_with_its_reason_not_an_http_error(setup: Setup) -> None:
+    status, samples, _ = probe(setup.pulse, f"127.0.0.1:{setup.refused}", "tcp_connect")
+    assert status == 200
+    assert samples["probe_success"] == 0
+    assert samples['probe_failure_info{reason="connection_refused"}'] == 1
+
+
+def test_the_scrape_timeout_header_bounds_a_probe_of_a_silent_server(setup: Setup) -> None:
+    """The banner module has no timeout of its own: the header (minus 0.5 s) is the deadline."""
+    status, samples, _ = probe(setup.pulse, setup.listening, "banner", **{"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+    assert status == 200
+    assert samples["probe_success"] == 0
+    assert samples['probe_failure_info{reason="timeout"}'] == 1
+    assert samples["probe_failed_due_to_regex"] == 0
+    assert setup.listener.accepted == 1
+
+
+def test_an_unlisted_target_is_forbidden_and_no_connection_is_made(setup: Setup, servers: LoopThread) -> None:
+    other = servers.run(SilentListener().start())  # listed nowhere
+    status, _, text = probe(setup.pulse, f"127.0.0.1:{other.port}", "tcp_connect")
+    assert status == 403
+    assert "probes.targets" in text
+    status, _, _ = probe(setup.pulse, f"127.0.0.1:{other.port}", "banner")
+    assert status == 403
+    assert other.accepted == 0
+    # The same listener is reached once it is allowed: the count above would have seen a connection.
+    status, samples, _ = probe(setup.pulse, setup.listening, "tcp_connect")
+    assert (status, samples["probe_success"], setup.listener.accepted) == (200, 1, 1)
+
+
+def test_a_target_listed_for_another_module_is_forbidden(setup: Setup) -> None:
+    status, _, _ = probe(setup.pulse, f"127.0.0.1:{setup.refused}", "banner")
+    assert status == 403
+
+
+def test_the_allow_regex_admits_unlisted_targets_it_matches_entirely(setup: Setup) -> None:
+    status, samples, _ = probe(setup.pulse, f"localhost:{setup.refused}", "tcp_connect")
+    assert status == 200
+    assert samples['probe_failure_info{reason="connection_refused"}'] == 1
+    status, _, _ = probe(setup.pulse, f"localhost:{setup.refused}/x", "tcp_connect")
+    assert status == 403
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"target": "127.0.0.1:1", "module": "http_2xx"}, "unknown module 'http_2xx'"),
+        ({"target": "127.0.0.1:1"}, "module parameter is missing"),
+        ({"module": "tcp_connect"}, "target parameter is missing"),
+        ({"target": "localhost:1", "module": "tcp_connect", "hostname": "evil"}, "hostname parameter"),
+    ],
+)
+def test_bad_parameters_are_400(setup: Setup, params: dict[str, str], message: str) -> None:
+    response = setup.pulse.get("/probe", params=params)
+    assert response.status_code == 400
+    assert message in response.text
+
+
+def test_a_timeout_header_that_is_not_a_number_is_400(setup: Setup) -> None:
+    response = setup.pulse.get(
+        "/probe",
+        params={"target": setup.listening, "module": "tcp_connect"},
+        headers={"X-Prometheus-Scrape-Timeout-Seconds": "soon"},
+    )
+    assert response.status_code == 400
+
+
+def test_debug_shows_the_steps_the_metrics_and_the_resolved_module(setup: Setup) -> None:
+    response = setup.pulse.get(
+        "/probe", params={"target": f"127.0.0.1:{setup.refused}", "module": "tcp_connect", "debug": "true"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    logs, _, rest = response.text.partition("Metrics that would have been returned:")
+    metrics, _, module = rest.partition("Module configuration:")
+    assert "beginning probe: module=tcp_connect prober=tcp" in logs
+    assert f"connecting to 127.0.0.1 port {setup.refused}" in logs
+    assert "failed: connection_refused" in logs
+    assert 'probe_failure_info{reason="connection_refused"} 1.0' in metrics
+    assert "prober: tcp\ntimeout: 5s\ntcp:\n  preferred_ip_protocol: ip4\n  ip_protocol_fallback: true" in module
+
+
+def test_openmetrics_is_served_when_asked_for(setup: Setup) -> None:
+    response = setup.pulse.get(
+        "/probe",
+        params={"target": setup.listening, "module": "tcp_connect"},
+        headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"},
+    )
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+
+
+def test_probe_output_passes_promtool(setup: Setup, tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    for target in (setup.listening, f"127.0.0.1:{setup.refused}"):
+        _, _, text = probe(setup.pulse, target, "tcp_connect", Accept="text/plain")
+        result = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False, timeout=30
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sd_probes_serves_every_target_with_its_module_and_labels(setup: Setup) -> None:
+    response = setup.pulse.get("/sd/probes")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert json.loads(response.text) == [
+        {
+            "targets": [setup.listening],
+            "labels": {"service": "queue", "team": "core", "module": "tcp_connect", "__param_module": "tcp_connect"},
+        },
+        {"targets": [setup.listening], "labels": {"module": "banner", "__param_module": "banner"}},
+        {
+            "targets": [f"127.0.0.1:{setup.refused}"],
+            "labels": {"module": "tcp_connect", "__param_module": "tcp_connect"},
+        },
+    ]
+
+
+def test_sd_probes_is_an_empty_list_without_targets(start_exporter: StartExporter) -> None:
+    pulse = start_exporter("collectors: {host: {enabled: false}}\n")
+    response = pulse.get("/sd/probes")
+    assert (response.status_code, response.text) == (200, "[]")
+    assert pulse.get("/probe", params={"target": "127.0.0.1:1", "module": "tcp"}).status_code == 400
+
+
+def test_metrics_counts_probes_per_module_and_result(setup: Setup) -> None:
+    before = parse_samples(setup.pulse.metrics_text())
+    assert before['pulse_probes_total{module="banner",result="success"}'] == 0  # present before any probe
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    probe(setup.pulse, f"127.0.0.1:{setup.refused}", "tcp_connect")
+    probe(setup.pulse, f"127.0.0.1:{setup.refused + 1}", "tcp_connect")  # 403: not a probe, not counted
+    after = parse_samples(setup.pulse.metrics_text())
+    assert after['pulse_probes_total{module="tcp_connect",result="success"}'] == 2
+    assert after['pulse_probes_total{module="tcp_connect",result="failure"}'] == 1
+    assert after['pulse_probe_duration_seconds_count{module="tcp_connect"}'] == 3
+    assert after['pulse_probe_duration_seconds_bucket{module="tcp_connect",le="+Inf"}'] == 3
+    assert after['pulse_probe_duration_seconds_sum{module="tcp_connect"}'] > 0
+    assert after['pulse_exporter_collector_success{collector="probes"}'] == 1
+
+
+def test_a_reload_that_keeps_the_modules_keeps_the_counters(setup: Setup, tmp_path: Path) -> None:
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    config = tmp_path / "pulse.yml"
+    config.write_text(config.read_text().replace("team: core", "team: platform"))
+    assert setup.pulse.post("/-/reload").status_code == 200
+    samples = parse_samples(setup.pulse.metrics_text())
+    assert samples['pulse_probes_total{module="tcp_connect",result="success"}'] == 1
+    assert json.loads(setup.pulse.get("/sd/probes").text)[0]["labels"]["team"] == "platform"
+
+
+def test_the_landing_page_links_probes_and_service_discovery(setup: Setup) -> None:
+    page = setup.pulse.get("/").text
+    assert 'href="sd/probes"' in page
+    assert f"probe?target=127.0.0.1%3A{setup.listener.port}&amp;module=tcp_connect" in page
