@@ -1,0 +1,473 @@
+"""Demo data for the marketplace KPI pack: history and live traffic in any SQLAlchemy database.
+
+    python -m exporter.demo.generator --backfill 4w              # ./demo.db: four weeks of history
+    python -m exporter.demo.generator --live                     # then keep writing traffic every second
+    python -m exporter.demo.generator --url postgresql+psycopg://postgres@127.0.0.1/shop --backfill 1w --live
+
+One simulation serves both modes: time advances in steps (a minute while backfilling, the `--tick`
+while live) and each step draws sessions from a rate with daily and weekly seasonality, turns some into
+orders with items and payment attempts, and refunds some recent orders. Payment-failure bursts and
+refund spikes start at random (on average every `--burst-every`) and last a few minutes. Rare data
+errors (orders without a customer, payments without an order, double refunds, a negative price) keep
+the pack's integrity checks honest. The same `--seed` and `--until` give the same rows on every database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import random
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import FrameType
+from typing import Any
+
+import pydantic
+import sqlalchemy
+from sqlalchemy.engine import Connection, Engine
+
+from exporter.config.types import Duration
+from exporter.kpis.packs import marketplace_schema as schema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///demo.db"
+# Relative traffic per hour of the day (UTC): quiet nights, a lunch bump, an evening peak. Mean 1.
+_HOURLY = (
+    0.35, 0.25, 0.18, 0.15, 0.15, 0.2, 0.35, 0.6, 0.85, 1.0, 1.1, 1.2,
+    1.3, 1.2, 1.15, 1.15, 1.2, 1.35, 1.55, 1.75, 1.8, 1.6, 1.1, 0.65,
+)  # fmt: skip
+HOURLY = tuple(h * 24 / sum(_HOURLY) for h in _HOURLY)
+# Relative traffic per weekday, Monday first: people shop more at the weekend.
+WEEKLY = (0.95, 0.93, 0.95, 1.0, 1.05, 1.3, 1.35)
+LANDING_PAGES = ("/", "/search", "/deals", "/category", "/product", "/cart")
+LANDING_WEIGHTS = tuple(itertools.accumulate((30, 20, 10, 15, 22, 3)))  # cumulative, for rng.choices
+CATEGORIES = (
+    "electronics", "fashion", "home", "garden", "toys", "books", "beauty", "sports",
+    "grocery", "automotive", "music", "pets", "office", "health", "jewelry",
+)  # fmt: skip
+CATEGORY_WEIGHTS = tuple(itertools.accumulate(1 / (rank + 1) ** 0.8 for rank in range(len(CATEGORIES))))
+CATEGORY_PRICE = {c: 8 + 90 * (i % 5) / 4 for i, c in enumerate(CATEGORIES)}  # median unit price
+CURRENCY_WEIGHTS = (60, 25, 15)  # EUR, USD, GBP
+METHOD_WEIGHTS = (70, 22, 8)  # card, paypal, bank_transfer
+BASE_FAILURE = 0.06
+BURST_FAILURE = 0.5
+RETURN_RATE = 0.06  # share of paid orders refunded or returned later
+REFUND_SPIKE_FACTOR = 10.0
+RECENT_PAID = 5000  # paid orders remembered as candidates for refunds
+
+
+@dataclass
+class Rows:
+    """Rows to insert, per table, in id order."""
+
+    users: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    order_items: list[dict[str, Any]] = field(default_factory=list)
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self) -> int:
+        return sum(len(getattr(self, table.name)) for table in schema.TABLES)
+
+
+@dataclass
+class Simulation:
+    """The generator's state: random source, next ids, recent paid orders, running incidents."""
+
+    rng: random.Random
+    sessions_per_day: float
+    burst_every: float  # seconds, mean time between incidents of each kind
+    next_id: dict[str, int]
+    users: int  # user ids 1..users exist
+    recent_paid: deque[tuple[int, Decimal, datetime]] = field(default_factory=lambda: deque(maxlen=RECENT_PAID))
+    refunded: set[int] = field(default_factory=set)  # orders refunded once already (not picked again)
+    failure_burst: tuple[datetime, datetime, str] | None = None  # start, end, dominant reason
+    refund_spike: tuple[datetime, datetime] | None = None
+    next_burst_at: datetime | None = None
+    next_spike_at: datetime | None = None
+
+    def new_id(self, table: str) -> int:
+        value = self.next_id[table]
+        self.next_id[table] = value + 1
+        return value
+
+    def rate(self, at: datetime) -> float:
+        """Expected sessions per second at `at`, with daily and weekly seasonality."""
+        hour = at.hour + at.minute / 60
+        low, high = HOURLY[int(hour) % 24], HOURLY[(int(hour) + 1) % 24]
+        daily = low + (high - low) * (hour - int(hour))
+        return self.sessions_per_day / 86400 * daily * WEEKLY[at.weekday()]
+
+    def poisson(self, mean: float) -> int:
+        if mean <= 0:
+            return 0
+        if mean > 40:
+            return max(0, round(self.rng.gauss(mean, math.sqrt(mean))))
+        limit, count, product = math.exp(-mean), 0, self.rng.random()
+        while product > limit:
+            count += 1
+            product *= self.rng.random()
+        return count
+
+    def _incidents(self, start: datetime, end: datetime) -> None:
+        """Start and end failure bursts and refund spikes (exponential gaps, 3-15 minutes long)."""
+        if self.next_burst_at is None or self.next_spike_at is None:
+            self.next_burst_at = start + timedelta(seconds=self.rng.expovariate(1 / self.burst_every))
+            self.next_spike_at = start + timedelta(seconds=self.rng.expovariate(1 / self.burst_every))
+        if self.failure_burst and self.failure_burst[1] <= start:
+            self.failure_burst = None
+        if self.refund_spike and self.refund_spike[1] <= start:
+            self.refund_spike = None
+        if self.next_burst_at < end and self.failure_burst is None:
+            reason = self.rng.choice(("processing_error", "fraud_suspected", "authentication_failed"))
+            length = timedelta(minutes=self.rng.uniform(3, 15))
+            self.failure_burst = (self.next_burst_at, self.next_burst_at + length, reason)
+            self.next_burst_at += length + timedelta(seconds=self.rng.expovariate(1 / self.burst_every))
+        if self.next_spike_at < end and self.refund_spike is None:
+            length = timedelta(minutes=self.rng.uniform(3, 15))
+            self.refund_spike = (self.next_spike_at, self.next_spike_at + length)
+            self.next_spike_at += length + timedelta(seconds=self.rng.expovariate(1 / self.burst_every))
+
+    def step(self, start: datetime, end: datetime, rows: Rows, *, sessions_end_in_window: bool = False) -> None:
+        """Add the traffic of [start, end) to `rows`.
+
+        Backfilling, sessions start in the window; live, they end in it, so that a session row is
+        written once it is complete and nothing is ever dated in the future.
+        """
+        self._incidents(start, end)
+        span = (end - start).total_seconds()
+        mid = start + (end - start) / 2
+        times = sorted(self.rng.uniform(0, span) for _ in range(self.poisson(self.rate(mid) * span)))
+        for offset in times:
+            self._session(start + timedelta(seconds=offset), end, rows, sessions_end_in_window)
+        self._refunds(start, end, span, rows)
+
+    def _session(self, at: datetime, horizon: datetime, rows: Rows, anchored_at_end: bool) -> None:
+        rng = self.rng
+        bounced = rng.random() < 0.42
+        page_views = 1 if bounced else 2 + min(int(rng.expovariate(1 / 4)), 60)
+        seconds = rng.uniform(3, 40) if bounced else min(rng.lognormvariate(math.log(60 * page_views), 0.5), 7200)
+        duration = timedelta(seconds=round(seconds))
+        started = (at - duration if anchored_at_end else at).replace(microsecond=0)
+        ended = started + duration
+        user_id: int | None = None
+        if rng.random() < 0.72:
+            user_id = 1 + int(self.users * rng.random() ** 2.5)  # a few heavy users, a long tail
+        elif rng.random() < 0.03:  # an anonymous visitor signs up
+            self.users += 1
+            user_id = self.users
+            rows.users.append({"id": self.users, "created_at": started, "country": _country(rng)})
+        session_id = self.new_id("sessions")
+        rows.sessions.append(
+            {
+                "id": session_id,
+                "user_id": user_id,
+                "started_at": started,
+                "ended_at": ended,
+                "landing_page": rng.choices(LANDING_PAGES, cum_weights=LANDING_WEIGHTS)[0],
+                "page_views": page_views,
+            }
+        )
+        buy_chance = 0.0 if bounced else 0.02 + 0.012 * min(page_views, 10) + (0.03 if user_id else 0.0)
+        if rng.random() < buy_chance:
+            self._order(session_id, user_id, started + duration * 0.8, horizon, rows)
+
+    def _order(self, session_id: int, user_id: int | None, at: datetime, horizon: datetime, rows: Rows) -> None:
+        rng = self.rng
+        at = at.replace(microsecond=0)
+        order_id = self.new_id("orders")
+        currency = rng.choices(schema.CURRENCIES, CURRENCY_WEIGHTS)[0]
+        amount = Decimal(0)
+        for _ in range(1 + min(int(rng.expovariate(1 / 0.8)), 6)):
+            category = rng.choices(CATEGORIES, cum_weights=CATEGORY_WEIGHTS)[0]
+            price = Decimal(round(rng.lognormvariate(math.log(CATEGORY_PRICE[category]), 0.6), 2)).quantize(
+                Decimal("0.01")
+            )
+            if rng.random() < 1 / 20000:
+                price = -price  # a data error: the integrity check counts negative amounts
+            quantity = 1 + min(int(rng.expovariate(1 / 0.4)), 4)
+            amount += quantity * price
+            rows.order_items.append(
+                {
+                    "id": self.new_id("order_items"),
+                    "order_id": order_id,
+                    "product": f"{category}-{rng.randint(1, 400):03d}",
+                    "category": category,
+                    "quantity": quantity,
+                    "price": price,
+                }
+            )
+        method = rng.choices(schema.PAYMENT_METHODS, METHOD_WEIGHTS)[0]
+        status = "pending" if method == "bank_transfer" and rng.random() < 0.4 else "payment_failed"
+        if status != "pending":
+            status = self._payments(order_id, method, amount, at, horizon=horizon, rows=rows)
+        if status == "paid" and rng.random() < 0.03:
+            status = "cancelled"
+        if user_id is None and rng.random() > 1 / 500:  # guest checkout links the order to a customer record
+            user_id = 1 + int(self.users * rng.random())
+        rows.orders.append(
+            {
+                "id": order_id,
+                "customer_id": user_id,
+                "session_id": session_id,
+                "status": status,
+                "currency": currency,
+                "amount": amount,
+                "created_at": at,
+            }
+        )
+        if status == "paid":
+            self.recent_paid.append((order_id, amount, at))
+
+    def _payments(
+        self, order_id: int, method: str, amount: Decimal, at: datetime, *, horizon: datetime, rows: Rows
+    ) -> str:
+        """Up to three attempts; returns the order's status."""
+        rng = self.rng
+        attempt_at = at
+        for _ in range(3):
+            attempt_at = min(attempt_at + timedelta(seconds=rng.randint(2, 40)), horizon - timedelta(seconds=1))
+            burst = self.failure_burst
+            in_burst = burst is not None and burst[0] <= attempt_at < burst[1]
+            failed = rng.random() < (BURST_FAILURE if in_burst else BASE_FAILURE)
+            reason = None
+            if failed:
+                reason = burst[2] if burst is not None and in_burst else rng.choice(schema.FAILURE_REASONS)
+            orphan = rng.random() < 1 / 5000  # a provider webhook that matched no order
+            rows.payments.append(
+                {
+                    "id": self.new_id("payments"),
+                    "order_id": None if orphan else order_id,
+                    "status": "failed" if failed else "succeeded",
+                    "failure_reason": reason,
+                    "method": method,
+                    "amount": amount,
+                    "created_at": attempt_at.replace(microsecond=0),
+                }
+            )
+            if not failed:
+                return "paid"
+            if rng.random() > 0.6:  # the customer gives up
+                break
+        return "payment_failed"
+
+    def _refunds(self, start: datetime, end: datetime, span: float, rows: Rows) -> None:
+        """Refund or return recent paid orders: at RETURN_RATE of the order rate, far more in a spike."""
+        if not self.recent_paid:
+            return
+        spike = self.refund_spike
+        factor = REFUND_SPIKE_FACTOR if spike is not None and spike[0] < end and start < spike[1] else 1.0
+        orders_per_second = self.rate(start) * 0.045
+        for _ in range(self.poisson(orders_per_second * RETURN_RATE * factor * span)):
+            order_id, amount, ordered_at = self.rng.choice(self.recent_paid)
+            at = start + timedelta(seconds=self.rng.uniform(0, span))
+            if at <= ordered_at or order_id in self.refunded:
+                continue
+            self.refunded.add(order_id)
+            kind = self.rng.choices(schema.REFUND_KINDS, (40, 60))[0]
+            refund = amount if kind == "refund" else (amount * Decimal("0.5")).quantize(Decimal("0.01"))
+            copies = 2 if self.rng.random() < 1 / 300 else 1  # a double refund: the integrity check sees it
+            for _ in range(copies):
+                rows.refunds.append(
+                    {
+                        "id": self.new_id("refunds"),
+                        "order_id": order_id,
+                        "amount": refund,
+                        "kind": kind,
+                        "created_at": at.replace(microsecond=0),
+                    }
+                )
+
+
+def _country(rng: random.Random) -> str:
+    return rng.choices(("DE", "FR", "GB", "US", "ES", "IT", "NL", "PL"), (25, 15, 15, 20, 8, 8, 5, 4))[0]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _parse_duration(value: str) -> float:
+    try:
+        return float(pydantic.TypeAdapter(Duration).validate_python(value))
+    except pydantic.ValidationError as err:
+        raise argparse.ArgumentTypeError(str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def prepare(engine: Engine, rng: random.Random, sessions_per_day: float, burst_every: float, start: datetime) -> (
+    Simulation
+):  # fmt: skip
+    """Create the schema if needed; continue the ids (and the user base) of what is already there."""
+    schema.metadata.create_all(engine)
+    with engine.connect() as conn:
+        next_id = {
+            table.name: int(conn.execute(sqlalchemy.select(sqlalchemy.func.max(table.c.id))).scalar() or 0) + 1
+            for table in schema.TABLES
+        }
+        recent = conn.execute(
+            sqlalchemy.select(schema.orders.c.id, schema.orders.c.amount, schema.orders.c.created_at)
+            .where(schema.orders.c.status == "paid")
+            .order_by(schema.orders.c.id.desc())
+            .limit(RECENT_PAID)
+        ).all()
+        oldest = min((int(r.id) for r in recent), default=0)
+        refunded = conn.execute(
+            sqlalchemy.select(schema.refunds.c.order_id).where(schema.refunds.c.order_id >= oldest).distinct()
+        ).scalars()
+        simulation = Simulation(rng, sessions_per_day, burst_every, next_id, next_id["users"] - 1)
+        simulation.refunded.update(int(order_id) for order_id in refunded)
+    simulation.recent_paid.extend((int(r.id), Decimal(r.amount), r.created_at) for r in reversed(recent))
+    if simulation.users == 0:  # a fresh database: the customers who existed before the history starts
+        base = Rows()
+        for _ in range(max(10, int(sessions_per_day))):
+            user_id = simulation.new_id("users")
+            joined = start - timedelta(days=rng.uniform(1, 730))
+            base.users.append({"id": user_id, "created_at": joined.replace(microsecond=0), "country": _country(rng)})
+        simulation.users = len(base.users)
+        with engine.begin() as conn:
+            write(conn, base)
+    return simulation
+
+
+def write(conn: Connection, rows: Rows) -> None:
+    for table in schema.TABLES:
+        batch = getattr(rows, table.name)
+        if batch:
+            conn.execute(table.insert(), batch)
+
+
+def _sync_sequences(engine: Engine) -> None:
+    """PostgreSQL: explicit ids do not move the serial sequences; move them, so other writers can insert."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        for table in schema.TABLES:
+            conn.execute(
+                sqlalchemy.text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table.name}), false)"
+                )
+            )
+
+
+def backfill(engine: Engine, simulation: Simulation, start: datetime, end: datetime) -> int:
+    """Simulate [start, end) minute by minute, one transaction per simulated day; returns rows written."""
+    written = 0
+    step = timedelta(minutes=1)
+    at = start
+    while at < end:
+        rows = Rows()
+        day_end = min(at + timedelta(days=1), end)
+        while at < day_end:
+            simulation.step(at, min(at + step, day_end), rows)
+            at += step
+        with engine.begin() as conn:
+            write(conn, rows)
+        written += rows.count()
+    _sync_sequences(engine)
+    return written
+
+
+class _Stop:
+    requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def live(engine: Engine, simulation: Simulation, tick: float, duration: float | None) -> int:
+    """Write the traffic of each `tick` as it happens, until SIGTERM/SIGINT or `duration`; returns rows."""
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    written = 0
+    last = utc_now()
+    started = time.monotonic()
+    while not stop.requested and (duration is None or time.monotonic() - started < duration):
+        time.sleep(tick)
+        now = utc_now()
+        rows = Rows()
+        simulation.step(last, now, rows, sessions_end_in_window=True)
+        last = now
+        with engine.begin() as conn:
+            write(conn, rows)
+        if rows.count():
+            _sync_sequences(engine)
+        written += rows.count()
+    return written
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter.demo.generator",
+        description="Create the marketplace schema and write demo traffic (history and/or live).",
+    )
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"SQLAlchemy database URL (default {DEFAULT_URL})")
+    parser.add_argument("--backfill", type=_parse_duration, metavar="DURATION", help="write this much history, e.g. 4w")
+    parser.add_argument("--until", type=_parse_time, help="end of the history, ISO 8601 (default: now, UTC)")
+    parser.add_argument("--live", action="store_true", help="then keep writing traffic as it happens")
+    parser.add_argument("--live-for", type=_parse_duration, metavar="DURATION", help="stop live mode after this")
+    parser.add_argument("--tick", type=_parse_duration, default=1.0, help="live mode: write every (default 1s)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--sessions-per-day", type=float, default=20000, help="average traffic (default 20000)")
+    parser.add_argument(
+        "--burst-every",
+        type=_parse_duration,
+        default=6 * 3600.0,
+        metavar="DURATION",
+        help="mean time between payment-failure bursts, and between refund spikes (default 6h)",
+    )
+    args = parser.parse_args(argv)
+    if args.backfill is None and not args.live:
+        parser.error("nothing to do: give --backfill DURATION, --live, or both")
+    if args.tick <= 0 or args.sessions_per_day <= 0 or args.burst_every <= 0:
+        parser.error("--tick, --sessions-per-day and --burst-every must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s generator: %(message)s", stream=sys.stderr)
+    engine = sqlalchemy.create_engine(args.url)
+    safe_url = engine.url.render_as_string(hide_password=True)
+    try:
+        end = args.until or utc_now()
+        start = end - timedelta(seconds=args.backfill or 0)
+        simulation = prepare(engine, random.Random(args.seed), args.sessions_per_day, args.burst_every, start)
+        if args.backfill:
+            began = time.monotonic()
+            rows = backfill(engine, simulation, start, end)
+            log.info("backfilled %s rows (%s to %s) into %s in %.1fs", rows, start, end, safe_url,
+                     time.monotonic() - began)  # fmt: skip
+        if args.live:
+            log.info("writing live traffic into %s every %ss (Ctrl-C stops)", safe_url, args.tick)
+            rows = live(engine, simulation, args.tick, args.live_for)
+            log.info("live traffic stopped after %s rows", rows)
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        log.error("database error on %s: %s", safe_url, str(err).splitlines()[0])
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The demo generator writes realistic, reproducible marketplace traffic into SQLite, PostgreSQL and MariaDB.
+
+History is checked for its shape (weekend and evening peaks, failure bursts, refund spikes), live mode
+is run as a real subprocess, and the KPI pack is run over what the generator wrote.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import sqlalchemy
+
+from exporter.demo import generator
+from exporter.kpis.packs import PACKS
+from exporter.kpis.packs import marketplace_schema as schema
+
+if TYPE_CHECKING:
+    from tests.databases import TestDatabase
+
+pytest_plugins = ("tests.databases",)
+
+UNTIL = "2026-11-23T00:00:00"  # a Monday, midnight UTC: two full weeks before it
+WEEKEND = (5, 6)
+
+
+def rows(url: str, table: sqlalchemy.Table) -> list[Any]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sqlalchemy.select(table).order_by(table.c.id)).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Two weeks of history at 20000 sessions a day, failure bursts every 3 hours on average."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    args = ["--url", url, "--backfill", "2w", "--until", UNTIL, "--seed", "3", "--burst-every", "3h"]
+    assert generator.main(args) == 0
+    return url
+
+
+def test_traffic_peaks_at_the_weekend_and_in_the_evening(history: str) -> None:
+    sessions = rows(history, schema.sessions)
+    per_day = Counter(s.started_at.date() for s in sessions)
+    assert len(per_day) == 14
+    weekend = [n for day, n in per_day.items() if day.weekday() in WEEKEND]
+    weekday = [n for day, n in per_day.items() if day.weekday() not in WEEKEND]
+    ratio = statistics.mean(weekend) / statistics.mean(weekday)
+    assert 1.2 < ratio < 1.6, ratio
+    assert 15000 < statistics.mean(weekday) < 25000  # --sessions-per-day's default, 20000
+    per_hour = Counter(s.started_at.hour for s in sessions)
+    night = sum(per_hour[h] for h in range(2, 6))
+    evening = sum(per_hour[h] for h in range(18, 22))
+    assert night / evening < 0.2, night / evening
+
+
+def test_every_session_ends_after_it_starts_and_ids_follow_time(history: str) -> None:
+    sessions = rows(history, schema.sessions)
+    assert all(s.ended_at >= s.started_at for s in sessions)
+    assert all(a.started_at <= b.started_at for a, b in itertools.pairwise(sessions))
+    assert sessions[-1].started_at < datetime.fromisoformat(UNTIL)
+    orders = rows(history, schema.orders)
+    assert 0.03 < len(orders) / len(sessions) < 0.1  # a marketplace's conversion
+
+
+def test_payment_failures_come_in_bursts(history: str) -> None:
+    """A burst: a ten-minute window where one failure reason (a provider outage, a fraud wave) suddenly
+    dominates, at twice the usual failure ratio or more."""
+    payments = rows(history, schema.payments)
+    attempts: Counter[datetime] = Counter()
+    reasons: dict[datetime, Counter[str]] = defaultdict(Counter)
+    for payment in payments:
+        at = payment.created_at.replace(minute=payment.created_at.minute // 10 * 10, second=0)
+        attempts[at] += 1
+        if payment.status == "failed":
+            reasons[at][payment.failure_reason] += 1
+    overall = sum(p.status == "failed" for p in payments) / len(payments)
+    assert overall < 0.12
+    bursts = [
+        at for at, counts in reasons.items() if (top := counts.most_common(1)[0][1]) >= 5 and top > 0.5 * counts.total()
+    ]
+    assert len(bursts) >= 5
+    assert len(bursts) < 0.05 * len(attempts)  # ...which stay the exception
+    for at in bursts:
+        assert reasons[at].total() / attempts[at] > 2 * overall, (at, reasons[at], attempts[at])
+    assert all(p.failure_reason in schema.FAILURE_REASONS for p in payments if p.status == "failed")
+
+
+def test_refunds_spike_now_and_then(history: str) -> None:
+    refunds = rows(history, schema.refunds)
+    per_hour = Counter(r.created_at.replace(minute=0, second=0) for r in refunds)
+    assert max(per_hour.values()) >= 4 * statistics.median(per_hour.values())
+    assert {r.kind for r in refunds} == set(schema.REFUND_KINDS)
+
+
+def test_the_same_seed_writes_the_same_rows_and_another_seed_does_not(tmp_path: Path) -> None:
+    def backfill(name: str, seed: str) -> dict[str, list[Any]]:
+        url = f"sqlite:///{tmp_path / name}"
+        common = ["--backfill", "2d", "--until", UNTIL, "--sessions-per-day", "3000"]
+        assert generator.main(["--url", url, "--seed", seed, *common]) == 0
+        return {table.name: rows(url, table) for table in schema.TABLES}
+
+    first, again, other = backfill("a.db", "1"), backfill("b.db", "1"), backfill("c.db", "2")
+    assert first == again
+    assert first["orders"]
+    assert first["orders"] != other["orders"]
+
+
+def run_live(url: str, *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "exporter.demo.generator", "--url", url, "--live", "--tick", "200ms"]
+    return subprocess.Popen([*command, *extra], stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def count_rows(url: str, table: sqlalchemy.Table) -> int:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(table)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def wait_for_rows(url: str, table: sqlalchemy.Table, more_than: int, process: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        if (count := count_rows(url, table)) > more_than:
+            return count
+        time.sleep(0.2)
+    raise AssertionError(f"no new {table.name} rows within 60s")
+
+
+def test_live_mode_keeps_writing_until_it_is_stopped(fresh_database: TestDatabase) -> None:
+    """Backfill, then live traffic from a subprocess, on each database; the pack runs over the result."""
+    url = fresh_database.url
+    assert generator.main(["--url", url, "--backfill", "1d", "--sessions-per-day", "4000", "--seed", "5"]) == 0
+    before = {table.name: count_rows(url, table) for table in schema.TABLES}
+    assert before["orders"] > 50
+    started = generator.utc_now()
+    # A busy shop (20 sessions a second), so that orders and payments appear within a few ticks.
+    process = run_live(url, "--sessions-per-day", "1700000", "--burst-every", "1m")
+    try:
+        wait_for_rows(url, schema.payments, before["payments"], process)
+        wait_for_rows(url, schema.orders, before["orders"], process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "live traffic stopped" in stderr
+    stopped = generator.utc_now()
+    new_sessions = list(rows(url, schema.sessions)[before["sessions"] :])
+    assert new_sessions
+    # Live sessions are written once they have ended: nothing is dated in the future.
+    assert all(started - timedelta(seconds=1) <= s.ended_at <= stopped + timedelta(seconds=1) for s in new_sessions)
+    new_orders = rows(url, schema.orders)[before["orders"] :]
+    assert new_orders[0].id == before["orders"] + 1  # ids continue after the history
+    with sqlalchemy.create_engine(url).connect() as conn:
+        for query in PACKS["marketplace"]("demo", fresh_database.dialect):
+            params = {"cursor": 0} if "cursor" in query else {}
+            result = conn.execute(sqlalchemy.text(query["sql"]), params).mappings().all()
+            assert result, f"{query['name']} returned nothing on generated data"
+            for metric in query["metrics"]:
+                assert all(row[metric["value"]] is not None for row in result), (query["name"], metric["name"])
+
+
+def test_a_bad_argument_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        generator.main(["--backfill", "four weeks"])
+    assert exit_info.value.code == 2
+    assert "not a duration" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        generator.main([])
+    assert "nothing to do" in capsys.readouterr().err
