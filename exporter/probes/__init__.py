@@ -9,6 +9,7 @@ from exporter.probes.base import Prober
 from exporter.probes.dns import PROBER as DNS
 from exporter.probes.http import PROBER as HTTP
 from exporter.probes.icmp import PROBER as ICMP
+from exporter.probes.journey import PROBER as JOURNEY
 from exporter.probes.tcp import PROBER as TCP
 
-PROBERS: dict[str, Prober] = {p.name: p for p in (DNS, HTTP, ICMP, TCP)}  # type: ignore[type-arg]
+PROBERS: dict[str, Prober] = {p.name: p for p in (DNS, HTTP, ICMP, JOURNEY, TCP)}  # type: ignore[type-arg]

@@ -1,0 +1,1 @@
+"""Demo applications to try Pulse on (not used by the exporter itself)."""

@@ -1,0 +1,354 @@
+"""The `journey` prober (a Pulse extension): a business transaction as a sequence of HTTP steps.
+
+The steps share one cookie jar, so a login holds for the steps after it. Each step may assert on its
+response (status, a body regex, values in a JSON body) and extract values for later steps, which use them
+as `{{name}}` in their url, headers and body. (`${...}` is taken by pulse.yml's environment variables,
+which suits secrets such as a password.) The probe stops at the first step that fails; the steps after it
+report success 0 and duration 0, and the failure detail names the step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import jmespath
+import jmespath.exceptions
+import jmespath.parser
+import pydantic
+
+from exporter.config.types import Regex, StrictModel
+from exporter.probes.base import FailureReason, Prober, ProbeSink
+from exporter.probes.tls import TLSConfig, classify_tls_error, describe_tls_error, ssl_context
+
+VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+STEP_NAME = re.compile(r"[a-z0-9_]+")
+BODY_LIMIT = 10 * 1024 * 1024  # a step's body is read whole for its assertions; beyond this it fails
+
+
+def _jmespath(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as err:
+        raise ValueError(f"not a valid JMESPath expression {expression!r}: {err}") from None
+    return expression
+
+
+class Expect(StrictModel):
+    status: list[int] = []  # empty: any 2xx
+    body_regexp: Regex | None = None
+    json_values: dict[str, Any] = pydantic.Field({}, alias="json")  # JMESPath expression: expected value
+
+    @pydantic.field_validator("json_values")
+    @classmethod
+    def _expressions(cls, values: dict[str, Any]) -> dict[str, Any]:
+        for expression in values:
+            _jmespath(expression)
+        return values
+
+
+class Extract(StrictModel):
+    """Exactly one source: `regexp` (group 1, or the whole match), `json` (JMESPath) or `header`."""
+
+    regexp: Regex | None = None
+    json_path: str | None = pydantic.Field(None, alias="json")
+    header: str | None = None
+
+    @pydantic.field_validator("json_path")
+    @classmethod
+    def _expression(cls, value: str | None) -> str | None:
+        return _jmespath(value) if value is not None else None
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> Extract:
+        if sum(x is not None for x in (self.regexp, self.json_path, self.header)) != 1:
+            raise ValueError("give exactly one of regexp, json or header")
+        return self
+
+
+class Step(StrictModel):
+    name: str
+    method: str = "GET"
+    url: str
+    headers: dict[str, str] = {}
+    body: str | None = None
+    form: dict[str, str] | None = None
+    json_body: Any = pydantic.Field(None, alias="json")
+    expect: Expect = Expect()
+    extract: dict[str, Extract] = {}
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STEP_NAME.fullmatch(value):
+            raise ValueError(f"step name {value!r} must be lower case letters, digits and _ (it is a label value)")
+        return value
+
+    @pydantic.field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", value):
+            raise ValueError(f"not an HTTP method: {value!r}")
+        return value.upper()
+
+    @pydantic.field_validator("extract")
+    @classmethod
+    def _variable_names(cls, value: dict[str, Extract]) -> dict[str, Extract]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"variable name {name!r} must be letters, digits and _")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_body(self) -> Step:
+        if sum(x is not None for x in (self.body, self.form, self.json_body)) > 1:
+            raise ValueError(f"step {self.name}: give at most one of body, form and json")
+        return self
+
+    def references(self) -> set[str]:
+        texts = [self.url, self.body or "", *self.headers.values(), *(self.form or {}).values()]
+        texts.append(json.dumps(self.json_body))
+        return {match for text in texts for match in VARIABLE.findall(text)}
+
+
+class JourneyProbe(StrictModel):
+    steps: list[Step] = pydantic.Field(min_length=1)
+    follow_redirects: bool = True
+    headers: dict[str, str] = {}  # sent with every step (a step's own headers win)
+    tls_config: TLSConfig = TLSConfig()
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> JourneyProbe:
+        known: set[str] = set()
+        names: set[str] = set()
+        for step in self.steps:
+            if step.name in names:
+                raise ValueError(f"two steps are named {step.name!r}; step names must be unique")
+            names.add(step.name)
+            missing = step.references() - known
+            if missing:
+                raise ValueError(
+                    f"step {step.name} uses {{{{{sorted(missing)[0]}}}}}, which no earlier step extracts"
+                    f" (extracted so far: {', '.join(sorted(known)) or 'none'})"
+                )
+            known |= set(step.extract)
+        return self
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: FailureReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def substitute(value: Any, variables: dict[str, str]) -> Any:
+    """`{{name}}` replaced in every string inside `value` (strings, lists, dicts)."""
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda m: variables[m.group(1)], value)
+    if isinstance(value, list):
+        return [substitute(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, variables) for k, v in value.items()}
+    return value
+
+
+def _transport_failure(err: httpx.HTTPError) -> tuple[FailureReason, str]:
+    """The reason behind an httpx error: its chain of causes holds the socket or TLS error."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return classify_tls_error(cause), describe_tls_error(cause)
+        if isinstance(cause, socket.gaierror):
+            return FailureReason.DNS_ERROR, f"cannot resolve the host: {cause.strerror}"
+        if isinstance(cause, ConnectionRefusedError):
+            return FailureReason.CONNECTION_REFUSED, "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(err, httpx.TimeoutException):
+        return FailureReason.TIMEOUT, "timed out"
+    if isinstance(err, httpx.TooManyRedirects):
+        return FailureReason.REDIRECT_LIMIT, str(err)
+    if isinstance(err, httpx.ConnectError) and "certificate" in str(err).lower():
+        return FailureReason.CERTIFICATE_INVALID, str(err)
+    if isinstance(err, httpx.ConnectError) and "refused" in str(err).lower():
+        return FailureReason.CONNECTION_REFUSED, "connection refused"
+    if isinstance(err, httpx.RemoteProtocolError | httpx.DecodingError):
+        return FailureReason.PROTOCOL_ERROR, str(err) or type(err).__name__
+    return FailureReason.CONNECTION_ERROR, str(err) or type(err).__name__
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A step's final response, its body read in full (within BODY_LIMIT)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    encoding: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+
+def _json_body(response: Reply, step: Step) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        content_type = response.headers.get("content-type", "no content type")
+        raise StepFailed(FailureReason.ASSERTION, f"step {step.name}: the body is not JSON ({content_type})") from None
+
+
+def check(step: Step, response: Reply) -> None:
+    """Raise StepFailed for the first expectation the response misses."""
+    expect = step.expect
+    status = response.status_code
+    if (expect.status and status not in expect.status) or (not expect.status and not 200 <= status < 300):
+        wanted = f"one of {expect.status}" if expect.status else "2xx"
+        raise StepFailed(FailureReason.ASSERTION, f"step {step.name}: status {status}, expected {wanted}")
+    if expect.body_regexp is not None and not expect.body_regexp.search(response.text):
+        raise StepFailed(
+            FailureReason.ASSERTION, f"step {step.name}: body does not match {expect.body_regexp.pattern!r}"
+        )
+    if expect.json_values:
+        data = _json_body(response, step)
+        for expression, wanted_value in expect.json_values.items():
+            found = jmespath.search(expression, data)
+            if found != wanted_value:
+                raise StepFailed(
+                    FailureReason.ASSERTION,
+                    f"step {step.name}: JSON {expression} is {json.dumps(found)}, expected {json.dumps(wanted_value)}",
+                )
+
+
+def extract(step: Step, response: Reply) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for variable, source in step.extract.items():
+        found: Any = None
+        if source.regexp is not None:
+            match = source.regexp.search(response.text)
+            found = (match.group(1) if source.regexp.groups else match.group(0)) if match else None
+            what = f"regexp {source.regexp.pattern!r}"
+        elif source.json_path is not None:
+            found = jmespath.search(source.json_path, _json_body(response, step))
+            what = f"JSON {source.json_path}"
+        else:
+            found = response.headers.get(str(source.header))
+            what = f"header {source.header}"
+        if found is None:
+            raise StepFailed(FailureReason.ASSERTION, f"step {step.name}: {variable}: {what} found nothing")
+        values[variable] = found if isinstance(found, str) else json.dumps(found)
+    return values
+
+
+@dataclass
+class _Outcome:
+    steps: list[str]
+    success: dict[str, bool] = field(default_factory=dict)
+    duration: dict[str, float] = field(default_factory=dict)
+    running: tuple[str, float] | None = None  # the step under way and when it started
+    status_code: int = 0
+
+    def write(self, sink: ProbeSink) -> None:
+        if self.running is not None:  # cancelled at the deadline: show where the time went
+            self.duration[self.running[0]] = time.perf_counter() - self.running[1]
+        sink.gauge("probe_journey_steps", "Number of steps in the journey", len(self.steps))
+        for name in self.steps:
+            sink.gauge(
+                "probe_journey_step_success",
+                "Whether the journey step succeeded (0 for the steps after a failed one)",
+                float(self.success.get(name, False)),
+                {"step": name},
+            )
+        for name in self.steps:
+            sink.gauge(
+                "probe_journey_step_duration_seconds",
+                "Duration of the journey step, redirects included (0 for steps not run)",
+                self.duration.get(name, 0.0),
+                {"step": name},
+            )
+        sink.gauge("probe_http_status_code", "Response HTTP status code of the last step run", self.status_code)
+
+
+async def probe(target: str, config: JourneyProbe, sink: ProbeSink) -> bool:
+    outcome = _Outcome(steps=[step.name for step in config.steps])
+    try:
+        return await _probe(target, config, sink, outcome)
+    finally:
+        outcome.write(sink)
+
+
+async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    if not re.match(r"https?://", target):
+        return sink.fail(FailureReason.PROTOCOL_ERROR, f"a journey target is an http(s) URL, not {target!r}")
+    variables: dict[str, str] = {}
+    # A client per probe: a fresh cookie jar every time. trust_env=False: no proxy or .netrc from the
+    # exporter's environment changes what is probed. The runner owns the deadline, so no httpx timeout.
+    async with httpx.AsyncClient(
+        follow_redirects=config.follow_redirects,
+        verify=ssl_context(config.tls_config),
+        trust_env=False,
+        timeout=None,
+        headers={"User-Agent": "Pulse journey prober", **config.headers},
+    ) as client:
+        for step in config.steps:
+            outcome.running = (step.name, time.perf_counter())
+            try:
+                outcome.status_code = await _run_step(client, target, step, variables, sink)
+                outcome.success[step.name] = True
+            except StepFailed as failure:
+                return sink.fail(failure.reason, failure.detail)
+            finally:
+                outcome.duration[step.name] = time.perf_counter() - outcome.running[1]
+                outcome.running = None
+    return True
+
+
+async def _run_step(
+    client: httpx.AsyncClient, target: str, step: Step, variables: dict[str, str], sink: ProbeSink
+) -> int:
+    url = urljoin(target, substitute(step.url, variables))
+    request = client.build_request(
+        step.method,
+        url,
+        headers=substitute(step.headers, variables),
+        content=substitute(step.body, variables),
+        data=substitute(step.form, variables),
+        json=substitute(step.json_body, variables),
+    )
+    sink.log(f"step {step.name}: {step.method} {url}")
+    try:
+        response = await client.send(request, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > BODY_LIMIT:
+                    raise StepFailed(
+                        FailureReason.BODY_TOO_LARGE, f"step {step.name}: body larger than {BODY_LIMIT} bytes"
+                    )
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as err:
+        reason, detail = _transport_failure(err)
+        raise StepFailed(reason, f"step {step.name}: {detail}") from None
+    for earlier in response.history:
+        sink.log(f"step {step.name}: {earlier.status_code} redirect to {earlier.headers.get('location')}")
+    sink.log(f"step {step.name}: status {response.status_code}, {len(body)} bytes")
+    reply = Reply(response.status_code, response.headers, bytes(body), response.encoding or "utf-8")
+    check(step, reply)
+    found = extract(step, reply)
+    for name, value in found.items():
+        sink.log(f"step {step.name}: extracted {name} ({len(value)} characters)")
+    variables.update(found)
+    return response.status_code
+
+
+PROBER = Prober("journey", JourneyProbe, probe)

@@ -1,0 +1,207 @@
+"""The journey prober against the demo shop (exporter/demo/shop.py) running on loopback.
+
+The shipped example, examples/journey-shop.yml, is loaded through the real config loader and probed
+through the real runner; then the shop is broken for real (a wrong password, the shop down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from exporter.config.loader import ConfigError
+from exporter.config.model import load_config
+from exporter.demo.shop import make_server
+from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.journey import JourneyProbe, probe
+from exporter.probes.runner import run_probe
+from tests.conftest import free_port
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"
+STEPS = ["home", "login_form", "login", "add_to_cart", "checkout"]
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[str]:
+    server = make_server("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def example_config(tmp_path: Path, replace: tuple[str, str] | None = None) -> Any:
+    text = EXAMPLE.read_text()
+    if replace is not None:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    path = tmp_path / "pulse.yml"
+    path.write_text(text)
+    return load_config(path).probes
+
+
+def samples(families: list[Any]) -> dict[str, float]:
+    return {
+        sample.name + "".join(f"{{{k}={v}}}" for k, v in sample.labels.items()): sample.value
+        for family in families
+        for sample in family.samples
+    }
+
+
+def run_example(tmp_path: Path, target: str, replace: tuple[str, str] | None = None) -> tuple[dict[str, float], Any]:
+    probes = example_config(tmp_path, replace)
+    families, sink = asyncio.run(run_probe("shop_checkout", probes.modules["shop_checkout"], target, None))
+    return samples(families), sink
+
+
+def test_the_shipped_example_walks_the_shop_from_home_to_checkout(tmp_path: Path, shop: str) -> None:
+    found, sink = run_example(tmp_path, shop)
+    assert found["probe_success"] == 1, sink.failure
+    assert found["probe_journey_steps"] == len(STEPS)
+    for step in STEPS:
+        assert found[f"probe_journey_step_success{{step={step}}}"] == 1
+        assert found[f"probe_journey_step_duration_seconds{{step={step}}}"] > 0
+    assert found["probe_http_status_code"] == 200
+    assert "probe_failure_info{reason=assertion}" not in found
+
+
+def test_the_example_lists_the_shop_as_a_target(tmp_path: Path) -> None:
+    probes = example_config(tmp_path)
+    assert probes.allows("http://127.0.0.1:8081/", "shop_checkout")
+
+
+def test_a_wrong_password_fails_the_login_step_and_skips_the_rest(tmp_path: Path, shop: str) -> None:
+    found, sink = run_example(tmp_path, shop, ("password: demo-password", "password: not-the-password"))
+    assert found["probe_success"] == 0
+    assert found["probe_failure_info{reason=assertion}"] == 1
+    assert sink.failure[1] == "step login: status 401, expected one of [200]"
+    assert found["probe_journey_step_success{step=login_form}"] == 1
+    assert found["probe_journey_step_success{step=login}"] == 0
+    assert found["probe_journey_step_duration_seconds{step=login}"] > 0
+    for later in ("add_to_cart", "checkout"):
+        assert found[f"probe_journey_step_success{{step={later}}}"] == 0
+        assert found[f"probe_journey_step_duration_seconds{{step={later}}}"] == 0
+    assert found["probe_http_status_code"] == 200  # the last step that completed (login_form)
+
+
+def test_the_shop_down_is_connection_refused_at_the_first_step(tmp_path: Path) -> None:
+    found, sink = run_example(tmp_path, f"http://127.0.0.1:{free_port()}/")
+    assert found["probe_success"] == 0
+    assert found["probe_failure_info{reason=connection_refused}"] == 1
+    assert sink.failure[1].startswith("step home: ")
+    assert all(found[f"probe_journey_step_success{{step={step}}}"] == 0 for step in STEPS)
+
+
+def run(target: str, steps: list[dict[str, Any]], **options: Any) -> tuple[bool, ProbeSink]:
+    sink = ProbeSink()
+    return asyncio.run(probe(target, JourneyProbe(steps=steps, **options), sink)), sink
+
+
+def test_a_missing_csrf_token_makes_the_shop_refuse_the_login(shop: str) -> None:
+    # Without the cookie jar and the extracted token the login is a 403: the shop really checks them.
+    success, sink = run(
+        shop,
+        [{"name": "login", "method": "POST", "url": "/login", "form": {"username": "demo", "password": "x"}}],
+    )
+    assert not success
+    assert sink.failure == (FailureReason.ASSERTION, "step login: status 403, expected 2xx")
+
+
+def test_json_expectation_names_the_expression_and_both_values(shop: str) -> None:
+    steps = [
+        {"name": "form", "url": "/login", "extract": {"csrf": {"regexp": 'name="csrf_token" value="([^"]+)"'}}},
+        {
+            "name": "login",
+            "method": "POST",
+            "url": "/login",
+            "form": {"username": "demo", "password": "demo-password", "csrf_token": "{{csrf}}"},
+        },
+        {
+            "name": "add",
+            "method": "POST",
+            "url": "/api/cart/items",
+            "headers": {"X-CSRF-Token": "{{ csrf }}"},
+            "json": {"sku": "mug-001", "quantity": 3},
+            "expect": {"status": [201], "json": {"total_cents": 999}},
+        },
+    ]
+    success, sink = run(shop, steps)
+    assert not success
+    assert sink.failure == (FailureReason.ASSERTION, "step add: JSON total_cents is 4470, expected 999")
+
+
+def test_values_come_from_headers_too_and_redirects_can_be_left_alone(shop: str) -> None:
+    steps = [
+        {"name": "form", "url": "/login", "extract": {"csrf": {"regexp": 'name="csrf_token" value="([^"]+)"'}}},
+        {
+            "name": "login",
+            "method": "POST",
+            "url": "/login",
+            "form": {"username": "demo", "password": "demo-password", "csrf_token": "{{csrf}}"},
+            "expect": {"status": [303]},
+            "extract": {"next": {"header": "Location"}},
+        },
+        {"name": "account", "url": "{{next}}", "expect": {"body_regexp": "Signed in as demo"}},
+    ]
+    success, sink = run(shop, steps, follow_redirects=False)
+    assert success, sink.failure
+
+
+def test_an_extraction_that_finds_nothing_fails_the_step(shop: str) -> None:
+    success, sink = run(shop, [{"name": "home", "url": "/", "extract": {"token": {"regexp": "csrf=(\\w+)"}}}])
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.ASSERTION
+    assert sink.failure[1].startswith("step home: token: regexp ")
+
+
+def test_a_body_that_is_not_json_fails_a_json_expectation(shop: str) -> None:
+    success, sink = run(shop, [{"name": "home", "url": "/", "expect": {"json": {"ok": True}}}])
+    assert not success
+    assert sink.failure == (FailureReason.ASSERTION, "step home: the body is not JSON (text/html; charset=utf-8)")
+
+
+def test_a_target_that_is_not_a_url_is_refused() -> None:
+    success, sink = run("127.0.0.1:8081", [{"name": "home", "url": "/"}])
+    assert not success
+    assert sink.failure is not None
+    assert "http(s) URL" in sink.failure[1]
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([], "at least 1 item"),
+        ([{"name": "Home", "url": "/"}], "must be lower case letters"),
+        ([{"name": "a", "url": "/"}, {"name": "a", "url": "/x"}], "two steps are named 'a'"),
+        ([{"name": "a", "url": "/?id={{order}}"}], "step a uses {{order}}, which no earlier step extracts"),
+        ([{"name": "a", "url": "/", "form": {"x": "1"}, "json": {}}], "at most one of body, form and json"),
+        ([{"name": "a", "url": "/", "extract": {"x": {}}}], "exactly one of regexp, json or header"),
+        ([{"name": "a", "url": "/", "expect": {"json": {"a[": 1}}}], "not a valid JMESPath expression"),
+        ([{"name": "a", "url": "/", "expect": {"body_regexp": "("}}], "not a valid regular expression"),
+        ([{"name": "a", "url": "/", "method": "GE T"}], "not an HTTP method"),
+    ],
+)
+def test_config_errors(steps: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        JourneyProbe(steps=steps)
+    assert message in str(raised.value)
+
+
+def test_config_errors_point_at_the_file_and_line(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("cart={{cart_id}}", "cart={{cart}}")
+    path = tmp_path / "pulse.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "step checkout uses {{cart}}, which no earlier step extracts" in str(raised.value)
+    assert str(path) in str(raised.value)
