@@ -8,6 +8,8 @@ rows that were inserted - an independent implementation of the documented defini
 from __future__ import annotations
 
 import random
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy
+import yaml
 
 from exporter.kpis.packs import PACKS
 from exporter.kpis.packs import marketplace_schema as schema
+from tests.conftest import StartExporter, parse_samples
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -421,3 +425,42 @@ def test_names_follow_prometheus_conventions() -> None:
             assert metric["name"].endswith("_total") == (metric["type"] == "counter")
             assert metric["help"]
             assert not {"user_id", "order_id", "session_id", "customer_id", "id"} & set(metric["labels"])
+
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def exposed_samples(text: str) -> Samples:
+    samples: Samples = defaultdict(dict)
+    for line in text.splitlines():
+        if (match := SAMPLE.match(line)) and match.group(1).startswith("business_"):
+            key = frozenset(LABEL.findall(match.group(2) or ""))
+            samples[match.group(1)][key] = float(match.group(3))
+    return dict(samples)
+
+
+def test_a_real_exporter_serves_every_kpi_of_the_pack(
+    marketplace_db: tuple[TestDatabase, sqlalchemy.Engine], start_exporter: StartExporter
+) -> None:
+    """The pack through K1's engine in a pulse-exporter process: `packs: [{pack: marketplace}]` exposes
+    what the independent computation expects, with counters' `_total` and every query succeeding."""
+    database, engine = marketplace_db
+    data = build_dataset(utc_now())
+    data.insert(engine)
+    config = {
+        "collectors": {"host": {"enabled": False}},
+        "kpis": {"sources": {"shop": {"dsn": database.url}}, "packs": [{"pack": "marketplace", "source": "shop"}]},
+    }
+    exporter = start_exporter(yaml.safe_dump(config))
+    query_names = [q["name"] for q in PACKS["marketplace"]("shop", database.dialect)]
+    deadline = time.monotonic() + 60
+    while True:
+        text = exporter.metrics_text()
+        status = {name: parse_samples(text).get(f'pulse_kpi_query_success{{query="{name}"}}') for name in query_names}
+        if all(value == 1 for value in status.values()):
+            break
+        assert time.monotonic() < deadline, f"queries not all successful within 60s: {status}\n{exporter.logs()}"
+        time.sleep(0.2)
+    assert_same_samples(exposed_samples(text), expected_kpis(data))
+    assert 'pulse_kpi_source_up{source="shop"} 1' in text
