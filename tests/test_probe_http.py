@@ -227,6 +227,7 @@ def test_redirects_are_not_followed_when_disabled(servers: LoopThread, option: d
     assert not ok
     assert reason(sink) is FailureReason.HTTP_STATUS
     assert sink_samples(sink)["probe_http_status_code"] == 302
+    assert sink_samples(sink)["probe_http_redirects"] == 1  # as blackbox 0.23 counts it
     assert [r.target for r in server.requests] == ["/a"]
 
     sink, ok = run(server.url("/a"), {**option, "valid_status_codes": [302]})

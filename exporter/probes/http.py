@@ -238,7 +238,10 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         _remember_cookies(response, host, cookies)
 
         location = response.header_values("location")
-        if response.status not in _REDIRECT_STATUSES or not location or not config.follows_redirects:
+        if response.status not in _REDIRECT_STATUSES or not location:
+            break
+        if not config.follows_redirects:
+            outcome.redirects += 1  # blackbox 0.23 counts the redirect it did not follow
             break
         if outcome.redirects >= REDIRECT_LIMIT:
             outcome.redirects += 1  # blackbox counts the redirect it refused
