@@ -1,0 +1,136 @@
+"""End to end: a real Prometheus, configured with the shipped examples/probes/prometheus.yml, discovers
+the probe targets from Pulse's /sd/probes and scrapes /probe through the multi-target relabelling."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from exporter.config.model import load_config
+from tests.conftest import StartExporter, free_port, require_binary
+from tests.probe_servers import LoopThread, SilentListener, loop_thread, refused_port
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "probes"
+EXAMPLE_PULSE_ADDRESS = "pulse.example.internal:10135"
+
+
+def test_the_example_pulse_config_loads_with_its_blackbox_modules_file() -> None:
+    probes = load_config(EXAMPLES / "pulse.yml").probes
+    assert {"http_2xx", "tcp_connect", "smtp_starttls", "postgres_tcp"} <= set(probes.modules)
+    assert all(target.module in probes.modules for target in probes.targets)
+
+
+def test_the_example_blackbox_file_is_valid_for_blackbox_exporter() -> None:
+    blackbox = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
+    result = subprocess.run(
+        [blackbox, f"--config.file={EXAMPLES / 'blackbox.yml'}", "--config.check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_example_prometheus_config_is_valid() -> None:
+    promtool = require_binary("promtool")
+    result = subprocess.run(
+        [promtool, "check", "config", str(EXAMPLES / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def servers() -> Iterator[LoopThread]:
+    with loop_thread() as thread:
+        yield thread
+
+
+def example_prometheus_config(pulse_address: str) -> dict[str, Any]:
+    """The shipped example, pointed at the test's Pulse, with intervals short enough for a test."""
+    text = (EXAMPLES / "prometheus.yml").read_text().replace(EXAMPLE_PULSE_ADDRESS, pulse_address)
+    config: dict[str, Any] = yaml.safe_load(text)
+    config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+    for job in config["scrape_configs"]:
+        for sd in job.get("http_sd_configs", []):
+            sd["refresh_interval"] = "1s"
+    return config
+
+
+def test_prometheus_discovers_and_scrapes_probes_through_pulse(
+    tmp_path: Path, servers: LoopThread, start_exporter: StartExporter
+) -> None:
+    prometheus = require_binary("prometheus")
+    listener = servers.run(SilentListener().start())
+    listening, refused = f"127.0.0.1:{listener.port}", f"127.0.0.1:{refused_port()}"
+    pulse = start_exporter(
+        "collectors: {host: {enabled: false}}\n"
+        "probes:\n"
+        "  modules:\n"
+        "    tcp_connect: {prober: tcp, timeout: 5s, tcp: {preferred_ip_protocol: ip4}}\n"
+        "  targets:\n"
+        f"    - {{target: '{listening}', module: tcp_connect, labels: {{service: queue}}}}\n"
+        f"    - {{target: '{refused}', module: tcp_connect, labels: {{service: cache}}}}\n"
+    )
+    config_path = tmp_path / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(example_prometheus_config(f"127.0.0.1:{pulse.port}")))
+    port = free_port()
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        found = _wait_for_probe_results(f"http://127.0.0.1:{port}", process, log_path, expected=2)
+    finally:
+        process.terminate()
+        process.wait(30)
+    by_instance = {result["metric"]["instance"]: result for result in found}
+    assert set(by_instance) == {listening, refused}
+    for instance, service, value in ((listening, "queue", "1"), (refused, "cache", "0")):
+        labels = by_instance[instance]["metric"]
+        assert labels["job"] == "probes"
+        assert labels["module"] == "tcp_connect"
+        assert labels["service"] == service
+        assert by_instance[instance]["value"][1] == value
+    assert listener.accepted >= 1
+
+
+def _wait_for_probe_results(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, expected: int
+) -> list[dict[str, Any]]:
+    """Poll Prometheus' query API until `probe_success` has `expected` series (generous: a slow machine)."""
+    deadline = time.monotonic() + 90
+    last: object = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"prometheus exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            response = httpx.get(f"{url}/api/v1/query", params={"query": "probe_success"}, timeout=5)
+            if response.status_code == 200:
+                last = response.json()["data"]["result"]
+                if isinstance(last, list) and len(last) >= expected:
+                    return last
+        except httpx.HTTPError as err:
+            last = err
+        time.sleep(0.5)
+    targets = httpx.get(f"{url}/api/v1/targets", timeout=5).text
+    raise AssertionError(f"probe_success never appeared: last={last!r}\ntargets: {targets}")
