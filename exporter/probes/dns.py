@@ -7,7 +7,6 @@ asked. Records are matched by the validate_*_rrs regular expressions in miekg/dn
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import ssl
@@ -30,8 +29,7 @@ import pydantic
 
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
-
-IPProtocol = Literal["ip4", "ip6"]
+from exporter.probes.tcp import IPProtocol, resolve_for_probe
 
 
 class RRValidator(StrictModel):
@@ -118,65 +116,25 @@ class DNSProbe(StrictModel):
         return self.transport_protocol or ("tcp" if self.dns_over_tls else "udp")
 
 
-# ---- target resolution, shared with the icmp prober (same metrics as blackbox's chooseProtocol) ----
-
-
 @dataclass(frozen=True)
-class ResolvedTarget:
+class Server:
+    """A probed host's name, the address it resolved to and the time the lookup took."""
+
     host: str
     ip: str
     family: socket.AddressFamily
     lookup_seconds: float
 
 
-def ip_addr_hash(ip: str) -> float:
-    """FNV-1a (32 bit) over the address bytes (4 for IPv4, 16 for IPv6), as blackbox_exporter computes
-    probe_ip_addr_hash, so the value stays the same after switching exporters."""
-    packed = ipaddress.ip_address(ip).packed
-    value = 0x811C9DC5
-    for byte in packed:
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return float(value)
-
-
-async def resolve_target(host: str, preferred: IPProtocol, fallback: bool, sink: ProbeSink) -> ResolvedTarget | None:
-    """Resolve `host` to one address of the preferred IP version (or the other one if `fallback`).
-
-    Writes probe_dns_lookup_time_seconds, probe_ip_protocol and probe_ip_addr_hash (0 when it failed);
-    records `dns_error` and returns None when there is no usable address.
-    """
+async def resolve_server(host: str, preferred: IPProtocol, fallback: bool, sink: ProbeSink) -> Server | None:
+    """The tcp prober's resolution (blackbox's rules and metrics, `dns_error` on failure), timed for the
+    resolve phase."""
     started = time.perf_counter()
-    wanted = socket.AF_INET6 if preferred == "ip6" else socket.AF_INET
-    chosen: tuple[str, socket.AddressFamily] | None = None
-    problem = ""
-    sink.log(f"resolving {host} ({preferred}, fallback {'on' if fallback else 'off'})")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, None, family=socket.AF_UNSPEC if fallback else wanted, type=socket.SOCK_STREAM
-        )
-        addresses = [(str(info[4][0]), info[0]) for info in infos]
-        preferred_ones = [a for a in addresses if a[1] == wanted]
-        chosen = (preferred_ones or addresses)[0] if addresses else None
-        if chosen is None:
-            problem = f"{host} has no {preferred} address"
-    except socket.gaierror as err:
-        problem = f"cannot resolve {host}: {err.strerror or err}"
-    except UnicodeError as err:
-        problem = f"cannot resolve {host}: not a valid host name ({err})"
-    lookup = time.perf_counter() - started
-    sink.gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", lookup)
-    protocol = 0.0 if chosen is None else (6.0 if chosen[1] == socket.AF_INET6 else 4.0)
-    sink.gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", protocol)
-    sink.gauge(
-        "probe_ip_addr_hash",
-        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
-        0.0 if chosen is None else ip_addr_hash(chosen[0]),
-    )
-    if chosen is None:
-        sink.fail(FailureReason.DNS_ERROR, problem)
+    resolved = await resolve_for_probe(host, preferred, fallback, sink)
+    if resolved is None:
         return None
-    sink.log(f"resolved {host} to {chosen[0]} in {lookup:.6f}s")
-    return ResolvedTarget(host=host, ip=chosen[0], family=chosen[1], lookup_seconds=lookup)
+    ip, family = resolved
+    return Server(host, ip, socket.AddressFamily(family), time.perf_counter() - started)
 
 
 def split_host_port(target: str, default_port: int) -> tuple[str, int]:
@@ -254,7 +212,7 @@ def _classify(err: BaseException) -> tuple[FailureReason, str]:
 
 
 async def _exchange(
-    query: dns.message.Message, server: ResolvedTarget, port: int, config: DNSProbe, phases: dict[str, float]
+    query: dns.message.Message, server: Server, port: int, config: DNSProbe, phases: dict[str, float]
 ) -> dns.message.Message:
     """Connect (a UDP socket, or a TCP/TLS connection) and ask; the two phases are timed apart."""
     backend = dns.asyncbackend.get_backend("asyncio")
@@ -321,7 +279,7 @@ async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outco
         host, port = split_host_port(target, 853 if config.dns_over_tls else 53)
     except ValueError as err:
         return sink.fail(FailureReason.DNS_ERROR, str(err))
-    server = await resolve_target(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
+    server = await resolve_server(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
     if server is None:
         return False
     outcome.phases["resolve"] = server.lookup_seconds

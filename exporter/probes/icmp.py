@@ -24,7 +24,8 @@ import pydantic
 
 from exporter.config.types import StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
-from exporter.probes.dns import IPProtocol, ResolvedTarget, resolve_target
+from exporter.probes.dns import Server, resolve_server
+from exporter.probes.tcp import IPProtocol
 
 PAYLOAD = b"Pulse synthetic probe"
 
@@ -133,7 +134,7 @@ async def probe(target: str, config: ICMPProbe, sink: ProbeSink) -> bool:
 
 async def _probe(target: str, config: ICMPProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
     host = target[1:-1] if target.startswith("[") and target.endswith("]") else target
-    server = await resolve_target(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
+    server = await resolve_server(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
     if server is None:
         return False
     outcome.phases["resolve"] = server.lookup_seconds
@@ -186,7 +187,7 @@ def _configure(sock: socket.socket, family: socket.AddressFamily, config: ICMPPr
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, config.ttl)
 
 
-async def _await_reply(icmp: _Socket, server: ResolvedTarget, sequence: int, payload: bytes) -> int | None:
+async def _await_reply(icmp: _Socket, server: Server, sequence: int, payload: bytes) -> int | None:
     """Read until our echo reply arrives (a raw socket sees every ICMP packet of the host); its hop limit."""
     loop = asyncio.get_running_loop()
     sock = icmp.sock
