@@ -230,8 +230,11 @@ class KpiCollector(Collector):
     async def collect(self) -> Sequence[Metric]:
         now = time.monotonic()
         for runner in self.runners.values():
+            # Between two runs nothing expires (expire_after may be 0: "only the last run's series");
+            # a query that stopped succeeding loses its series once they are older than expire_after.
+            grace = runner.query.period + runner.query.timeout
             for state in runner.states.values():
-                state.expire(now)
+                state.expire(now, max(state.metric.expire_after, grace))
         families = [spec.build() for spec in self.families]
         families.extend(self._self_metrics())
         return families

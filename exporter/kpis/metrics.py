@@ -183,12 +183,13 @@ class MetricState:
                     "KPI metric reached its series limit; further series are dropped",
                     extra={"metric": self.metric.name, "query": self.metric.query, "series_limit": limit},
                 )
-        self.expire(now)
+        self.expire(now, self.metric.expire_after)
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float, after: float) -> None:
+        """Drop series no run has returned for `after` seconds (cursor counters never expire)."""
         if self.cumulative:
             return
-        cutoff = now - self.metric.expire_after
+        cutoff = now - after
         stale = [labels for labels, series in self.series.items() if series.seen < cutoff]
         for labels in stale:
             del self.series[labels]
