@@ -205,6 +205,10 @@ def test_metrics_counts_probes_per_module_and_result(setup: Setup) -> None:
     assert after['pulse_probe_duration_seconds_bucket{module="tcp_connect",le="+Inf"}'] == 3
     assert after['pulse_probe_duration_seconds_sum{module="tcp_connect"}'] > 0
     assert after['pulse_exporter_collector_success{collector="probes"}'] == 1
+    assert after['pulse_probe_requests_rejected_total{reason="forbidden"}'] == 1
+    setup.pulse.get("/probe", params={"target": setup.listening, "module": "nope"})
+    again = parse_samples(setup.pulse.metrics_text())
+    assert again['pulse_probe_requests_rejected_total{reason="bad_request"}'] == 1
 
 
 def test_a_reload_that_keeps_the_modules_keeps_the_counters(setup: Setup, tmp_path: Path) -> None:

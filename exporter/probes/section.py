@@ -6,6 +6,10 @@ from Pulse's own history even between (or without) the probe scrapes being store
 
     pulse_probes_total{module, result="success"|"failure"}
     pulse_probe_duration_seconds{module} (histogram)
+    pulse_probe_requests_rejected_total{reason="forbidden"|"bad_request"}
+
+The last one counts /probe requests refused before any probe ran: a rising `forbidden` count is someone
+(or a misconfigured Prometheus) asking Pulse to reach targets it does not list.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = ["PROBES", "ProbesCollector", "ProbesConfig"]
 COLLECTOR_NAME = "probes"
 # From a local TCP connect (well under 5 ms) to blackbox's 120 s ceiling; fine where SLOs are set
 # (a few hundred ms to a few seconds).
+REJECTION_REASONS = ("forbidden", "bad_request")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -46,6 +51,7 @@ class ProbesCollector(Collector):
         super().__init__(COLLECTOR_NAME, names)
         # Every configured module from the start, at 0: rate() needs the series before the first probe.
         self._records = {name: _ModuleRecord() for name in names}
+        self._rejected = dict.fromkeys(REJECTION_REASONS, 0)
 
     def record(self, module: str, success: bool, seconds: float) -> None:
         """Called by the runner after each probe (on the event loop, so no lock is needed)."""
@@ -58,6 +64,10 @@ class ProbesCollector(Collector):
             entry.failures += 1
         entry.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         entry.seconds_sum += seconds
+
+    def reject(self, reason: str) -> None:
+        """Count a /probe request refused before probing (`forbidden` or `bad_request`)."""
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
 
     async def collect(self) -> Sequence[Metric]:
         total = CounterMetricFamily(
@@ -74,7 +84,14 @@ class ProbesCollector(Collector):
                 cumulative += count
                 buckets.append((_bound_label(bound), cumulative))
             duration.add_metric([module], buckets, entry.seconds_sum)
-        return [total, duration]
+        rejected = CounterMetricFamily(
+            "pulse_probe_requests_rejected",
+            "/probe requests refused before probing: forbidden (target not listed or allowed), bad_request.",
+            labels=["reason"],
+        )
+        for reason, count in self._rejected.items():
+            rejected.add_metric([reason], count)
+        return [total, duration, rejected]
 
 
 def _bound_label(bound: float) -> str:

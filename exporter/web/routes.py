@@ -102,34 +102,44 @@ class Routes:
 
     async def _probe(self, request: Request) -> Response:
         probes = self.exporter.config.probes
+        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
+        stats = collector if isinstance(collector, ProbesCollector) else None
         module_name = _single(request.query, "module")
         target = _single(request.query, "target")
-        if not module_name:
-            return Response(400, b"module parameter is missing\n")
         module = probes.modules.get(module_name)
-        if module is None:
-            return Response(400, f"unknown module {module_name!r}\n".encode())
-        if not target:
-            return Response(400, b"target parameter is missing\n")
-        if "hostname" in request.query:
+        problem = ""
+        if not module_name:
+            problem = "module parameter is missing"
+        elif module is None:
+            problem = f"unknown module {module_name!r}"
+        elif not target:
+            problem = "target parameter is missing"
+        elif "hostname" in request.query:
             # blackbox lets the URL set the http Host header; Pulse lets nothing in the URL change a module.
-            return Response(400, b"hostname parameter is not supported: set the Host header in the module\n")
+            problem = "hostname parameter is not supported: set the Host header in the module"
+        if problem or module is None:
+            if stats is not None:
+                stats.reject("bad_request")
+            return Response(400, f"{problem}\n".encode())
         if not probes.allows(target, module_name):
+            if stats is not None:
+                stats.reject("forbidden")
             return Response(
                 403,
                 f"target {target!r} is not allowed with module {module_name!r}: "
                 "list it in probes.targets with that module, or match it with probes.allow\n".encode(),
             )
-        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
         try:
             families, sink = await run_probe(
                 module_name,
                 module,
                 target,
                 request.headers.get("x-prometheus-scrape-timeout-seconds"),
-                record=collector.record if isinstance(collector, ProbesCollector) else None,
+                record=stats.record if stats is not None else None,
             )
         except InvalidTimeoutHeader as err:
+            if stats is not None:
+                stats.reject("bad_request")
             return Response(400, f"{err}\n".encode())
         if _single(request.query, "debug") == "true":
             module_yaml = yaml.safe_dump(_resolved_module(module), sort_keys=False, default_flow_style=False)
