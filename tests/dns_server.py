@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ class Zone:
 class DNSServer:
     """Start with `with dns_server() as server:`; `server.queries` holds (transport, query) received."""
 
-    def __init__(self, zone: Zone, host: str) -> None:
+    def __init__(self, zone: Zone, host: str, tls: ssl.SSLContext | None = None) -> None:
         self.zone = zone
         self.host = host
         self.queries: list[tuple[str, dns.message.Message]] = []
@@ -96,7 +97,34 @@ class DNSServer:
                 self.udp.server_close()
         else:
             raise RuntimeError("no free port for both UDP and TCP")
-        self._threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.udp, self.tcp)]
+
+        class TLSHandler(TCPHandler):
+            """DNS over TLS (RFC 7858): the TCP framing inside a TLS session."""
+
+            def setup(self) -> None:
+                assert tls is not None
+                try:
+                    self.request = tls.wrap_socket(self.request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    self.request = None  # the client refused our certificate: nothing to answer
+                if self.request is not None:
+                    super().setup()
+
+            def handle(self) -> None:
+                if self.request is not None:
+                    super().handle()
+
+            def finish(self) -> None:
+                if self.request is not None:
+                    super().finish()
+
+        self.servers: list[socketserver.BaseServer] = [self.udp, self.tcp]
+        self.tls_port = 0
+        if tls is not None:
+            self.dot = tcp_class((host, 0), TLSHandler)
+            self.tls_port = int(self.dot.server_address[1])
+            self.servers.append(self.dot)
+        self._threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
 
     @property
     def address(self) -> str:
@@ -138,14 +166,17 @@ class DNSServer:
 
     def stop(self) -> None:
         self._stop.set()
-        for s in (self.udp, self.tcp):
+        for s in self.servers:
             s.shutdown()
             s.server_close()
 
 
 @contextmanager
-def dns_server(zone_text: str = EXAMPLE_ZONE, host: str = "127.0.0.1") -> Iterator[DNSServer]:
-    server = DNSServer(Zone(zone_text), host)
+def dns_server(
+    zone_text: str = EXAMPLE_ZONE, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> Iterator[DNSServer]:
+    """The server on `host`; with `tls`, also DNS over TLS on `server.tls_port`."""
+    server = DNSServer(Zone(zone_text), host, tls)
     server.start()
     try:
         yield server

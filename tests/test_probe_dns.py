@@ -13,6 +13,7 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.dns import DNSProbe, probe
 from tests.conftest import free_port
 from tests.dns_server import DNSServer, dns_server
+from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -262,3 +263,55 @@ def test_query_type_and_rcodes_are_case_insensitive() -> None:
     config = DNSProbe(query_name="example.test", query_type="aaaa", valid_rcodes=["nxdomain"])
     assert config.query_type == "AAAA"
     assert config.valid_rcodes == ["NXDOMAIN"]
+
+
+# ---- DNS over TLS ----
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("dot-certs"))
+
+
+@pytest.mark.parametrize(
+    ("pair", "ca", "reason"),
+    [
+        ("ca_signed", True, None),
+        ("ca_signed", False, FailureReason.CERTIFICATE_INVALID),  # our CA is not in the system store
+        ("self_signed", True, FailureReason.CERTIFICATE_INVALID),
+        ("expired", True, FailureReason.CERTIFICATE_EXPIRED),
+    ],
+)
+def test_dns_over_tls(certificates: Certificates, pair: str, ca: bool, reason: FailureReason | None) -> None:
+    key_pair: KeyPair = getattr(certificates, pair)
+    with dns_server(tls=server_ssl_context(key_pair)) as server:
+        tls_config = {"ca_file": str(certificates.ca_file)} if ca else {}
+        success, sink = run(
+            f"127.0.0.1:{server.tls_port}",
+            query_name="www.example.test",
+            query_type="A",
+            dns_over_tls=True,
+            tls_config=tls_config,
+        )
+        if reason is None:
+            assert success, sink.failure
+            assert value(sink, "probe_dns_answer_rrs") == 2
+            assert server.queries[-1][0] == "tcp"
+            return
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is reason
+    # The certificate's validity is reported also when verification failed (Pulse's extra metrics).
+    not_after = key_pair.certificate.not_valid_after_utc.timestamp()
+    assert value(sink, "probe_ssl_leaf_not_after_timestamp_seconds") == not_after
+
+
+def test_dns_over_tls_with_insecure_skip_verify_accepts_any_certificate(certificates: Certificates) -> None:
+    with dns_server(tls=server_ssl_context(certificates.self_signed)) as server:
+        success, sink = run(
+            f"127.0.0.1:{server.tls_port}",
+            query_name="www.example.test",
+            dns_over_tls=True,
+            tls_config={"insecure_skip_verify": True},
+        )
+    assert success, sink.failure

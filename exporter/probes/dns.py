@@ -30,6 +30,7 @@ import pydantic
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.tcp import IPProtocol, resolve_for_probe
+from exporter.probes.tls import TLSConfig, report_tls_failure, ssl_context
 
 
 class RRValidator(StrictModel):
@@ -51,6 +52,7 @@ class DNSProbe(StrictModel):
     source_ip_address: str | None = None
     recursion_desired: bool = True
     dns_over_tls: bool = False
+    tls_config: TLSConfig = TLSConfig()
     valid_rcodes: list[str] = ["NOERROR"]
     validate_answer_rrs: RRValidator = RRValidator()
     validate_authority_rrs: RRValidator = RRValidator()
@@ -194,12 +196,6 @@ def check_records(records: list[str], validator: RRValidator) -> str | None:
 def _classify(err: BaseException) -> tuple[FailureReason, str]:
     if isinstance(err, ConnectionRefusedError):
         return FailureReason.CONNECTION_REFUSED, "connection refused (nothing listens on the server's DNS port)"
-    if isinstance(err, ssl.SSLCertVerificationError):
-        expired = "expired" in str(err.verify_message or "")
-        reason = FailureReason.CERTIFICATE_EXPIRED if expired else FailureReason.CERTIFICATE_INVALID
-        return reason, f"certificate verification failed: {err.verify_message}"
-    if isinstance(err, ssl.SSLError):
-        return FailureReason.TLS_ERROR, f"TLS handshake failed: {err}"
     if isinstance(err, dns.exception.Timeout | TimeoutError):
         return FailureReason.TIMEOUT, "no answer before the deadline"
     if isinstance(err, EOFError):
@@ -219,12 +215,12 @@ async def _exchange(
     # A connected socket, also for UDP, so an ICMP port-unreachable comes back as "connection refused".
     destination = (server.ip, port)
     source = (config.source_ip_address, 0) if config.source_ip_address else None
-    ssl_context = ssl.create_default_context() if config.dns_over_tls else None
+    tls = ssl_context(config.tls_config) if config.dns_over_tls else None
     started = time.perf_counter()
     socktype = socket.SOCK_DGRAM if config.transport == "udp" else socket.SOCK_STREAM
-    server_name = server.host if ssl_context else None
+    server_name = (config.tls_config.server_name or server.host) if tls else None
     sock: Any = await backend.make_socket(  # type: ignore[no-untyped-call]
-        server.family, socktype, 0, source, destination, None, ssl_context, server_name
+        server.family, socktype, 0, source, destination, None, tls, server_name
     )
     try:
         phases["connect"] = time.perf_counter() - started
@@ -294,6 +290,11 @@ async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outco
     )
     try:
         response = await _exchange(query, server, port, config, outcome.phases)
+    except ssl.SSLError as err:  # DNS over TLS: the leaf's validity is reported also when it failed
+        name = config.tls_config.server_name or host
+        return await report_tls_failure(
+            sink, err, address=server.ip, port=port, server_hostname=name, config=config.tls_config
+        )
     except Exception as err:  # a transport failure becomes a reason; _classify re-raises anything else
         reason, detail = _classify(err)
         return sink.fail(reason, detail)
