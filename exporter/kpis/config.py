@@ -25,7 +25,7 @@ import jmespath.exceptions
 import pydantic
 from croniter import croniter
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from exporter.config.types import Duration, StrictModel, secret_field
 
@@ -77,10 +77,16 @@ class SqlSourceConfig(StrictModel):
     @classmethod
     def _valid_url(cls, value: str) -> str:
         try:
-            make_url(value)
+            url = make_url(value)
         except (ArgumentError, ValueError):
             # Never echo the DSN: it may hold a password.
             raise ValueError("not a SQLAlchemy URL (write it like postgresql+psycopg://user@host/db)") from None
+        try:
+            url.get_dialect().import_dbapi()
+        except NoSuchModuleError:
+            raise ValueError(f"SQLAlchemy has no database dialect {url.drivername!r}") from None
+        except ImportError as err:
+            raise ValueError(f"the driver for {url.drivername} is not installed ({err.name or err})") from None
         return value
 
     @property
