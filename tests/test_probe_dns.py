@@ -10,7 +10,9 @@ import pydantic
 import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
+from exporter.probes.runner import run_probe
 from tests.conftest import free_port
 from tests.dns_server import DNSServer, dns_server
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
@@ -215,22 +217,27 @@ def test_an_answer_that_is_not_dns_is_a_protocol_error(server: DNSServer, transp
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_a_server_that_never_answers_still_reports_every_series_when_cancelled(
+def test_a_server_that_never_answers_times_out_and_still_reports_every_series(
     server: DNSServer, transport: str
 ) -> None:
-    # The runner cancels a probe at its deadline and records `timeout`; what the prober wrote stays.
-    sink = ProbeSink()
-    config = DNSProbe(query_name="silent.example.test", transport_protocol=transport)
-
-    async def probe_until_deadline() -> None:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(probe(server.address, config, sink), 0.3)
-
-    asyncio.run(probe_until_deadline())
-    assert sink.failure is None
-    assert value(sink, "probe_dns_query_succeeded") == 0
-    assert value(sink, "probe_dns_answer_rrs") == 0
-    assert len(samples(sink)["probe_dns_duration_seconds"]) == 3
+    # Through the runner, which cancels the probe at the module's timeout and records `timeout`.
+    module = ProbeModule.model_validate(
+        {
+            "prober": "dns",
+            "timeout": "300ms",
+            "dns": {"query_name": "silent.example.test", "transport_protocol": transport},
+        }
+    )
+    families, _ = asyncio.run(run_probe("dns_silent", module, server.address, None))
+    found = {sample.name + str(sample.labels): sample.value for family in families for sample in family.samples}
+    assert found["probe_success{}"] == 0
+    assert found["probe_failure_info{'reason': 'timeout'}"] == 1
+    assert found["probe_dns_query_succeeded{}"] == 0
+    assert found["probe_dns_answer_rrs{}"] == 0
+    assert {"resolve", "connect", "request"} == {
+        s.labels["phase"] for f in families for s in f.samples if s.name == "probe_dns_duration_seconds"
+    }
+    assert server.queries[-1][0] == transport
 
 
 def test_a_bad_port_in_the_target_fails_clearly() -> None:

@@ -7,8 +7,10 @@ through the real runner; then the shop is broken for real (a wrong password, the
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,11 @@ from exporter.config.loader import ConfigError
 from exporter.config.model import load_config
 from exporter.demo.shop import make_server
 from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
 from exporter.probes.runner import run_probe
 from tests.conftest import free_port
+from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"
 STEPS = ["home", "login_form", "login", "add_to_cart", "checkout"]
@@ -205,3 +209,81 @@ def test_config_errors_point_at_the_file_and_line(tmp_path: Path) -> None:
         load_config(path)
     assert "step checkout uses {{cart}}, which no earlier step extracts" in str(raised.value)
     assert str(path) in str(raised.value)
+
+
+def test_a_step_that_hangs_times_out_and_its_duration_shows_where_the_time_went(shop: str) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        module = ProbeModule.model_validate(
+            {
+                "prober": "journey",
+                "timeout": "500ms",
+                "journey": {
+                    "steps": [
+                        {"name": "home", "url": "/"},
+                        {"name": "stuck", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/"},
+                        {"name": "after", "url": "/"},
+                    ]
+                },
+            }
+        )
+        families, _ = asyncio.run(run_probe("journey_stuck", module, shop, None))
+    found = samples(families)
+    assert found["probe_failure_info{reason=timeout}"] == 1
+    assert found["probe_journey_step_success{step=home}"] == 1
+    assert found["probe_journey_step_success{step=stuck}"] == 0
+    assert (
+        found["probe_journey_step_duration_seconds{step=stuck}"]
+        > found["probe_journey_step_duration_seconds{step=home}"]
+    )
+    assert found["probe_journey_step_duration_seconds{step=after}"] == 0
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("journey-certs"))
+
+
+@contextmanager
+def https_shop(pair: KeyPair) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0)
+    server.socket = server_ssl_context(pair).wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("pair", "tls_config", "reason"),
+    [
+        ("ca_signed", "ca", None),
+        ("ca_signed", None, FailureReason.CERTIFICATE_INVALID),  # the test CA is not in the system store
+        ("self_signed", "ca", FailureReason.CERTIFICATE_INVALID),
+        ("expired", "ca", FailureReason.CERTIFICATE_EXPIRED),
+        ("self_signed", "insecure", None),
+    ],
+)
+def test_https_steps_use_tls_config(
+    certificates: Certificates, pair: str, tls_config: str | None, reason: FailureReason | None
+) -> None:
+    options = {
+        "ca": {"ca_file": str(certificates.ca_file)},
+        "insecure": {"insecure_skip_verify": True},
+        None: {},
+    }[tls_config]
+    with https_shop(getattr(certificates, pair)) as url:
+        success, sink = run(
+            url, [{"name": "home", "url": "/", "expect": {"body_regexp": "Demo Shop"}}], tls_config=options
+        )
+    if reason is None:
+        assert success, sink.failure
+    else:
+        assert not success
+        assert sink.failure is not None
+        assert sink.failure[0] is reason
+        assert sink.failure[1].startswith("step home: certificate verification failed")
