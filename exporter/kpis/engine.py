@@ -183,7 +183,11 @@ class KpiCollector(Collector):
         if isinstance(source, SqlSource):
             samples = await self._run_sql(runner, source)
         else:
-            rows = await source.fetch(query.config.request, query.config.rows, query.timeout)
+            try:
+                rows = await source.fetch(query.config.request, query.config.rows, query.timeout)
+            except QueryError:
+                self._set_source_up(query.source, True)  # it answered, with an error of the query's own
+                raise
             self._set_source_up(query.source, True)
             samples = {m.name: http_samples(m, query.name, rows) for m in query.metrics}
         now = time.monotonic()
@@ -203,7 +207,7 @@ class KpiCollector(Collector):
         try:
             columns, rows = call.result()
         except QueryError:
-            self._set_source_up(query.source, True)  # the server answered
+            self._set_source_up(query.source, True)  # the server answered (an SQL error)
             raise
         self._set_source_up(query.source, True)
         result = SqlRows(query.name, columns, rows)
