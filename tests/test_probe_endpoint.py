@@ -1,8 +1,11 @@
-"""/probe and /sd/probes through a real pulse-exporter process, probing real listeners on loopback."""
+"""/probe and /sd/probes through a real pulse-exporter process, probing real listeners on loopback;
+and the runner's guarantees (timeouts, prober errors) with scripted probers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config.types import StrictModel
+from exporter.probes import PROBERS
+from exporter.probes.base import FailureReason, ProbeFunction, Prober, ProbeSink
+from exporter.probes.config import ProbesConfig
+from exporter.probes.runner import run_probe
 from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
 from tests.probe_servers import LoopThread, SilentListener, loop_thread, refused_port
 
@@ -225,3 +233,86 @@ def test_the_landing_page_links_probes_and_service_discovery(setup: Setup) -> No
     page = setup.pulse.get("/").text
     assert 'href="sd/probes"' in page
     assert f"probe?target=127.0.0.1%3A{setup.listener.port}&amp;module=tcp_connect" in page
+
+
+# ------------------------------------------------------------------------------------ the runner's guards
+
+
+class _NoOptions(StrictModel):
+    pass
+
+
+def _run_with_prober(
+    monkeypatch: pytest.MonkeyPatch, probe_function: ProbeFunction[_NoOptions]
+) -> tuple[dict[str, float], ProbeSink, list[tuple[str, bool, float]]]:
+    """Run a module whose prober is `probe_function` through the real runner."""
+    monkeypatch.setitem(PROBERS, "scripted", Prober("scripted", _NoOptions, probe_function))
+    module = ProbesConfig.model_validate({"modules": {"m": {"prober": "scripted", "timeout": "200ms"}}}).modules["m"]
+    recorded: list[tuple[str, bool, float]] = []
+    families, sink = asyncio.run(run_probe("m", module, "anything", None, record=lambda *args: recorded.append(args)))
+    samples = {
+        f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value for f in families for s in f.samples
+    }
+    return samples, sink, recorded
+
+
+def test_a_prober_that_raises_is_a_failed_probe_and_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        raise KeyError("a bug")
+
+    samples, sink, recorded = _run_with_prober(monkeypatch, broken)
+    assert samples["probe_success{}"] == 0
+    assert samples["probe_failure_info{reason=protocol_error}"] == 1
+    assert sink.failure is not None
+    assert "KeyError" in sink.failure[1]
+    assert [r.getMessage() for r in caplog.records] == ["prober raised an exception"]
+    assert recorded[0][:2] == ("m", False)
+
+
+def test_an_os_error_escaping_a_prober_is_a_connection_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unreachable(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        raise OSError(113, "No route to host")
+
+    samples, _, _ = _run_with_prober(monkeypatch, unreachable)
+    assert samples["probe_failure_info{reason=connection_error}"] == 1
+
+
+def test_the_module_timeout_stops_a_prober_and_keeps_what_it_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def slow(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        sink.gauge("probe_partial", "measured before the deadline", 42)
+        await asyncio.sleep(30)
+        return True
+
+    samples, _, recorded = _run_with_prober(monkeypatch, slow)
+    assert samples["probe_partial{}"] == 42
+    assert samples["probe_failure_info{reason=timeout}"] == 1
+    assert recorded[0][:2] == ("m", False)
+
+
+def test_a_failure_recorded_by_a_prober_wins_over_its_return_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def contradictory(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        sink.fail(FailureReason.HTTP_STATUS, "500")
+        return True
+
+    async def silent_failure(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        return False
+
+    samples, _, _ = _run_with_prober(monkeypatch, contradictory)
+    assert (samples["probe_success{}"], samples["probe_failure_info{reason=http_status}"]) == (0, 1)
+    samples, _, _ = _run_with_prober(monkeypatch, silent_failure)
+    assert samples["probe_failure_info{reason=protocol_error}"] == 1
+
+
+def test_failed_probes_are_logged_at_debug_level_without_breaking(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(target: str, config: _NoOptions, sink: ProbeSink) -> bool:
+        return sink.fail(FailureReason.CONNECTION_REFUSED, "nobody home")
+
+    with caplog.at_level(logging.DEBUG, logger="exporter.probes.runner"):
+        _run_with_prober(monkeypatch, failing)
+    record = next(r for r in caplog.records if r.getMessage() == "probe failed")
+    fields = record.__dict__
+    assert (record.levelno, fields["probe_module"], fields["reason"]) == (logging.DEBUG, "m", "connection_refused")

@@ -98,7 +98,7 @@ async def run_probe(
         # blackbox logs failed probes at debug level too: a target down for a day would otherwise write a
         # line per scrape; probe_failure_info and `debug=true` are where users look.
         log.debug(
-            "probe failed", extra={"module": module_name, "target": target, "reason": reason.value, "err": detail}
+            "probe failed", extra={"probe_module": module_name, "target": target, "reason": reason.value, "err": detail}
         )
     else:
         sink.log(f"probe succeeded after {seconds:.6f}s")
@@ -112,6 +112,6 @@ def _prober_bug(sink: ProbeSink, reason: FailureReason, module_name: str, target
     log.warning(
         "prober raised an exception",
         exc_info=err,
-        extra={"module": module_name, "target": target, "err": f"{type(err).__name__}: {err}"},
+        extra={"probe_module": module_name, "target": target, "err": f"{type(err).__name__}: {err}"},
     )
     return sink.fail(reason, f"{type(err).__name__}: {err}")
