@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dns.flags
+import httpx
 import pydantic
 import pytest
 
@@ -13,7 +19,7 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
 from exporter.probes.runner import run_probe
-from tests.conftest import free_port
+from tests.conftest import StartExporter, free_port, parse_samples, require_binary
 from tests.dns_server import DNSServer, dns_server
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
@@ -136,8 +142,10 @@ def test_servfail_fails_with_dns_rcode(server: DNSServer) -> None:
         ("answer", "fail_if_matches_regexp", [r"198\.51\.100\."], "A", True),
         ("answer", "fail_if_not_matches_regexp", [r"192\.0\.2\.20"], "A", False),  # .21 does not match
         ("answer", "fail_if_not_matches_regexp", [r"192\.0\.2\.2"], "A", True),
-        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.2"], "A", False),
-        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.21"], "A", True),
+        # blackbox's actual rule, whatever the name says: fails when some record misses the pattern.
+        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.2"], "A", True),
+        ("answer", "fail_if_all_match_regexp", [r"192\.0\.2\.21"], "A", False),
+        ("answer", "fail_if_all_match_regexp", [r"."], "MX", True),  # no records: nothing misses
         ("answer", "fail_if_none_matches_regexp", [r"198\.51\.100\."], "A", False),
         ("answer", "fail_if_none_matches_regexp", [r"192\.0\.2\.21"], "A", True),
         ("answer", "fail_if_not_matches_regexp", [r"."], "MX", False),  # no records at all
@@ -322,3 +330,125 @@ def test_dns_over_tls_with_insecure_skip_verify_accepts_any_certificate(certific
             tls_config={"insecure_skip_verify": True},
         )
     assert success, sink.failure
+
+
+# ---- differential: Debian's blackbox_exporter and pulse-exporter, same modules file, same servers ----
+
+DIFFERENTIAL_MODULES = r"""
+modules:
+  dns_a: {prober: dns, timeout: 5s, dns: {query_name: www.example.test, query_type: A}}
+  dns_soa: {prober: dns, dns: {query_name: example.test, query_type: SOA}}
+  dns_any: {prober: dns, dns: {query_name: example.test}}
+  dns_nx: {prober: dns, dns: {query_name: nothing.example.test, query_type: A}}
+  dns_nx_ok: {prober: dns, dns: {query_name: nothing.example.test, query_type: A, valid_rcodes: [NXDOMAIN]}}
+  dns_servfail: {prober: dns, dns: {query_name: servfail.example.test, query_type: A}}
+  dns_garbage: {prober: dns, dns: {query_name: garbage.example.test, query_type: A}}
+  dns_mx_tcp:
+    prober: dns
+    dns:
+      query_name: example.test
+      query_type: MX
+      transport_protocol: tcp
+      validate_additional_rrs: {fail_if_none_matches_regexp: ['192\.0\.2\.30']}
+  dns_text_form:
+    prober: dns
+    dns:
+      query_name: www.example.test
+      query_type: A
+      validate_answer_rrs:
+        fail_if_not_matches_regexp: ['^www\.example\.test\.\t300\tIN\tA\t192\.0\.2\.2[01]$']
+  dns_matches:
+    prober: dns
+    dns: {query_name: www.example.test, query_type: A, validate_answer_rrs: {fail_if_matches_regexp: ['\.21$']}}
+  dns_all_match:
+    prober: dns
+    dns: {query_name: www.example.test, query_type: A, validate_answer_rrs: {fail_if_all_match_regexp: ['2[01]$']}}
+  dns_all_match_fails:
+    prober: dns
+    dns: {query_name: www.example.test, query_type: A, validate_answer_rrs: {fail_if_all_match_regexp: ['21$']}}
+  dns_all_match_empty:
+    prober: dns
+    dns: {query_name: www.example.test, query_type: MX, validate_answer_rrs: {fail_if_all_match_regexp: [x]}}
+  dns_none_match_empty:
+    prober: dns
+    dns:
+      query_name: www.example.test
+      query_type: A
+      validate_authority_rrs: {fail_if_none_matches_regexp: [SOA]}
+  dns_norecurse: {prober: dns, dns: {query_name: www.example.test, query_type: A, recursion_desired: false}}
+  dns_ip4_only:
+    prober: dns
+    dns: {query_name: www.example.test, preferred_ip_protocol: ip4, ip_protocol_fallback: false}
+"""
+
+DIFFERENTIAL_COMPARED = (
+    "probe_success",
+    "probe_dns_answer_rrs",
+    "probe_dns_authority_rrs",
+    "probe_dns_additional_rrs",
+    "probe_dns_query_succeeded",
+    "probe_dns_serial",
+    "probe_ip_protocol",
+    "probe_ip_addr_hash",
+)
+
+
+@contextmanager
+def running_blackbox(modules: str, directory: Path) -> Iterator[str]:
+    """Debian's blackbox_exporter with `modules` as its config; yields its base URL."""
+    binary = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
+    (directory / "blackbox.yml").write_text(modules)
+    port = free_port()
+    with (directory / "blackbox.log").open("w") as log:
+        process = subprocess.Popen(
+            [binary, f"--config.file={directory / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"{url}/-/healthy", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, (directory / "blackbox.log").read_text()
+            assert time.monotonic() < deadline, "blackbox_exporter did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def probe_through(base_url: str, target: str, module: str) -> dict[str, float]:
+    response = httpx.get(f"{base_url}/probe", params={"target": target, "module": module}, timeout=10)
+    assert response.status_code == 200, response.text
+    return parse_samples(response.text)
+
+
+@pytest.mark.integration
+def test_blackbox_and_pulse_agree_on_dns_modules(tmp_path: Path, start_exporter: StartExporter) -> None:
+    modules_file = tmp_path / "blackbox.yml"
+    modules_file.write_text(DIFFERENTIAL_MODULES)
+    with dns_server() as v4, dns_server(host="::1") as v6, running_blackbox(DIFFERENTIAL_MODULES, tmp_path) as bb:
+        refused = f"127.0.0.1:{free_port()}"
+        modules = [line.split(":")[0].strip() for line in DIFFERENTIAL_MODULES.splitlines() if line.startswith("  d")]
+        cases = [(v4.address, module) for module in modules]
+        cases += [(v6.address, "dns_a"), (v6.address, "dns_ip4_only"), (refused, "dns_a")]
+        listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases)
+        pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
+        differences = []
+        for target, module in cases:
+            theirs, ours = probe_through(bb, target, module), probe_through(pulse.url, target, module)
+            for name in DIFFERENTIAL_COMPARED:
+                if theirs.get(name) != ours.get(name):
+                    differences.append(f"{module} {target}: {name} blackbox={theirs.get(name)} pulse={ours.get(name)}")
+            theirs_names = {key.split("{")[0] for key in theirs}
+            ours_names = {key.split("{")[0] for key in ours} - {"probe_failure_info"}  # Pulse's extra, on purpose
+            if theirs_names != ours_names:
+                differences.append(f"{module} {target}: metric names differ: {theirs_names ^ ours_names}")
+    assert not differences, "\n".join(differences)
+    assert len(cases) == 19

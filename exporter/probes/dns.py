@@ -37,7 +37,7 @@ class RRValidator(StrictModel):
     """Checks over one section's records; an empty validator accepts anything."""
 
     fail_if_matches_regexp: list[Regex] = []  # any record matches any of them
-    fail_if_all_match_regexp: list[Regex] = []  # every record matches one of them
+    fail_if_all_match_regexp: list[Regex] = []  # as blackbox implements it: a record misses one of them
     fail_if_not_matches_regexp: list[Regex] = []  # some record misses one of them (or no records)
     fail_if_none_matches_regexp: list[Regex] = []  # no record matches one of them (or no records)
 
@@ -183,10 +183,12 @@ def check_records(records: list[str], validator: RRValidator) -> str | None:
         for pattern in validator.fail_if_not_matches_regexp:
             if not pattern.search(record):
                 return f"record {record!r} does not match fail_if_not_matches_regexp {pattern.pattern!r}"
-    patterns = validator.fail_if_all_match_regexp
-    # As blackbox: fails when every record matches every pattern (so also when there are no records).
-    if patterns and all(pattern.search(record) for record in records for pattern in patterns):
-        return "every record matches fail_if_all_match_regexp " + ", ".join(repr(p.pattern) for p in patterns)
+    # Despite its name, blackbox (0.23, and its source today) fails this rule when a record does NOT match every
+    # pattern (no records: passes). Pulse does what blackbox does, so migrated modules keep their meaning.
+    for record in records:
+        for pattern in validator.fail_if_all_match_regexp:
+            if not pattern.search(record):
+                return f"record {record!r} does not match fail_if_all_match_regexp {pattern.pattern!r}"
     patterns = validator.fail_if_none_matches_regexp
     if patterns and not any(pattern.search(record) for record in records for pattern in patterns):
         return "no record matches fail_if_none_matches_regexp " + ", ".join(repr(p.pattern) for p in patterns)
