@@ -22,7 +22,8 @@ import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.icmp import ICMPProbe, checksum, probe
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, StartExporter
+from tests.test_probe_dns import probe_through, running_blackbox
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 REPO = Path(__file__).resolve().parent.parent
@@ -187,3 +188,42 @@ def test_checksum_is_the_internet_checksum() -> None:
 def test_config_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=message):
         ICMPProbe(**options)
+
+
+ICMP_MODULES = """
+modules:
+  icmp: {prober: icmp, timeout: 5s}
+  icmp_ip4: {prober: icmp, icmp: {preferred_ip_protocol: ip4}}
+  icmp_ip4_only: {prober: icmp, icmp: {preferred_ip_protocol: ip4, ip_protocol_fallback: false}}
+  icmp_options: {prober: icmp, icmp: {preferred_ip_protocol: ip4, payload_size: 512, ttl: 16, dont_fragment: true}}
+"""
+
+
+@pytest.mark.integration
+def test_blackbox_and_pulse_agree_on_icmp_modules(
+    privileged: None, tmp_path: Path, start_exporter: StartExporter
+) -> None:
+    modules_file = tmp_path / "blackbox.yml"
+    modules_file.write_text(ICMP_MODULES)
+    cases = [
+        ("127.0.0.1", "icmp"),
+        ("::1", "icmp"),
+        ("localhost", "icmp_ip4"),
+        ("::1", "icmp_ip4_only"),
+        ("127.0.0.1", "icmp_options"),
+        ("no-such-host.invalid", "icmp"),
+    ]
+    listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases)
+    pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
+    differences = []
+    with running_blackbox(ICMP_MODULES, tmp_path) as blackbox:
+        for target, module in cases:
+            theirs, ours = probe_through(blackbox, target, module), probe_through(pulse.url, target, module)
+            for name in ("probe_success", "probe_ip_protocol", "probe_ip_addr_hash", "probe_icmp_reply_hop_limit"):
+                if theirs.get(name) != ours.get(name):
+                    differences.append(f"{module} {target}: {name} blackbox={theirs.get(name)} pulse={ours.get(name)}")
+            theirs_names = {key.split("{")[0] for key in theirs}
+            ours_names = {key.split("{")[0] for key in ours} - {"probe_failure_info"}  # Pulse's extra, on purpose
+            if theirs_names != ours_names:
+                differences.append(f"{module} {target}: metric names differ: {theirs_names ^ ours_names}")
+    assert not differences, "\n".join(differences)
