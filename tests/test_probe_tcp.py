@@ -142,6 +142,51 @@ def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout(
     assert "probe_failed_due_to_regex{}=0" in samples  # still written when the probe was cancelled
 
 
+def test_an_ipv6_target_in_brackets_is_probed_over_ipv6() -> None:
+    async def scenario() -> tuple[bool, ProbeSink]:
+        try:
+            server = await asyncio.start_server(silent, "::1", 0)
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = server.sockets[0].getsockname()[1]
+        sink = ProbeSink()
+        try:
+            return await asyncio.wait_for(tcp_probe(f"[::1]:{port}", TCPProbe(), sink), 10), sink
+        finally:
+            server.close()
+
+    success, sink = asyncio.run(scenario())
+    assert success, sink.trace
+    samples = sink_samples(sink)
+    assert samples["probe_ip_protocol"] == 6
+    assert samples["probe_ip_addr_hash"] == 1751717746  # blackbox 0.23's value for ::1
+
+
+def test_source_ip_address_is_the_local_end_of_the_connection() -> None:
+    peers: list[str] = []
+
+    async def note_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[0])
+        await reader.read()
+
+    success, sink = probe_server(note_peer, {"source_ip_address": "127.0.0.2"})
+    assert success, sink.trace
+    for _ in range(100):
+        if peers:
+            break
+        time.sleep(0.01)
+    assert peers == ["127.0.0.2"]
+    # An address this host does not have cannot be bound: a connection error, not a crash.
+    success, sink = probe_server(silent, {"source_ip_address": "192.0.2.1"})
+    assert not success
+    assert reason(sink) is FailureReason.CONNECTION_ERROR
+
+
+def test_source_ip_address_must_be_an_ip_address() -> None:
+    with pytest.raises(ValueError, match="'eth0' is not an IP address"):
+        TCPProbe.model_validate({"source_ip_address": "eth0"})
+
+
 # ----------------------------------------------------------------------------------------- query_response
 
 
