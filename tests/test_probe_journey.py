@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydantic
 import pytest
 
@@ -24,7 +27,7 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
 from exporter.probes.runner import run_probe
-from tests.conftest import free_port
+from tests.conftest import StartExporter, free_port, parse_samples, require_binary
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"
@@ -94,7 +97,7 @@ def test_a_wrong_password_fails_the_login_step_and_skips_the_rest(tmp_path: Path
     for later in ("add_to_cart", "checkout"):
         assert found[f"probe_journey_step_success{{step={later}}}"] == 0
         assert found[f"probe_journey_step_duration_seconds{{step={later}}}"] == 0
-    assert found["probe_http_status_code"] == 200  # the last step that completed (login_form)
+    assert found["probe_http_status_code"] == 401  # the failed step's response
 
 
 def test_the_shop_down_is_connection_refused_at_the_first_step(tmp_path: Path) -> None:
@@ -287,3 +290,46 @@ def test_https_steps_use_tls_config(
         assert sink.failure is not None
         assert sink.failure[0] is reason
         assert sink.failure[1].startswith("step home: certificate verification failed")
+
+
+@pytest.mark.integration
+def test_the_example_through_a_running_exporter_with_a_debug_trace(
+    tmp_path: Path, shop: str, start_exporter: StartExporter
+) -> None:
+    text = EXAMPLE.read_text().replace("http://127.0.0.1:8081/", shop)
+    exporter = start_exporter(text)
+    response = exporter.get("/probe", params={"module": "shop_checkout", "target": shop})
+    assert response.status_code == 200
+    found = parse_samples(response.text)
+    assert found["probe_success"] == 1
+    assert found['probe_journey_step_success{step="checkout"}'] == 1
+    promtool = require_binary("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=response.text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    trace = exporter.get("/probe", params={"module": "shop_checkout", "target": shop, "debug": "true"}).text
+    for line in (
+        "step login: 303 redirect to /account",
+        "step add_to_cart: extracted cart_id",
+        "step checkout: status 200",
+    ):
+        assert line in trace
+
+    # Not listed and not allowed: refused before any request leaves the host.
+    assert exporter.get("/probe", params={"module": "shop_checkout", "target": "http://10.1.2.3/"}).status_code == 403
+
+
+def test_the_shop_runs_as_a_module(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter.demo.shop", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in process.stdout.readline()
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -30,6 +30,7 @@ from exporter.probes.tls import TLSConfig, classify_tls_error, describe_tls_erro
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 STEP_NAME = re.compile(r"[a-z0-9_]+")
+MAX_REDIRECTS = 10  # per step, as blackbox's http prober
 BODY_LIMIT = 10 * 1024 * 1024  # a step's body is read whole for its assertions; beyond this it fails
 
 
@@ -274,7 +275,9 @@ class _Outcome:
                 self.duration.get(name, 0.0),
                 {"step": name},
             )
-        sink.gauge("probe_http_status_code", "Response HTTP status code of the last step run", self.status_code)
+        sink.gauge(
+            "probe_http_status_code", "Response HTTP status code of the last step that got a response", self.status_code
+        )
 
 
 async def probe(target: str, config: JourneyProbe, sink: ProbeSink) -> bool:
@@ -293,6 +296,7 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     # exporter's environment changes what is probed. The runner owns the deadline, so no httpx timeout.
     async with httpx.AsyncClient(
         follow_redirects=config.follow_redirects,
+        max_redirects=MAX_REDIRECTS,
         verify=ssl_context(config.tls_config),
         trust_env=False,
         timeout=None,
@@ -301,7 +305,13 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
         for step in config.steps:
             outcome.running = (step.name, time.perf_counter())
             try:
-                outcome.status_code = await _run_step(client, target, step, variables, sink)
+                reply = await _request(client, target, step, variables, sink)
+                outcome.status_code = reply.status_code  # also when this step's checks fail below
+                check(step, reply)
+                found = extract(step, reply)
+                for name, value in found.items():
+                    sink.log(f"step {step.name}: extracted {name} ({len(value)} characters)")
+                variables.update(found)
                 outcome.success[step.name] = True
             except StepFailed as failure:
                 return sink.fail(failure.reason, failure.detail)
@@ -311,9 +321,10 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     return True
 
 
-async def _run_step(
+async def _request(
     client: httpx.AsyncClient, target: str, step: Step, variables: dict[str, str], sink: ProbeSink
-) -> int:
+) -> Reply:
+    """Send the step's request (variables substituted) and read the whole final response."""
     url = urljoin(target, substitute(step.url, variables))
     request = client.build_request(
         step.method,
@@ -342,13 +353,7 @@ async def _run_step(
     for earlier in response.history:
         sink.log(f"step {step.name}: {earlier.status_code} redirect to {earlier.headers.get('location')}")
     sink.log(f"step {step.name}: status {response.status_code}, {len(body)} bytes")
-    reply = Reply(response.status_code, response.headers, bytes(body), response.encoding or "utf-8")
-    check(step, reply)
-    found = extract(step, reply)
-    for name, value in found.items():
-        sink.log(f"step {step.name}: extracted {name} ({len(value)} characters)")
-    variables.update(found)
-    return response.status_code
+    return Reply(response.status_code, response.headers, bytes(body), response.encoding or "utf-8")
 
 
 PROBER = Prober("journey", JourneyProbe, probe)
