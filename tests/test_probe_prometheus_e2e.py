@@ -15,7 +15,7 @@ import yaml
 
 from exporter.config.model import load_config
 from tests.conftest import StartExporter, free_port, require_binary
-from tests.probe_servers import LoopThread, SilentListener, loop_thread, refused_port
+from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "probes"
 EXAMPLE_PULSE_ADDRESS = "pulse.example.internal:10135"
@@ -73,15 +73,18 @@ def test_prometheus_discovers_and_scrapes_probes_through_pulse(
 ) -> None:
     prometheus = require_binary("prometheus")
     listener = servers.run(SilentListener().start())
-    listening, refused = f"127.0.0.1:{listener.port}", f"127.0.0.1:{refused_port()}"
+    shop = start_http(servers, {"/health": fixed(200, b"ok")})
+    listening, refused, health = f"127.0.0.1:{listener.port}", f"127.0.0.1:{refused_port()}", shop.url("/health")
     pulse = start_exporter(
         "collectors: {host: {enabled: false}}\n"
         "probes:\n"
         "  modules:\n"
         "    tcp_connect: {prober: tcp, timeout: 5s, tcp: {preferred_ip_protocol: ip4}}\n"
+        "    http_2xx: {prober: http, timeout: 5s, http: {preferred_ip_protocol: ip4}}\n"
         "  targets:\n"
         f"    - {{target: '{listening}', module: tcp_connect, labels: {{service: queue}}}}\n"
         f"    - {{target: '{refused}', module: tcp_connect, labels: {{service: cache}}}}\n"
+        f"    - {{target: '{health}', module: http_2xx, labels: {{service: shop}}}}\n"
     )
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(example_prometheus_config(f"127.0.0.1:{pulse.port}")))
@@ -99,19 +102,25 @@ def test_prometheus_discovers_and_scrapes_probes_through_pulse(
             stderr=subprocess.STDOUT,
         )
     try:
-        found = _wait_for_probe_results(f"http://127.0.0.1:{port}", process, log_path, expected=2)
+        found = _wait_for_probe_results(f"http://127.0.0.1:{port}", process, log_path, expected=3)
     finally:
         process.terminate()
         process.wait(30)
     by_instance = {result["metric"]["instance"]: result for result in found}
-    assert set(by_instance) == {listening, refused}
-    for instance, service, value in ((listening, "queue", "1"), (refused, "cache", "0")):
+    assert set(by_instance) == {listening, refused, health}
+    expected = (
+        (listening, "tcp_connect", "queue", "1"),
+        (refused, "tcp_connect", "cache", "0"),
+        (health, "http_2xx", "shop", "1"),
+    )
+    for instance, module, service, value in expected:
         labels = by_instance[instance]["metric"]
         assert labels["job"] == "probes"
-        assert labels["module"] == "tcp_connect"
+        assert labels["module"] == module
         assert labels["service"] == service
         assert by_instance[instance]["value"][1] == value
     assert listener.accepted >= 1
+    assert all(request.target == "/health" for request in shop.requests)
 
 
 def _wait_for_probe_results(
