@@ -29,6 +29,7 @@ from tests.probe_servers import (
     compressed,
     fixed,
     make_certificates,
+    never_answer,
     raw,
     redirect,
     refused_port,
@@ -354,6 +355,66 @@ def test_name_resolution_follows_the_ip_protocol_options(servers: LoopThread) ->
     assert ok, sink.trace
     assert sink_samples(sink)["probe_ip_protocol"] == 4
     assert server.requests[-1].headers["host"] == f"localhost:{server.port}"
+
+
+# ------------------------------------------------------------------------------------------- HTTP/1.x framing
+
+
+@pytest.mark.parametrize(
+    ("answer", "length"),
+    [
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 2),  # interim skipped
+        (b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nuntil the connection closes", 27),  # no length: read to EOF
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 0),
+        (b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc", 3),  # bare LF line ends, as some servers send
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: y\r\n\r\n", 3),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc", 3),  # repeated identical lengths are one
+    ],
+)
+def test_response_framing(servers: LoopThread, answer: bytes, length: int) -> None:
+    server = serve(servers, {"/": raw(answer)})
+    sink, ok = run(server.url("/"), {"valid_status_codes": [200, 204]})
+    assert ok, sink.trace
+    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == length
+
+
+def test_head_reads_no_body_even_with_a_content_length(servers: LoopThread) -> None:
+    # The server keeps the connection open: reading a body that never comes would hang until the deadline.
+    server = serve(servers, {"/": fixed(200, b"", {"Content-Length": "1000", "Connection": "keep-alive"})})
+    sink, ok = run(server.url("/"), {"method": "HEAD"}, timeout=2)
+    assert ok, sink.trace
+    assert sink_samples(sink)["probe_http_content_length"] == 1000
+
+
+def test_folded_headers_are_unfolded(servers: LoopThread) -> None:
+    server = serve(servers, {"/": raw(b"HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\nContent-Length: 0\r\n\r\n")})
+    _, ok = run(server.url("/"), {"fail_if_header_not_matches": [{"header": "X-Long", "regexp": "^first second$"}]})
+    assert ok
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",  # bad chunk size
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",  # conflicting lengths
+        b"HTTP/1.1 200 OK\r\nBad Header Name: x\r\n\r\n",
+        b"HTTP/2 200\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"x" * 70_000 + b"\r\n\r\n",  # head over 64 KiB
+    ],
+)
+def test_malformed_responses_are_protocol_errors(servers: LoopThread, answer: bytes) -> None:
+    server = serve(servers, {"/": raw(answer)})
+    sink, ok = run(server.url("/"))
+    assert not ok
+    assert reason(sink) is FailureReason.PROTOCOL_ERROR, sink.trace
+
+
+def test_a_banner_of_another_protocol_fails_at_once_not_at_the_deadline(servers: LoopThread) -> None:
+    # Like an SSH server: it speaks first and then waits for the client, forever.
+    server = serve(servers, {"/": never_answer()}, greeting=b"SSH-2.0-OpenSSH_9.2\r\n")
+    sink, ok = run(server.url("/"), timeout=30)
+    assert not ok
+    assert reason(sink) is FailureReason.PROTOCOL_ERROR
 
 
 # ------------------------------------------------------------------------------------------------ deadlines

@@ -49,6 +49,9 @@ from exporter.probes.tls import (
 REDIRECT_LIMIT = 10  # Go's http.Client default, which blackbox keeps
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _USER_AGENT = f"Pulse-Exporter/{__version__}"
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Characters sent as they are in a request target; others (spaces, non-ASCII) are percent-encoded.
+_TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGTPE]?i?B?)\s*$", re.IGNORECASE)
 
 
@@ -120,6 +123,16 @@ class HttpProbe(StrictModel):
         if not re.fullmatch(r"[A-Za-z]+", value):
             raise ValueError(f"not an HTTP method: {value!r}")
         return value.upper()
+
+    @pydantic.field_validator("headers")
+    @classmethod
+    def _header_lines(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, content in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"not a valid header name: {name!r}")
+            if any(c in content for c in "\r\n\0"):
+                raise ValueError(f"header {name}: a value cannot contain line breaks or NUL")
+        return value
 
     @pydantic.field_validator("valid_http_versions")
     @classmethod
@@ -300,7 +313,7 @@ def _build_request(
         authority = f"[{authority}]"
     if parts.port and parts.port != default_port:
         authority += f":{parts.port}"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = urllib.parse.quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_TARGET_SAFE)
     target = f"http://{authority}{path}" if via_proxy and parts.scheme == "http" else path
 
     headers: dict[str, tuple[str, str]] = {}  # lower-case name -> (name as written, value)
