@@ -8,6 +8,7 @@ unprivileged ping socket works), once not (no way to send ICMP: permission_denie
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pwd
@@ -88,15 +89,19 @@ def test_a_host_that_does_not_resolve_is_a_dns_error() -> None:
 
 @pytest.fixture
 def ping_group_range(privileged: None) -> Iterator[Any]:
-    saved = PING_GROUP_RANGE.read_text()
+    """Set the (host-wide) sysctl for one test. A lock file serialises test runs in parallel processes,
+    which would otherwise change it under each other."""
+    with open("/tmp/pulse-test-ping-group-range.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = PING_GROUP_RANGE.read_text()
 
-    def set_range(low: int, high: int) -> None:
-        PING_GROUP_RANGE.write_text(f"{low} {high}\n")
+        def set_range(low: int, high: int) -> None:
+            PING_GROUP_RANGE.write_text(f"{low} {high}\n")
 
-    try:
-        yield set_range
-    finally:
-        PING_GROUP_RANGE.write_text(saved)
+        try:
+            yield set_range
+        finally:
+            PING_GROUP_RANGE.write_text(saved)
 
 
 def _run_as_nobody(python: str, code: str) -> subprocess.CompletedProcess[str]:
@@ -139,7 +144,7 @@ def probe_as_nobody(python: str, target: str) -> dict[str, Any]:
         "from exporter.probes.base import ProbeSink\n"
         "from exporter.probes.icmp import ICMPProbe, probe\n"
         "sink = ProbeSink()\n"
-        f"ok = asyncio.run(probe({target!r}, ICMPProbe(preferred_ip_protocol='ip4'), sink))\n"
+        f"ok = asyncio.run(probe({target!r}, ICMPProbe(), sink))\n"
         "print(json.dumps({'ok': ok, 'failure': sink.failure, 'trace': sink.trace}))\n"
     )
     result = _run_as_nobody(python, code)
@@ -160,12 +165,13 @@ def test_without_privilege_the_probe_fails_with_permission_denied_and_says_what_
     assert f"add group {pwd.getpwnam('nobody').pw_gid} to sysctl net.ipv4.ping_group_range (now 1 0)" in detail
 
 
+@pytest.mark.parametrize("target", ["127.0.0.1", "::1"])
 def test_an_unprivileged_ping_socket_is_used_where_the_sysctl_allows_it(
-    ping_group_range: Any, python_for_nobody: str
+    ping_group_range: Any, python_for_nobody: str, target: str
 ) -> None:
     gid = pwd.getpwnam("nobody").pw_gid
-    ping_group_range(gid, gid)
-    outcome = probe_as_nobody(python_for_nobody, "127.0.0.1")
+    ping_group_range(gid, gid)  # the one sysctl covers IPv4 and IPv6 ping sockets
+    outcome = probe_as_nobody(python_for_nobody, target)
     assert outcome["ok"] is True, outcome["failure"]
     assert any("over a unprivileged ping socket" in line for line in outcome["trace"])
 
