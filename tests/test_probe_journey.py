@@ -290,6 +290,9 @@ def test_https_steps_use_tls_config(
         assert sink.failure is not None
         assert sink.failure[0] is reason
         assert sink.failure[1].startswith("step home: certificate verification failed")
+        leaf = getattr(certificates, pair).certificate
+        found = samples(sink.families())
+        assert found["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
 
 
 @pytest.mark.integration

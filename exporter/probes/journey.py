@@ -26,7 +26,14 @@ import pydantic
 
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
-from exporter.probes.tls import TLSConfig, classify_tls_error, describe_tls_error, ssl_context
+from exporter.probes.tls import (
+    TLSConfig,
+    classify_tls_error,
+    describe_tls_error,
+    fetch_leaf_certificate,
+    report_leaf,
+    ssl_context,
+)
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 STEP_NAME = re.compile(r"[a-z0-9_]+")
@@ -305,7 +312,7 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
         for step in config.steps:
             outcome.running = (step.name, time.perf_counter())
             try:
-                reply = await _request(client, target, step, variables, sink)
+                reply = await _request(client, target, step, variables, sink=sink, tls_config=config.tls_config)
                 outcome.status_code = reply.status_code  # also when this step's checks fail below
                 check(step, reply)
                 found = extract(step, reply)
@@ -321,8 +328,27 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     return True
 
 
+async def _report_rejected_certificate(err: httpx.HTTPError, tls_config: TLSConfig, sink: ProbeSink) -> None:
+    """The leaf's validity also when verification failed (as the http prober does): a second handshake
+    without verification reads it."""
+    try:
+        url = err.request.url
+    except RuntimeError:  # an error without its request
+        return
+    name = tls_config.server_name or url.host
+    leaf = await fetch_leaf_certificate(url.host, url.port or 443, name, tls_config)
+    if leaf is not None:
+        report_leaf(sink, leaf)
+
+
 async def _request(
-    client: httpx.AsyncClient, target: str, step: Step, variables: dict[str, str], sink: ProbeSink
+    client: httpx.AsyncClient,
+    target: str,
+    step: Step,
+    variables: dict[str, str],
+    *,
+    sink: ProbeSink,
+    tls_config: TLSConfig,
 ) -> Reply:
     """Send the step's request (variables substituted) and read the whole final response."""
     url = urljoin(target, substitute(step.url, variables))
@@ -349,6 +375,8 @@ async def _request(
             await response.aclose()
     except httpx.HTTPError as err:
         reason, detail = _transport_failure(err)
+        if reason in (FailureReason.CERTIFICATE_EXPIRED, FailureReason.CERTIFICATE_INVALID):
+            await _report_rejected_certificate(err, tls_config, sink)
         raise StepFailed(reason, f"step {step.name}: {detail}") from None
     for earlier in response.history:
         sink.log(f"step {step.name}: {earlier.status_code} redirect to {earlier.headers.get('location')}")
