@@ -275,6 +275,7 @@ class HttpServer:
     port: int = 0
     tls: ssl.SSLContext | None = None
     routes: dict[str, Responder] = field(default_factory=dict)
+    host: str = "127.0.0.1"
     requests: list[Request] = field(default_factory=list)
     connections: int = 0
     greeting: bytes = b""  # written as soon as a client connects, before reading anything
@@ -282,13 +283,14 @@ class HttpServer:
 
     @property
     def base_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
     async def start(self) -> HttpServer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.tls)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -315,9 +317,13 @@ class HttpServer:
 
 
 def start_http(
-    thread: LoopThread, routes: dict[str, Responder], tls: ssl.SSLContext | None = None, greeting: bytes = b""
+    thread: LoopThread,
+    routes: dict[str, Responder],
+    tls: ssl.SSLContext | None = None,
+    greeting: bytes = b"",
+    host: str = "127.0.0.1",
 ) -> HttpServer:
-    return thread.run(HttpServer(tls=tls, routes=routes, greeting=greeting).start())
+    return thread.run(HttpServer(tls=tls, routes=routes, greeting=greeting, host=host).start())
 
 
 # ---------------------------------------------------------------------------------------- silent listener

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -415,6 +416,27 @@ def test_a_banner_of_another_protocol_fails_at_once_not_at_the_deadline(servers:
     sink, ok = run(server.url("/"), timeout=30)
     assert not ok
     assert reason(sink) is FailureReason.PROTOCOL_ERROR
+
+
+def test_an_ipv6_target(servers: LoopThread) -> None:
+    if not socket.has_ipv6 or not _can_bind("::1"):
+        pytest.skip("no IPv6 loopback (::1) on this machine")
+    server = serve(servers, {"/": fixed(200)}, host="::1")
+    sink, ok = run(server.url("/"))
+    assert ok, sink.trace
+    assert sink_samples(sink)["probe_ip_protocol"] == 6
+    assert server.requests[-1].headers["host"] == f"[::1]:{server.port}"
+    sink, ok = run(server.url("/"), {"preferred_ip_protocol": "ip4", "ip_protocol_fallback": False})
+    assert reason(sink) is FailureReason.DNS_ERROR
+
+
+def _can_bind(address: str) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind((address, 0))
+    except OSError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ deadlines

@@ -247,6 +247,9 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
             )
         except RequestFailed as err:
             return sink.fail(err.reason, str(err))
+        if response.ssl_object is not None:
+            cipher = response.ssl_object.cipher()
+            sink.log(f"TLS: {response.ssl_object.version()}, cipher {cipher[0] if cipher else '?'}")
         sink.log(f"response: HTTP/{response.http_version} {response.status}, {response.body_length} body bytes")
         _remember_cookies(response, host, cookies)
 
