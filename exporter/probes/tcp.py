@@ -185,6 +185,10 @@ class TCPProbe(StrictModel):
         return value
 
 
+class _RegexNotMatched(Exception):
+    """An `expect` matched no line: the failure is recorded, probe_failed_due_to_regex must say 1."""
+
+
 async def probe(target: str, config: TCPProbe, sink: ProbeSink) -> bool:
     failed_due_to_regex = 0
     try:
@@ -195,10 +199,6 @@ async def probe(target: str, config: TCPProbe, sink: ProbeSink) -> bool:
     finally:
         # Written last (also when the deadline cancels the probe), as blackbox's gauge that starts at 0.
         sink.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", failed_due_to_regex)
-
-
-class _RegexNotMatched(Exception):
-    pass
 
 
 async def _probe(target: str, config: TCPProbe, sink: ProbeSink) -> bool:
