@@ -557,7 +557,7 @@ class ResolvedQuery:
 
 def _human_duration(seconds: float) -> str:
     if seconds % 1:
-        return f"{seconds:g}s"
+        return f"{round(seconds * 1000)}ms"
     whole = int(seconds)
     for unit, size in (("h", 3600), ("m", 60)):
         if whole >= size and whole % size == 0:
