@@ -452,3 +452,13 @@ def test_blackbox_and_pulse_agree_on_dns_modules(tmp_path: Path, start_exporter:
                 differences.append(f"{module} {target}: metric names differ: {theirs_names ^ ours_names}")
     assert not differences, "\n".join(differences)
     assert len(cases) == 19
+
+
+def test_source_ip_address_is_used_and_a_foreign_one_fails_clearly(server: DNSServer) -> None:
+    success, sink = run(server.address, query_name="www.example.test", query_type="A", source_ip_address="127.0.0.1")
+    assert success, sink.failure
+    success, sink = run(server.address, query_name="www.example.test", source_ip_address="198.51.100.7")
+    assert not success
+    assert sink.failure is not None
+    assert sink.failure[0] is FailureReason.CONNECTION_ERROR
+    assert "Cannot assign requested address" in sink.failure[1]
