@@ -316,3 +316,23 @@ def test_failed_probes_are_logged_at_debug_level_without_breaking(
     record = next(r for r in caplog.records if r.getMessage() == "probe failed")
     fields = record.__dict__
     assert (record.levelno, fields["probe_module"], fields["reason"]) == (logging.DEBUG, "m", "connection_refused")
+
+
+def test_debug_never_shows_secrets(start_exporter: StartExporter) -> None:
+    target = f"http://127.0.0.1:{refused_port()}/"
+    pulse = start_exporter(
+        "collectors: {host: {enabled: false}}\n"
+        "probes:\n"
+        "  modules:\n"
+        "    http_basic: {prober: http, http: {basic_auth: {username: monitor, password: hunter2-password}}}\n"
+        "    http_bearer: {prober: http, http: {bearer_token: tok-3141, headers: {X-Api-Key: k-2718, Accept: a/b}}}\n"
+        f"  targets: [{{target: '{target}', module: http_basic}}, {{target: '{target}', module: http_bearer}}]\n"
+    )
+    basic = pulse.get("/probe", params={"target": target, "module": "http_basic", "debug": "true"}).text
+    bearer = pulse.get("/probe", params={"target": target, "module": "http_bearer", "debug": "true"}).text
+    assert "hunter2-password" not in basic
+    assert "username: monitor\n    password: <secret>" in basic
+    assert "tok-3141" not in bearer
+    assert "bearer_token: <secret>" in bearer
+    assert "k-2718" not in bearer
+    assert "X-Api-Key: <secret>\n    Accept: a/b" in bearer  # only credential-like headers are hidden

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -225,11 +226,19 @@ def _redacted(model: pydantic.BaseModel) -> Any:
     return data
 
 
+# Header values that carry credentials, whatever module option they sit in (`headers:` of http, journey).
+_SECRET_HEADER = re.compile(r"(?i)authorization|cookie|token|secret|password|api[-_]?key")
+
+
 def _redact(model: pydantic.BaseModel, data: Any) -> None:
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         if field.json_schema_extra == {"secret": True} and value is not None:
             data[name] = "<secret>"
+        elif name == "headers" and isinstance(value, dict):
+            for header in value:
+                if _SECRET_HEADER.search(str(header)):
+                    data[name][header] = "<secret>"
         elif isinstance(value, pydantic.BaseModel):
             _redact(value, data[name])
         elif isinstance(value, list | tuple):
