@@ -7,6 +7,7 @@ names, except the extras Pulse adds on purpose (listed below with their reason).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.conftest import StartExporter, free_port, parse_samples, require_bina
 from tests.probe_servers import (
     Certificates,
     LoopThread,
+    compressed,
     fixed,
     make_certificates,
     redirect,
@@ -32,6 +34,26 @@ pytestmark = pytest.mark.integration
 
 BLACKBOX_YML = """\
 modules:
+  http_ca:
+    prober: http
+    http:
+      tls_config:
+        ca_file: {ca_file}
+  http_gzip:
+    prober: http
+    http:
+      compression: gzip
+      fail_if_body_not_matches_regexp: ["store is open"]
+  http_small:
+    prober: http
+    http:
+      body_size_limit: 16B
+  http_header_missing:
+    prober: http
+    http:
+      fail_if_header_not_matches:
+        - {{header: Strict-Transport-Security, regexp: "max-age", allow_missing: true}}
+        - {{header: X-Missing, regexp: "x"}}
   http_2xx:
     prober: http
     timeout: 5s
@@ -53,7 +75,7 @@ modules:
     prober: http
     http:
       fail_if_header_matches:
-        - {header: Server, regexp: "^test-server"}
+        - {{header: Server, regexp: "^test-server"}}
   http_nofollow:
     prober: http
     http:
@@ -63,7 +85,7 @@ modules:
     http:
       method: POST
       body: "ping"
-      headers: {Content-Type: text/plain}
+      headers: {{Content-Type: text/plain}}
 """
 
 # Metric names Pulse adds to blackbox's, on purpose.
@@ -87,13 +109,18 @@ COMPARED = (
     "probe_ip_addr_hash",
     "probe_ssl_earliest_cert_expiry",
 )
+# Besides, for a verified chain: the expiry of the chain, and the leaf's description.
+COMPARED_VERIFIED = ("probe_ssl_last_chain_expiry_timestamp_seconds",)
 
 
 @dataclass
 class Targets:
     http: str
     https_self_signed: str
+    https_ca_signed: str
+    https_expired: str
     refused: str
+    modules: str  # the blackbox.yml both exporters read
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +136,19 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
         "/empty": fixed(204),
         "/api": fixed(201, b"created"),
     }
+    routes["/gzip"] = compressed(b"<p>the store is open</p>" * 100, "gzip")
     http = start_http(thread, routes)
-    https = start_http(thread, {"/": page}, tls=server_ssl_context(certs.self_signed))
-    yield Targets(http.base_url, https.base_url, f"http://127.0.0.1:{refused_port()}")
+    self_signed = start_http(thread, {"/": page}, tls=server_ssl_context(certs.self_signed))
+    ca_signed = start_http(thread, {"/": page}, tls=server_ssl_context(certs.ca_signed))
+    expired = start_http(thread, {"/": page}, tls=server_ssl_context(certs.expired))
+    yield Targets(
+        http.base_url,
+        self_signed.base_url,
+        ca_signed.base_url,
+        expired.base_url,
+        f"http://127.0.0.1:{refused_port()}",
+        BLACKBOX_YML.format(ca_file=certs.ca_file),
+    )
     thread.close()
 
 
@@ -126,6 +163,12 @@ def cases(t: Targets) -> list[tuple[str, str]]:
         (t.http.removeprefix("http://") + "/", "http_2xx"),  # no scheme: http is assumed
         (f"{t.https_self_signed}/", "http_insecure"),
         (f"{t.https_self_signed}/", "http_2xx"),  # verification fails
+        (f"{t.https_ca_signed}/", "http_ca"),
+        (f"{t.https_ca_signed}/", "http_2xx"),  # the test CA is not in the system store
+        (f"{t.https_expired}/", "http_ca"),
+        (f"{t.http}/gzip", "http_gzip"),
+        (f"{t.http}/", "http_small"),
+        (f"{t.http}/", "http_header_missing"),
         (f"{t.http}/", "http_body"),
         (f"{t.http}/closed", "http_body"),
         (f"{t.http}/", "http_header"),
@@ -135,10 +178,10 @@ def cases(t: Targets) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def blackbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def blackbox(tmp_path_factory: pytest.TempPathFactory, targets: Targets) -> Iterator[str]:
     binary = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
     directory = tmp_path_factory.mktemp("blackbox")
-    (directory / "blackbox.yml").write_text(BLACKBOX_YML)
+    (directory / "blackbox.yml").write_text(targets.modules)
     port = free_port()
     log = (directory / "blackbox.log").open("w")
     process = subprocess.Popen(
@@ -177,11 +220,22 @@ def value(samples: dict[str, float], name: str) -> float | None:
     return samples.get(name)
 
 
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def chain_info(samples: dict[str, float]) -> set[tuple[str, str]]:
+    """probe_ssl_last_chain_info's labels, without serialnumber (which blackbox added after 0.23)."""
+    for key in samples:
+        if key.startswith("probe_ssl_last_chain_info{"):
+            return {pair for pair in LABEL.findall(key) if pair[0] != "serialnumber"}
+    return set()
+
+
 def test_blackbox_and_pulse_agree_on_the_same_modules_and_targets(
     blackbox: str, targets: Targets, start_exporter: StartExporter, tmp_path: Path
 ) -> None:
     modules_file = tmp_path / "blackbox.yml"
-    modules_file.write_text(BLACKBOX_YML)
+    modules_file.write_text(targets.modules)
     listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases(targets))
     pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
 
@@ -193,6 +247,12 @@ def test_blackbox_and_pulse_agree_on_the_same_modules_and_targets(
         for name in COMPARED:
             if value(theirs, name) != value(ours, name):
                 differences.append(f"{case}: {name} blackbox={value(theirs, name)} pulse={value(ours, name)}")
+        if module == "http_ca":
+            for name in COMPARED_VERIFIED:
+                if value(theirs, name) != value(ours, name):
+                    differences.append(f"{case}: {name} blackbox={value(theirs, name)} pulse={value(ours, name)}")
+            if chain_info(theirs) != chain_info(ours):
+                differences.append(f"{case}: probe_ssl_last_chain_info {chain_info(theirs)} != {chain_info(ours)}")
         missing = names(theirs) - names(ours)
         if module == "http_insecure":
             # blackbox 0.23 reports Go's zero time (-62135596800) when nothing was verified; Pulse omits it.

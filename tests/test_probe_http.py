@@ -169,6 +169,11 @@ def test_basic_auth_and_bearer_token_reach_the_server(servers: LoopThread, tmp_p
     run(server.url("/"), {"bearer_token_file": str(token_file)})
     assert server.requests[-1].headers["authorization"] == "Bearer tok-123"
 
+    credentials_file = tmp_path / "credentials"
+    credentials_file.write_text("abc.def")
+    run(server.url("/"), {"authorization": {"type": "Token", "credentials_file": str(credentials_file)}})
+    assert server.requests[-1].headers["authorization"] == "Token abc.def"
+
     password_file = tmp_path / "password"
     password_file.write_text("from-file")
     run(server.url("/"), {"basic_auth": {"username": "u", "password_file": str(password_file)}})
@@ -313,6 +318,7 @@ def test_a_body_over_the_size_limit_fails_and_without_a_limit_is_read_whole(serv
     assert not ok
     assert reason(sink) is FailureReason.BODY_TOO_LARGE
     assert sink_samples(sink)["probe_http_status_code"] == 200
+    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == 1024 * 1024  # read up to the limit
 
     sink, ok = run(server.url("/big"))
     assert ok
@@ -578,9 +584,11 @@ def test_https_through_a_proxy_tunnels_with_connect(servers: LoopThread, certs: 
     ("options", "message"),
     [
         ({"compression": "br"}, r"br \(Brotli\) is not supported"),
-        ({"enable_http2": True}, "enable_http2"),
+        ({"enable_http2": True}, "HTTP/1.1 only"),
+        ({"oauth2": {"client_id": "x"}}, "oauth2"),
         ({"body_size_limit": "lots"}, "not a size"),
-        ({"basic_auth": {"username": "u", "password": "p"}, "bearer_token": "t"}, "not both"),
+        ({"basic_auth": {"username": "u", "password": "p"}, "bearer_token": "t"}, "only one of"),
+        ({"authorization": {"type": "Basic", "credentials": "x"}}, "use basic_auth"),
         ({"proxy_url": "socks5://127.0.0.1:1080"}, "HTTP proxy"),
         ({"fail_if_body_matches_regexp": ["("]}, "not a valid regular expression"),
         ({"valid_http_versions": ["1.1"]}, "write it like HTTP/1.1"),

@@ -80,6 +80,22 @@ class BasicAuth(StrictModel):
     password: str = secret_field(default="")
 
 
+class Authorization(StrictModel):
+    """prometheus/common's `authorization`: the header is `<type> <credentials>`."""
+
+    type: str = "Bearer"
+    credentials: str = secret_field(default="")
+
+    @pydantic.field_validator("type")
+    @classmethod
+    def _a_word(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"not an authorization scheme: {value!r}")
+        if value.lower() == "basic":
+            raise ValueError("use basic_auth for Basic authorization")
+        return value
+
+
 class HttpProbe(StrictModel):
     """blackbox_exporter's `http:` module options (0.23 names; `follow_redirects` from later releases too)."""
 
@@ -98,12 +114,21 @@ class HttpProbe(StrictModel):
     fail_if_header_not_matches: list[HeaderMatch] = []
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = secret_field(default=None)
+    authorization: Authorization | None = None
     tls_config: TLSConfig = TLSConfig()
     preferred_ip_protocol: IPProtocol = "ip6"
     ip_protocol_fallback: bool = True
     body_size_limit: int = 0  # bytes after decoding; 0 = no limit
     compression: Literal["", "identity", "gzip", "deflate"] = ""
     proxy_url: str | None = None
+    enable_http2: bool = False  # accepted so configs written for newer blackbox load; only false works
+
+    @pydantic.field_validator("enable_http2")
+    @classmethod
+    def _http1_only(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("Pulse's http prober speaks HTTP/1.1 only; remove enable_http2 or set it to false")
+        return value
 
     @pydantic.field_validator("body_size_limit", mode="before")
     @classmethod
@@ -154,8 +179,9 @@ class HttpProbe(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> HttpProbe:
-        if self.basic_auth is not None and self.bearer_token is not None:
-            raise ValueError("set basic_auth or bearer_token, not both")
+        given = [name for name in ("basic_auth", "bearer_token", "authorization") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set only one of basic_auth, bearer_token and authorization (got {', '.join(given)})")
         return self
 
     @property
@@ -333,6 +359,8 @@ def _build_request(
         put("Authorization", "Basic " + base64.b64encode(credentials).decode())
     elif config.bearer_token is not None:
         put("Authorization", f"Bearer {config.bearer_token}")
+    elif config.authorization is not None:
+        put("Authorization", f"{config.authorization.type} {config.authorization.credentials}")
     if cookies:
         put("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()))
     for name, value in config.headers.items():

@@ -434,14 +434,28 @@ class _BodySink:
         if self._decoder is not None:
             self._decoder.finish()
 
+    @property
+    def counted(self) -> int:
+        return min(self.total, self._limit)
+
 
 async def _read_body(reader: _Reader, response: Response, method: str, options: BodyOptions) -> None:
     """RFC 9112 section 6.3: which framing the body has, then read it whole."""
     sink = _BodySink(options)
+    try:
+        await _read_framed(reader, response, method, sink)
+        sink.finish()
+    finally:  # also a body cut short counts what was read (up to the limit), as blackbox does
+        response.body_length = sink.counted
+    if options.keep:
+        response.body = b"".join(sink.parts)
+
+
+async def _read_framed(reader: _Reader, response: Response, method: str, sink: _BodySink) -> None:
     codings = [c.strip().lower() for v in response.header_values("transfer-encoding") for c in v.split(",")]
     if method == "HEAD" or response.status in (204, 304):
-        pass
-    elif codings and codings[-1] == "chunked":
+        return
+    if codings and codings[-1] == "chunked":
         await _read_chunked(reader, sink)
     elif codings:
         await _read_until_close(reader, sink)
@@ -452,10 +466,6 @@ async def _read_body(reader: _Reader, response: Response, method: str, options: 
         await _read_exactly(reader, int(values.pop()), sink)
     else:
         await _read_until_close(reader, sink)
-    sink.finish()
-    response.body_length = sink.total
-    if options.keep:
-        response.body = b"".join(sink.parts)
 
 
 async def _read_exactly(reader: _Reader, length: int, sink: _BodySink) -> None:
