@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.kpi_harness import kpi_harness
+from tests.probe_servers import Certificates, make_certificates, server_ssl_context
 
 TOKEN = "pay-t0ken"
 
@@ -46,6 +48,12 @@ class StatsApi(BaseHTTPRequestHandler):
             return self._send(200, b"<html>hello</html>")
         return self._send(200, json.dumps(STATS).encode())
 
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.server.requests.append({"path": self.path, "body": body})  # type: ignore[attr-defined]
+        answer = {"report": {"window": body["window"], "rows": [{"day": d, "orders": 10 * d} for d in (1, 2)]}}
+        self._send(200, json.dumps(answer).encode())
+
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -57,9 +65,10 @@ class StatsApi(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def api() -> Iterator[ThreadingHTTPServer]:
+def serve(context: ssl.SSLContext | None = None) -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), StatsApi)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.requests = []  # type: ignore[attr-defined]
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -67,6 +76,22 @@ def api() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def api() -> Iterator[ThreadingHTTPServer]:
+    yield from serve()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def mtls_api(certificates: Certificates) -> Iterator[ThreadingHTTPServer]:
+    """HTTPS with a certificate from a private CA, requiring a client certificate from the same CA."""
+    yield from serve(server_ssl_context(certificates.ca_signed, client_ca=certificates.ca_file))
 
 
 def base_url(server: ThreadingHTTPServer) -> str:
@@ -167,3 +192,49 @@ def test_an_unreachable_api_is_a_down_source(api: ThreadingHTTPServer) -> None:
     assert samples['pulse_kpi_source_up{source="pay"}'] == 0
     assert samples['pulse_kpi_queries_total{query="payments",status="error"}'] == 1
     assert "pay_attempts_total" not in "".join(samples)
+
+
+def test_post_with_a_json_body(api: ThreadingHTTPServer) -> None:
+    report = {
+        "name": "report",
+        "source": "pay",
+        "interval": "1m",
+        "request": {"path": "/reports", "body": {"window": "7d"}},
+        "rows": "report.rows",
+        "metrics": [{"name": "pay_orders_by_day", "value": "orders", "labels": ["day"]}],
+    }
+    sources = {"pay": {"url": base_url(api), "method": "POST", "bearer_token": TOKEN}}
+    with kpi_harness({"sources": sources, "queries": [report]}) as kpis:
+        kpis.run()
+        samples = kpis.samples()
+    assert samples['pay_orders_by_day{day="2"}'] == 20
+    assert api.requests == [{"path": "/reports", "body": {"window": "7d"}}]  # type: ignore[attr-defined]
+
+
+def test_https_with_a_private_ca_and_a_client_certificate(
+    mtls_api: ThreadingHTTPServer, certificates: Certificates
+) -> None:
+    url = f"https://127.0.0.1:{mtls_api.server_address[1]}"
+    tls = {
+        "ca_file": str(certificates.ca_file),
+        "cert_file": str(certificates.client.cert_file),
+        "key_file": str(certificates.client.key_file),
+    }
+    sources = {
+        "trusted": {"url": url, "bearer_token": TOKEN, "tls_config": tls},
+        "untrusted": {"url": url, "bearer_token": TOKEN},  # the system CAs do not know the private CA
+    }
+    queries = [
+        payments_query(
+            name=name,
+            source=name,
+            metrics=[{"name": f"pay_{name}_attempts", "value": "attempts", "labels": ["method"]}],
+        )
+        for name in sources
+    ]
+    with kpi_harness({"sources": sources, "queries": queries}) as kpis:
+        kpis.run()
+        samples = kpis.samples()
+    assert samples['pay_trusted_attempts{method="card"}'] == 120
+    assert samples['pulse_kpi_source_up{source="trusted"}'] == 1
+    assert samples['pulse_kpi_source_up{source="untrusted"}'] == 0
