@@ -61,6 +61,15 @@ modules:
       preferred_ip_protocol: ip4
 """
 
+# (label, file suffix, function) of the parts of a /probe request, for the profile summary.
+PROFILE_PARTS = [
+    ("HTTP server: the whole /probe request (h11, routing, below)", "exporter/web/server.py", "_serve"),
+    ("  runner: deadline, self-metrics, probe_success (and below)", "exporter/probes/runner.py", "run_probe"),
+    ("    http prober: resolve, connect, request, response", "exporter/probes/http.py", "probe"),
+    ("      of which ProbeSink.gauge (metric families)", "exporter/probes/base.py", "gauge"),
+    ("  exposition: text format of the probe's metrics", "exporter/exposition.py", "encode"),
+]
+
 NGINX_CONF = """\
 worker_processes 1;
 daemon off;
@@ -346,8 +355,20 @@ def profile_pulse(directory: Path, pulse_yml: Path, page: str, args: argparse.Na
     if not out.exists():
         print("(no profile written: the exporter did not exit through its normal path)")
         return
-    print("\nPulse under cProfile, concurrent phase: top 25 functions by own time")
-    pstats.Stats(str(out)).sort_stats("tottime").print_stats(25)
+    stats = pstats.Stats(str(out))
+    print(f"\nPulse under cProfile, {args.concurrent} probes at {args.concurrency} concurrent: where the time goes")
+    print("(time inside each part and what it calls, per probe; coroutines are timed while running only)")
+    total = sum(timing[2] for timing in stats.stats.values())  # type: ignore[attr-defined]
+    for label, file_part, function in PROFILE_PARTS:
+        cumulative = sum(
+            timing[3]
+            for (file, _, name), timing in stats.stats.items()  # type: ignore[attr-defined]
+            if file.endswith(file_part) and name == function
+        )
+        print(f"  {label:58} {cumulative / args.concurrent * 1e6:7.0f} us")
+    print(f"  {'everything (profiled, with its overhead)':58} {total / args.concurrent * 1e6:7.0f} us")
+    print("\nTop 20 functions by own time")
+    stats.sort_stats("tottime").print_stats(20)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
