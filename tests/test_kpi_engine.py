@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
+from exporter.kpis.schedule import Schedule
 from tests.kpi_harness import kpi_harness
 
 if TYPE_CHECKING:
@@ -425,3 +426,21 @@ def test_the_still_running_check_sees_a_running_query(dialect: str, request: pyt
         time.sleep(0.05)
     worker.join()
     assert seen, "the slow query was never seen running"
+
+
+def test_interval_schedule_runs_at_once_then_at_a_fixed_rate() -> None:
+    schedule = Schedule(interval=60, cron=None)
+    assert schedule.seconds_until_next() == 0
+    schedule.started()
+    assert 59 < schedule.seconds_until_next() <= 60
+
+
+def test_cron_schedule_runs_on_start_only_when_asked() -> None:
+    on_start = Schedule(interval=None, cron="0 3 * * *")
+    assert on_start.seconds_until_next() == 0
+    quiet = Schedule(interval=None, cron="0 3 * * *", run_on_start=False)
+    assert 0 < quiet.seconds_until_next() <= 86400
+    every_minute = Schedule(interval=None, cron="* * * * *")
+    every_minute.started()
+    # Never the slot it is running for: at least the rest of this second, at most a minute away.
+    assert 0 < every_minute.seconds_until_next() <= 61
