@@ -336,3 +336,21 @@ def test_debug_never_shows_secrets(start_exporter: StartExporter) -> None:
     assert "bearer_token: <secret>" in bearer
     assert "k-2718" not in bearer
     assert "X-Api-Key: <secret>\n    Accept: a/b" in bearer  # only credential-like headers are hidden
+
+
+def test_debug_hides_a_journey_login_password(start_exporter: StartExporter) -> None:
+    target = f"http://127.0.0.1:{refused_port()}/"
+    pulse = start_exporter(
+        "collectors: {host: {enabled: false}}\n"
+        "probes:\n"
+        "  modules:\n"
+        "    shop:\n"
+        "      prober: journey\n"
+        "      journey:\n"
+        "        steps:\n"
+        "          - {name: login, method: POST, url: /login, form: {user: demo, password: pa55-word}}\n"
+        f"  targets: [{{target: '{target}', module: shop}}]\n"
+    )
+    text = pulse.get("/probe", params={"target": target, "module": "shop", "debug": "true"}).text
+    assert "pa55-word" not in text
+    assert "user: demo\n      password: <secret>" in text

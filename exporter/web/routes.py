@@ -221,31 +221,31 @@ def _resolved_module(module: ProbeModule) -> dict[str, Any]:
 
 def _redacted(model: pydantic.BaseModel) -> Any:
     """The model as plain data for the debug page, with secret fields shown as <secret>."""
-    data = model.model_dump(mode="json")
+    data = model.model_dump(mode="json", by_alias=True)  # the keys as written in the config
     _redact(model, data)
     return data
 
 
-# Header values that carry credentials, whatever module option they sit in (`headers:` of http, journey).
-_SECRET_HEADER = re.compile(r"(?i)authorization|cookie|token|secret|password|api[-_]?key")
+# Credentials inside mappings, whatever option holds them: http/journey `headers` (Authorization, Cookie,
+# X-Api-Key), a journey step's `form` (password).
+_SECRET_KEY = re.compile(r"(?i)authorization|cookie|token|secret|password|passwd|api[-_]?key")
 
 
 def _redact(model: pydantic.BaseModel, data: Any) -> None:
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
+        key = field.alias or name  # the key in the by-alias dump
         if field.json_schema_extra == {"secret": True} and value is not None:
-            data[name] = "<secret>"
-        elif name == "headers" and isinstance(value, dict):
-            for header in value:
-                if _SECRET_HEADER.search(str(header)):
-                    data[name][header] = "<secret>"
+            data[key] = "<secret>"
         elif isinstance(value, pydantic.BaseModel):
-            _redact(value, data[name])
+            _redact(value, data[key])
         elif isinstance(value, list | tuple):
             for index, item in enumerate(value):
                 if isinstance(item, pydantic.BaseModel):
-                    _redact(item, data[name][index])
+                    _redact(item, data[key][index])
         elif isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(item, pydantic.BaseModel):
-                    _redact(item, data[name][key])
+            for item_key, item in value.items():
+                if isinstance(item, str) and _SECRET_KEY.search(str(item_key)):
+                    data[key][item_key] = "<secret>"
+                elif isinstance(item, pydantic.BaseModel):
+                    _redact(item, data[key][item_key])
