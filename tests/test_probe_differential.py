@@ -174,6 +174,7 @@ def cases(t: Targets) -> list[tuple[str, str]]:
         (f"{t.http}/", "http_header"),
         (f"{t.http}/api", "http_post"),
         (f"{t.refused}/", "http_2xx"),
+        ("http://does-not-exist.invalid/", "http_2xx"),  # RFC 2606: never resolves
     ]
 
 

@@ -337,7 +337,7 @@ def _build_request(
     cookies: dict[str, str],
 ) -> Request:
     default_port = 443 if parts.scheme == "https" else 80
-    authority = parts.hostname or ""
+    authority = _idna(parts.hostname or "")
     if ":" in authority:
         authority = f"[{authority}]"
     if parts.port and parts.port != default_port:
@@ -369,6 +369,16 @@ def _build_request(
     if "connection" not in headers:
         put("Connection", "close")
     return Request(method, target, list(headers.values()), body)
+
+
+def _idna(host: str) -> str:
+    """A host name as it goes into the Host header: internationalised names in their ASCII form."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 def _remember_cookies(response: Response, host: str, cookies: dict[str, dict[str, str]]) -> None:
