@@ -3,6 +3,7 @@ and errors that name the file, the line and the field."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -248,3 +249,18 @@ def test_probe_timeout_follows_blackbox(header: str | None, module_timeout: floa
 def test_a_timeout_header_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(InvalidTimeoutHeader):
         probe_timeout("ten", None)
+
+
+def test_the_documentation_lists_every_option_of_every_prober() -> None:
+    """docs/probes.md's option table must follow the probers' models (and name no option they lack)."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "probes.md").read_text()
+    for name, prober in PROBERS.items():
+        row = next((line for line in docs.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"docs/probes.md has no option row for the {name} prober"
+        # Top-level options only: nested keys and defaults are written in parentheses.
+        options_cell = re.sub(r"\([^)]*\)", "", row.split("|")[2]).split("see ")[0]
+        documented = set(re.findall(r"`([a-z_0-9]+)`", options_cell))
+        options = set(prober.config_model.model_fields)
+        assert options <= documented, f"{name}: undocumented options {sorted(options - documented)}"
+        extra = documented - options - {f"{o}_file" for o in options}
+        assert not extra, f"{name}: documented options the prober lacks {sorted(extra)}"
