@@ -365,6 +365,7 @@ class HttpProxy:
 
     port: int = 0
     seen: list[str] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)  # the whole request heads the proxy received
     _server: asyncio.Server | None = None
 
     @property
@@ -381,6 +382,7 @@ class HttpProxy:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line = head.split(b"\r\n", 1)[0].decode()
             self.seen.append(request_line)
+            self.heads.append(head.decode("latin-1"))
             method, target, _ = request_line.split(" ", 2)
             if method == "CONNECT":
                 host, port = target.rsplit(":", 1)

@@ -158,6 +158,14 @@ def test_method_headers_and_body_are_sent_as_configured(servers: LoopThread) -> 
     assert seen.headers["host"] == "shop.example"
 
 
+def test_the_body_may_come_from_a_file(servers: LoopThread, tmp_path: Path) -> None:
+    server = serve(servers, {"/": fixed(200)})
+    (tmp_path / "query.json").write_text('{"query": "{ health }"}')
+    _, ok = run(server.url("/"), {"method": "POST", "body_file": str(tmp_path / "query.json")})
+    assert ok
+    assert server.requests[-1].body == b'{"query": "{ health }"}'
+
+
 def test_basic_auth_and_bearer_token_reach_the_server(servers: LoopThread, tmp_path: Path) -> None:
     server = serve(servers, {"/": fixed(200, b"ok")})
     run(server.url("/"), {"basic_auth": {"username": "probe", "password": "s3cret"}})
@@ -577,6 +585,22 @@ def test_https_through_a_proxy_tunnels_with_connect(servers: LoopThread, certs: 
     assert sink_samples(sink)["probe_http_ssl"] == 1
 
 
+def test_proxy_credentials_go_to_the_proxy_only(servers: LoopThread, certs: Certificates) -> None:
+    server = serve(servers, {"/": fixed(200)}, tls=server_ssl_context(certs.ca_signed))
+    proxy = servers.run(HttpProxy().start())
+    proxy_url = f"http://probe:p%40ss@127.0.0.1:{proxy.port}"
+    _, ok = run(server.url("/"), {"proxy_url": proxy_url, "tls_config": {"ca_file": str(certs.ca_file)}})
+    assert ok
+    expected = "Proxy-Authorization: Basic " + base64.b64encode(b"probe:p@ss").decode()
+    assert expected in proxy.heads[-1]
+    assert "proxy-authorization" not in server.requests[-1].headers
+
+    plain = serve(servers, {"/": fixed(200)})
+    _, ok = run(plain.url("/"), {"proxy_url": proxy_url})
+    assert ok
+    assert expected in proxy.heads[-1]
+
+
 # --------------------------------------------------------------------------------------------------- config
 
 
@@ -592,6 +616,9 @@ def test_https_through_a_proxy_tunnels_with_connect(servers: LoopThread, certs: 
         ({"proxy_url": "socks5://127.0.0.1:1080"}, "HTTP proxy"),
         ({"fail_if_body_matches_regexp": ["("]}, "not a valid regular expression"),
         ({"valid_http_versions": ["1.1"]}, "write it like HTTP/1.1"),
+        ({"valid_status_codes": [2000]}, "not an HTTP status code"),
+        ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, "line breaks"),
+        ({"headers": {"Bad Name": "x"}}, "not a valid header name"),
         ({"preferred_ip_protocol": "ip5"}, "preferred_ip_protocol"),
     ],
 )

@@ -103,7 +103,7 @@ class HttpProbe(StrictModel):
     valid_http_versions: list[str] = []  # e.g. ["HTTP/1.1"]
     method: str = "GET"
     headers: dict[str, str] = {}
-    body: str = ""
+    body: str = secret_field(default="")  # or body_file: the request body read from a file
     follow_redirects: bool = True
     no_follow_redirects: bool | None = None  # blackbox <= 0.23 spelling; wins when set
     fail_if_ssl: bool = False
@@ -148,6 +148,14 @@ class HttpProbe(StrictModel):
         if not re.fullmatch(r"[A-Za-z]+", value):
             raise ValueError(f"not an HTTP method: {value!r}")
         return value.upper()
+
+    @pydantic.field_validator("valid_status_codes")
+    @classmethod
+    def _status_codes(cls, value: list[int]) -> list[int]:
+        for code in value:
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code (100-599)")
+        return value
 
     @pydantic.field_validator("headers")
     @classmethod
@@ -231,6 +239,7 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot parse target: {err}")
     first_host = parts.hostname
     proxy = _proxy_address(config.proxy_url)
+    proxy_headers = _proxy_authorization(config.proxy_url)
     method, body = config.method, config.body.encode()
     cookies: dict[str, dict[str, str]] = {}
 
@@ -243,6 +252,8 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         request = _build_request(
             parts, config, method, body, via_proxy=proxy is not None, cookies=cookies.get(host, {})
         )
+        if proxy is not None and parts.scheme == "http":  # the proxy reads the request itself
+            request = Request(request.method, request.target, [*request.headers, *proxy_headers], request.body)
         tls = None
         if parts.scheme == "https":
             name = config.tls_config.server_name if host == first_host and config.tls_config.server_name else host
@@ -256,6 +267,7 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
                 tls=tls,
                 phases=outcome.phases,
                 proxy=proxy,
+                proxy_headers=proxy_headers,
                 connect_authority=f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
                 body=BodyOptions(config.body_size_limit, config.compression, keep=config.checks_body),
                 on_head=outcome.saw,
@@ -325,6 +337,16 @@ def _proxy_address(proxy_url: str | None) -> tuple[str, int] | None:
         return None
     parts = urllib.parse.urlsplit(proxy_url)
     return parts.hostname or "", parts.port or 80
+
+
+def _proxy_authorization(proxy_url: str | None) -> tuple[tuple[str, str], ...]:
+    """Proxy-Authorization (Basic) from the user and password in proxy_url, if any."""
+    parts = urllib.parse.urlsplit(proxy_url or "")
+    if parts.username is None:
+        return ()
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    return (("Proxy-Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()),)
 
 
 def _build_request(

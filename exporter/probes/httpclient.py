@@ -204,12 +204,14 @@ async def exchange(
     phases: Phases,
     proxy: tuple[str, int] | None = None,
     connect_authority: str = "",
+    proxy_headers: tuple[tuple[str, str], ...] = (),
     body: BodyOptions = BodyOptions(),
     on_head: Callable[[Response], None] | None = None,
 ) -> Response:
     """Send `request` on a new connection to address:port (or through `proxy`) and read the response.
 
-    `connect_authority` is the host:port asked of the proxy in CONNECT (https through a proxy).
+    `connect_authority` is the host:port asked of the proxy in CONNECT (https through a proxy), sent
+    with `proxy_headers` (Proxy-Authorization), which never reach the origin server.
     `on_head` sees the response as soon as its head arrived (its body is still being read), so a probe
     cut at the deadline in the middle of a body still reports the status.
     Raises RequestFailed, TLSHandshakeFailed; cancellation closes the connection.
@@ -227,7 +229,7 @@ async def exchange(
         except OSError as err:
             raise RequestFailed(FailureReason.CONNECTION_ERROR, f"cannot connect: {err.strerror or err}") from None
         if proxy is not None and tls is not None:
-            await _connect_tunnel(connection, connect_authority)
+            await _connect_tunnel(connection, connect_authority, proxy_headers)
         connected = time.perf_counter()
         phases.connect += connected - started
 
@@ -395,10 +397,10 @@ async def _read_head(reader: _Reader) -> tuple[int, str, list[tuple[str, str]]]:
             raise RequestFailed(FailureReason.PROTOCOL_ERROR, f"status code {status} is not valid")
 
 
-async def _connect_tunnel(connection: _Connection, authority: str) -> None:
+async def _connect_tunnel(connection: _Connection, authority: str, headers: tuple[tuple[str, str], ...]) -> None:
     """CONNECT host:port through an HTTP proxy; afterwards the connection is a tunnel to the origin."""
     assert connection.transport is not None
-    connection.transport.write(serialize(Request("CONNECT", authority, [("Host", authority)])))
+    connection.transport.write(serialize(Request("CONNECT", authority, [("Host", authority), *headers])))
     reader = _Reader(connection)
     status, _, _ = await _read_head(reader)
     if not 200 <= status < 300:
