@@ -199,7 +199,11 @@ class KpiCollector(Collector):
         sql = query.config.sql or ""
         params = {"cursor": runner.cursor} if runner.cursor_config else {}
         call = asyncio.ensure_future(run_in_daemon_thread(lambda: source.run(sql, params, query.timeout)))
-        done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
+        try:
+            done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
+        except asyncio.CancelledError:  # the collector is closing: stop waiting for the thread too
+            call.cancel()
+            raise
         if not done:
             runner.in_flight = call
             call.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieve it, silently
