@@ -595,6 +595,9 @@ def test_proxy_credentials_go_to_the_proxy_only(servers: LoopThread, certs: Cert
     assert expected in proxy.heads[-1]
     assert "proxy-authorization" not in server.requests[-1].headers
 
+    shown = HttpProbe.model_validate({"proxy_url": proxy_url}).model_dump(mode="json")["proxy_url"]
+    assert shown == f"http://probe:<secret>@127.0.0.1:{proxy.port}"  # as the debug page shows the module
+
     plain = serve(servers, {"/": fixed(200)})
     _, ok = run(plain.url("/"), {"proxy_url": proxy_url})
     assert ok

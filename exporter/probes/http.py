@@ -103,7 +103,7 @@ class HttpProbe(StrictModel):
     valid_http_versions: list[str] = []  # e.g. ["HTTP/1.1"]
     method: str = "GET"
     headers: dict[str, str] = {}
-    body: str = secret_field(default="")  # or body_file: the request body read from a file
+    body: str | None = secret_field(default=None)  # or body_file; hidden on the debug page, may hold a login
     follow_redirects: bool = True
     no_follow_redirects: bool | None = None  # blackbox <= 0.23 spelling; wins when set
     fail_if_ssl: bool = False
@@ -185,6 +185,15 @@ class HttpProbe(StrictModel):
             raise ValueError(f"proxy_url must be http://host:port (an HTTP proxy), not {value!r}")
         return value
 
+    @pydantic.field_serializer("proxy_url")
+    def _hide_proxy_password(self, value: str | None) -> str | None:
+        """The debug page shows the module: a password in proxy_url must not appear there."""
+        parts = urllib.parse.urlsplit(value or "")
+        if parts.password is None:
+            return value
+        netloc = f"{parts.username}:<secret>@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> HttpProbe:
         given = [name for name in ("basic_auth", "bearer_token", "authorization") if getattr(self, name) is not None]
@@ -240,7 +249,7 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
     first_host = parts.hostname
     proxy = _proxy_address(config.proxy_url)
     proxy_headers = _proxy_authorization(config.proxy_url)
-    method, body = config.method, config.body.encode()
+    method, body = config.method, (config.body or "").encode()
     cookies: dict[str, dict[str, str]] = {}
 
     while True:
@@ -258,7 +267,8 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         if parts.scheme == "https":
             name = config.tls_config.server_name if host == first_host and config.tls_config.server_name else host
             tls = TLSSettings(ssl_context(config.tls_config), name)
-        sink.log(f"{request.method} {urllib.parse.urlunsplit(parts)} (connecting to {address}:{port})")
+        route = f"through proxy {proxy[0]}:{proxy[1]}" if proxy else f"connecting to {address}:{port}"
+        sink.log(f"{request.method} {urllib.parse.urlunsplit(parts)} ({route})")
         try:
             response = await exchange(
                 address,
