@@ -2,7 +2,8 @@
 
 Both are real processes probing real loopback servers through their /probe endpoints. They must agree
 on probe_success, the status code and every other deterministic value, and expose the same metric
-names, except the extras Pulse adds on purpose (listed below with their reason).
+names, except the extras Pulse adds on purpose (listed below with their reason). Pulse's answers must
+also pass `promtool check metrics`.
 """
 
 from __future__ import annotations
@@ -207,10 +208,12 @@ def blackbox(tmp_path_factory: pytest.TempPathFactory, targets: Targets) -> Iter
     log.close()
 
 
-def probe(base_url: str, target: str, module: str) -> dict[str, float]:
-    response = httpx.get(f"{base_url}/probe", params={"target": target, "module": module}, timeout=10)
+def probe_text(base_url: str, target: str, module: str) -> str:
+    response = httpx.get(
+        f"{base_url}/probe", params={"target": target, "module": module}, headers={"Accept": "text/plain"}, timeout=10
+    )
     assert response.status_code == 200, response.text
-    return parse_samples(response.text)
+    return response.text
 
 
 def names(samples: dict[str, float]) -> set[str]:
@@ -240,10 +243,15 @@ def test_blackbox_and_pulse_agree_on_the_same_modules_and_targets(
     listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases(targets))
     pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
 
+    promtool = require_binary("promtool")
     differences = []
     for target, module in cases(targets):
-        theirs, ours = probe(blackbox, target, module), probe(pulse.url, target, module)
+        text = probe_text(pulse.url, target, module)
+        theirs, ours = parse_samples(probe_text(blackbox, target, module)), parse_samples(text)
         case = f"{module} {target}"
+        lint = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False)
+        if lint.returncode != 0:
+            differences.append(f"{case}: promtool check metrics: {lint.stdout.decode()}{lint.stderr.decode()}")
         assert value(theirs, "probe_success") is not None, case
         for name in COMPARED:
             if value(theirs, name) != value(ours, name):

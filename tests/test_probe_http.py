@@ -470,6 +470,15 @@ def test_a_listener_that_never_answers_is_cut_at_the_deadline_and_its_connection
     _wait_for(lambda: listener.open_connections == 0)
 
 
+def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(servers: LoopThread) -> None:
+    listener = servers.run(SilentListener().start())
+    sink, ok = run(f"https://127.0.0.1:{listener.port}/", timeout=0.5)
+    assert not ok
+    assert sink.failure is None
+    assert sink_samples(sink)['probe_http_duration_seconds{phase="tls"}'] == 0  # never completed
+    _wait_for(lambda: listener.accepted == 1 and listener.open_connections == 0)
+
+
 def test_a_trickling_body_is_timed_as_transfer_and_cut_at_the_deadline(servers: LoopThread) -> None:
     server = serve(servers, {"/slow": trickle(b"abcd", 0.1), "/slower": trickle(b"x" * 100, 0.1)})
     sink, ok = run(server.url("/slow"))
