@@ -25,7 +25,7 @@ import sqlalchemy
 from exporter.exposition import encode_text
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
-from tests.conftest import IN_CI, free_port, parse_samples
+from tests.conftest import IN_CI, StartExporter, free_port, parse_samples
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +253,45 @@ def test_postgresql_outage_and_recovery(private_postgres: PrivatePostgres) -> No
 
 def test_mariadb_outage_and_recovery(private_mariadb: PrivateMariaDB) -> None:
     outage_scenario(private_mariadb)
+
+
+def test_the_exporter_process_rides_out_a_database_outage(
+    private_postgres: PrivatePostgres, start_exporter: StartExporter
+) -> None:
+    engine = sqlalchemy.create_engine(private_postgres.url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE orders (id INTEGER PRIMARY KEY)"))
+        conn.execute(sqlalchemy.text("INSERT INTO orders VALUES (1), (2)"))
+    engine.dispose()
+    exporter = start_exporter(
+        f"""\
+kpis:
+  sources:
+    shop: {{dsn: "{private_postgres.url}", connect_timeout: 2s}}
+  queries:
+    - name: orders
+      source: shop
+      interval: 200ms
+      sql: SELECT COUNT(*) AS n FROM orders
+      metrics: [{{name: shop_orders, value: n, expire_after: 1h}}]
+"""
+    )
+
+    def scrape_until(condition: Callable[[dict[str, float]], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition(parse_samples(exporter.metrics_text())):
+            assert exporter.process.poll() is None, f"the exporter exited:\n{exporter.logs()}"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{exporter.logs()}")
+            time.sleep(0.05)
+
+    scrape_until(lambda s: s.get("shop_orders") == 2, "the first value")
+    private_postgres.stop()
+    scrape_until(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 0, "source_up 0")
+    private_postgres.start()
+    scrape_until(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 1, "source_up 1")
+    scrape_until(lambda s: s.get('pulse_kpi_query_success{query="orders"}') == 1, "a successful run")
+    assert exporter.process.poll() is None
+    logs = exporter.logs()
+    assert logs.count("KPI source is unreachable") == 1
+    assert logs.count("KPI source is reachable again") == 1
