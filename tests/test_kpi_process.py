@@ -234,3 +234,33 @@ def test_a_reload_with_a_broken_kpis_section_keeps_the_running_one(
     )
     assert samples["pulse_exporter_config_last_reload_successful"] == 0
     assert samples['shop_orders{status="paid"}'] == 2
+
+
+def test_a_reload_that_adds_a_query_keeps_the_others_running_undisturbed(
+    start_exporter: StartExporter, tmp_path: Path
+) -> None:
+    dsn = make_shop(tmp_path / "shop.db", 6)
+    exporter = start_exporter(config_text(dsn, interval="1h"))
+    before = wait_for(exporter, lambda s: 'shop_orders_created_total{status="paid"}' in s, "the first runs")
+    added = """\
+    - name: order_count
+      source: shop
+      interval: 1h
+      sql: SELECT COUNT(*) AS n FROM orders
+      metrics:
+        - {name: shop_orders_all, value: n}
+"""
+    (tmp_path / "pulse.yml").write_text(config_text(dsn, interval="1h", extra_queries=added))
+    assert exporter.post("/-/reload").status_code == 200
+    right_after = parse_samples(exporter.metrics_text())
+    # Still there at once, from the same run: not re-run (interval 1h), not recounted, no gap.
+    for series in (
+        'shop_orders{status="paid"}',
+        'shop_orders_created_total{status="paid"}',
+        'pulse_kpi_query_last_success_timestamp_seconds{query="order_totals"}',
+        'pulse_kpi_queries_total{query="order_totals",status="success"}',
+    ):
+        assert right_after[series] == before[series], series
+    after = wait_for(exporter, lambda s: "shop_orders_all" in s, "the new query's first run")
+    assert after["shop_orders_all"] == 6
+    assert after['pulse_kpi_queries_total{query="orders_by_status",status="success"}'] == 1

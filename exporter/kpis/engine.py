@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -79,9 +79,13 @@ class QueryRunner:
         self.last_success_time = 0.0
         self.last_error = ""
         self.in_flight: asyncio.Future[Any] | None = None  # a database call we stopped waiting for
+        self.lock = asyncio.Lock()  # one run at a time, even while a reload hands the runner over
 
 
 class KpiCollector(Collector):
+    # Started and not yet closed: a reload's new collector adopts their unchanged queries.
+    _live: ClassVar[list[KpiCollector]] = []
+
     def __init__(self, config: KpisConfig) -> None:
         super().__init__("kpis", config)
         self.kpis = config
@@ -98,9 +102,34 @@ class KpiCollector(Collector):
 
     async def start(self) -> None:
         self.open_sources()
+        self._adopt_unchanged_queries()
+        KpiCollector._live.append(self)
         for runner in self.runners.values():
             self._tasks.append(asyncio.create_task(self._loop(runner), name=f"kpi-query-{runner.query.name}"))
         log.info("KPI queries scheduled", extra={"queries": len(self.runners), "sources": len(self.kpis.sources)})
+
+    def _adopt_unchanged_queries(self) -> None:
+        """Take over the state of queries a reload did not change (same query, same source config):
+        their series, cursors and counts carry on, with no gap on /metrics and no recount of history.
+        The collector being replaced is closed right after this one starts; its runs are serialized
+        with ours by each runner's lock, and a run it has in flight is cancelled, not applied."""
+        adopted = 0
+        for previous in KpiCollector._live:
+            for name, runner in self.runners.items():
+                old = previous.runners.get(name)
+                same_source = previous.kpis.sources.get(runner.query.source) == self.kpis.sources.get(
+                    runner.query.source
+                )
+                if old is not None and old is not runner and old.query == runner.query and same_source:
+                    self.runners[name] = old
+                    adopted += 1
+            for source, up in previous.source_up.items():
+                if previous.kpis.sources.get(source) == self.kpis.sources.get(source):
+                    self.source_up.setdefault(source, up)
+        if adopted:
+            states = {(r.query.name, n): state for r in self.runners.values() for n, state in r.states.items()}
+            self.families = family_specs(self.queries, states)
+            log.info("KPI queries kept across the reload", extra={"queries": adopted})
 
     def open_sources(self) -> None:
         """Set up every source (no connection yet: SQL pools connect on first use)."""
@@ -118,6 +147,8 @@ class KpiCollector(Collector):
                 log.error("KPI source cannot be set up", extra={"source": name, "err": self.source_errors[name]})
 
     async def close(self) -> None:
+        if self in KpiCollector._live:
+            KpiCollector._live.remove(self)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -146,6 +177,10 @@ class KpiCollector(Collector):
 
     async def run_query(self, runner: QueryRunner) -> None:
         """Run a query once and record the outcome (public so tests can drive runs directly)."""
+        async with runner.lock:
+            await self._run_query(runner)
+
+    async def _run_query(self, runner: QueryRunner) -> None:
         query = runner.query
         started = time.monotonic()
         status, error = "success", ""
