@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,7 @@ import yaml
 
 from exporter.kpis.packs import PACKS
 from exporter.kpis.packs import marketplace_schema as schema
-from tests.conftest import StartExporter, parse_samples
+from tests.conftest import StartExporter, parse_samples, require_binary
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -464,3 +465,7 @@ def test_a_real_exporter_serves_every_kpi_of_the_pack(
         time.sleep(0.2)
     assert_same_samples(exposed_samples(text), expected_kpis(data))
     assert 'pulse_kpi_source_up{source="shop"} 1' in text
+    # Names, HELP and types pass Prometheus' own linter.
+    promtool = require_binary("promtool")
+    lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
