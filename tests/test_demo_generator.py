@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -184,3 +185,46 @@ def test_a_bad_argument_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         generator.main([])
     assert "nothing to do" in capsys.readouterr().err
+
+
+def test_live_mode_rides_out_a_locked_database_without_losing_rows(tmp_path: Path) -> None:
+    """A reader holding SQLite's lock past the busy timeout makes writes fail: the generator logs it, keeps
+    the rows and writes them once the lock is gone, so every order still has its items."""
+    path = tmp_path / "demo.db"
+    url = f"sqlite:///{path}"
+    assert generator.main(["--url", url, "--backfill", "1h", "--sessions-per-day", "20000"]) == 0
+    log_path = tmp_path / "generator.log"
+    command = [sys.executable, "-m", "exporter.demo.generator", "--url", url, "--live", "--tick", "200ms"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen([*command, "--sessions-per-day", "1700000"], stderr=log, text=True)
+    try:
+        wait_for_rows(url, schema.orders, count_rows(url, schema.orders), process)
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        wait_for_log(log_path, "write failed, retrying", process)
+        locker.execute("COMMIT")
+        locker.close()
+        wait_for_log(log_path, "writing again", process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert process.returncode == 0, log_path.read_text()
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as conn:
+        without_items = conn.execute(
+            sqlalchemy.text(
+                "SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)"
+            )
+        ).scalar_one()
+        ids = conn.execute(sqlalchemy.select(schema.orders.c.id).order_by(schema.orders.c.id)).scalars().all()
+    engine.dispose()
+    assert without_items == 0
+    assert ids == list(range(1, len(ids) + 1))  # no order id skipped: nothing simulated was dropped
+
+
+def wait_for_log(path: Path, text: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while text not in path.read_text():
+        assert process.poll() is None, path.read_text()
+        assert time.monotonic() < deadline, f"{text!r} not logged within 60s:\n{path.read_text()}"
+        time.sleep(0.2)

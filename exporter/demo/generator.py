@@ -63,6 +63,7 @@ BURST_FAILURE = 0.5
 RETURN_RATE = 0.06  # share of paid orders refunded or returned later
 REFUND_SPIKE_FACTOR = 10.0
 RECENT_PAID = 5000  # paid orders remembered as candidates for refunds
+MAX_OUTAGE = 300.0  # live mode gives up after the database refused writes for this long (seconds)
 
 
 @dataclass
@@ -394,24 +395,41 @@ class _Stop:
 
 
 def live(engine: Engine, simulation: Simulation, tick: float, duration: float | None) -> int:
-    """Write the traffic of each `tick` as it happens, until SIGTERM/SIGINT or `duration`; returns rows."""
+    """Write the traffic of each `tick` as it happens, until SIGTERM/SIGINT or `duration`; returns rows.
+
+    A failed write (database locked by a long reader, server restarting) is logged and retried with the
+    next tick's rows, so no simulated order loses its items or payments.
+    """
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     written = 0
     last = utc_now()
     started = time.monotonic()
+    pending = Rows()
+    failing_since: float | None = None
     while not stop.requested and (duration is None or time.monotonic() - started < duration):
         time.sleep(tick)
         now = utc_now()
-        rows = Rows()
-        simulation.step(last, now, rows, sessions_end_in_window=True)
+        simulation.step(last, now, pending, sessions_end_in_window=True)
         last = now
-        with engine.begin() as conn:
-            write(conn, rows)
-        if rows.count():
-            _sync_sequences(engine)
-        written += rows.count()
+        try:
+            with engine.begin() as conn:
+                write(conn, pending)
+            if pending.count():
+                _sync_sequences(engine)
+        except sqlalchemy.exc.OperationalError as err:
+            if failing_since is None:
+                failing_since = time.monotonic()
+                log.warning("write failed, retrying every tick: %s", str(err).splitlines()[0])
+            if time.monotonic() - failing_since > MAX_OUTAGE:
+                raise
+            continue
+        if failing_since is not None:
+            log.info("writing again after %.0fs", time.monotonic() - failing_since)
+            failing_since = None
+        written += pending.count()
+        pending = Rows()
     return written
 
 
