@@ -8,24 +8,35 @@ nobody. The queries run on their real schedule here; the test polls what a scrap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pytest
 import sqlalchemy
 
 from exporter.exposition import encode_text
+from exporter.kpis import engine as engine_module
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
 from tests.conftest import IN_CI, StartExporter, free_port, parse_samples
+from tests.kpi_harness import kpi_harness
+
+if TYPE_CHECKING:
+    from tests.databases import TestDatabase
+
+pytest_plugins = ("tests.databases",)
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +306,81 @@ kpis:
     logs = exporter.logs()
     assert logs.count("KPI source is unreachable") == 1
     assert logs.count("KPI source is reachable again") == 1
+
+
+class BlackholeProxy:
+    """A TCP proxy on loopback that can stop forwarding while keeping connections open: a network
+    partition, where neither side hears anything (no reset, no close)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.forwarding = threading.Event()
+        self.forwarding.set()
+        self._connections: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                self.forwarding.wait()  # partitioned: hold the bytes, say nothing
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def heal(self) -> None:
+        """End the partition: the held connections are reset (as after a real one), new ones flow."""
+        for connection in self._connections:
+            with contextlib.suppress(OSError):
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.close()
+        self._connections.clear()
+        self.forwarding.set()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.heal()
+
+
+def test_a_network_partition_never_hangs_the_engine(
+    postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.5)
+    url = sqlalchemy.make_url(postgresql_database.url)
+    proxy = BlackholeProxy(url.port or 5432)
+    dsn = url.set(port=proxy.port).render_as_string(hide_password=False)
+    query = {"name": "ping", "source": "shop", "interval": "1h", "timeout": "500ms", "sql": "SELECT 1 AS n",
+             "metrics": [{"name": "shop_ping", "value": "n"}]}  # fmt: skip
+    try:
+        with kpi_harness({"sources": {"shop": {"dsn": dsn}}, "queries": [query]}) as kpis:
+            kpis.run()
+            assert kpis.value("shop_ping") == 1
+
+            proxy.forwarding.clear()
+            kpis.run()  # the driver waits for an answer that never comes; the engine does not
+            kpis.run()  # the stuck call is still pending: skipped, not piled up
+            during = kpis.samples()
+            assert during['pulse_kpi_queries_total{query="ping",status="timeout"}'] == 2
+            assert during['pulse_kpi_source_up{source="shop"}'] == 0
+
+            proxy.heal()
+            deadline = time.monotonic() + 30
+            while kpis.value('pulse_kpi_query_success{query="ping"}') != 1:
+                assert time.monotonic() < deadline, "no recovery after the partition ended"
+                time.sleep(0.1)
+                kpis.run()
+            assert kpis.value('pulse_kpi_source_up{source="shop"}') == 1
+    finally:
+        proxy.close()

@@ -240,9 +240,14 @@ class KpiCollector(Collector):
             call.cancel()
             raise
         if not done:
+            # Even the server-side timeout did not end it: the server or the network is not answering
+            # (a partition). The call ends when the driver gives up (TCP keepalive, read timeout);
+            # until then this query's runs are skipped rather than piling up threads.
             runner.in_flight = call
             call.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieve it, silently
-            raise QueryTimeoutError(f"no answer from the database {THREAD_GRACE_SECONDS:g}s after the timeout")
+            error = f"no answer from the database {THREAD_GRACE_SECONDS:g}s after the {query.timeout:g}s timeout"
+            self._set_source_up(query.source, False, error)
+            raise QueryTimeoutError(error)
         try:
             columns, rows = call.result()
         except QueryError:

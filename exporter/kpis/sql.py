@@ -74,6 +74,8 @@ class SqlSource:
         elif self.dialect == "postgresql":
             connect_args["connect_timeout"] = max(2, connect_timeout)  # libpq ignores values below 2
             connect_args["application_name"] = "pulse-exporter"
+            # Notice a dead server or network within about a minute, instead of the OS' two hours.
+            connect_args.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
         elif self.dialect == "mysql":
             connect_args["connect_timeout"] = connect_timeout
             # A client-side backstop if the server-side timeout never comes (network partition).
