@@ -193,6 +193,8 @@ class KpiCollector(Collector):
             self._set_source_up(query.source, False, str(err))
         except QueryError as err:
             status, error = "error", str(err) if str(err).startswith("query ") else f"query {query.name}: {err}"
+        except Exception as err:  # a driver's own exception type, an odd value: still this query's error
+            status, error = "error", f"query {query.name}: {type(err).__name__}: {err}"
         runner.last_duration = time.monotonic() - started
         runner.counts[status] += 1
         previous_ok, previous_error, first = runner.last_success, runner.last_error, not runner.ran
