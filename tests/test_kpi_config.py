@@ -300,3 +300,17 @@ def test_an_unchanged_section_compares_equal_so_a_reload_keeps_the_collector(tmp
     text = SOURCES + "    - {name: q, source: shop, sql: SELECT 1 AS n, metrics: [{name: x_n, value: n}]}\n"
     assert load(tmp_path, text).kpis == load(tmp_path, text).kpis
     assert KpisConfig() == load(tmp_path, "{}\n").kpis
+
+
+def test_a_timeout_longer_than_the_default_interval_is_refused(tmp_path: Path) -> None:
+    message = errors(
+        tmp_path,
+        """\
+kpis:
+  interval: 30s
+  sources: {shop: {dsn: "sqlite:///shop.db"}}
+  queries:
+    - {name: q, source: shop, timeout: 1m, sql: SELECT 1 AS n, metrics: [{name: x_n, value: n}]}
+""",
+    )
+    assert "pulse.yml:4: kpis.queries: query q's timeout (60s) is longer than its interval (30s" in message

@@ -444,6 +444,11 @@ class KpisConfig(StrictModel):
                     "names must be unique (a pack used twice needs a name_prefix)"
                 )
             seen[query.name] = query.origin
+            if query.interval is not None and query.timeout > query.interval:
+                raise ValueError(
+                    f"queries: query {query.name}'s timeout ({query.timeout:g}s) is longer than its interval "
+                    f"({query.interval:g}s, the section's default)"
+                )
         _check_shared_metrics(queries)
         return self
 
