@@ -18,7 +18,7 @@ import httpx
 import jmespath
 
 from exporter.kpis.config import HttpSourceConfig, RequestConfig
-from exporter.kpis.sql import QueryError, QueryTimeoutError, SourceDownError
+from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
 
 
 def _ssl_context(config: HttpSourceConfig) -> ssl.SSLContext:

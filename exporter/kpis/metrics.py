@@ -23,7 +23,7 @@ import jmespath
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.kpis.config import ResolvedMetric, ResolvedQuery
-from exporter.kpis.sql import QueryError
+from exporter.kpis.errors import QueryError
 
 log = logging.getLogger(__name__)
 

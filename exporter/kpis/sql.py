@@ -29,24 +29,13 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from exporter.kpis.config import SqlSourceConfig
+from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
 
 log = logging.getLogger(__name__)
 
 # MariaDB 1969: max_statement_time exceeded; MySQL 3024: MAX_EXECUTION_TIME exceeded; 1317: interrupted.
 _MYSQL_TIMEOUT_CODES = {1969, 3024, 1317}
 _LEADING_SELECT = re.compile(r"^\s*select\b", re.IGNORECASE)
-
-
-class SourceDownError(Exception):
-    """The source cannot be reached (connection refused, lost, authentication failed)."""
-
-
-class QueryTimeoutError(Exception):
-    """The query ran longer than its timeout and was cancelled."""
-
-
-class QueryError(Exception):
-    """The query failed for a reason of its own (SQL error, missing column, bad value)."""
 
 
 def first_line(err: BaseException) -> str:

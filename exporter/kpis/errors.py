@@ -1,0 +1,15 @@
+"""How a KPI query run can fail; the engine counts and logs each kind differently."""
+
+from __future__ import annotations
+
+
+class SourceDownError(Exception):
+    """The source cannot be reached (connection refused, lost, authentication failed; HTTP 5xx)."""
+
+
+class QueryTimeoutError(Exception):
+    """The query ran longer than its timeout and was cancelled."""
+
+
+class QueryError(Exception):
+    """The query failed for a reason of its own (SQL error, missing column, bad value, HTTP 4xx)."""
