@@ -239,7 +239,14 @@ def test_one_metric_from_two_queries_needs_distinct_static_labels(tmp_path: Path
             "set either bearer_token or an Authorization",
         ),
         ("{url: 'http://x', timeout: soon}", "kpis.sources.shop.timeout: not a duration: 'soon'"),
-        ("{dsn: 'sqlite:///x.db', pool_sise: 3}", "kpis.sources.shop.pool_sise: unknown field"),
+        (
+            "{url: 'http://x', bearer_tokn: a}",
+            "kpis.sources.shop.bearer_tokn: unknown field (did you mean 'bearer_token'?)",
+        ),
+        (
+            "{dsn: 'sqlite:///x.db', pool_sise: 3}",
+            "kpis.sources.shop.pool_sise: unknown field (did you mean 'pool_size'?)",
+        ),
     ],
 )
 def test_source_errors(tmp_path: Path, source: str, expected: str) -> None:

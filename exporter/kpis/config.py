@@ -12,6 +12,7 @@ ever sees those.
 from __future__ import annotations
 
 import contextvars
+import difflib
 import importlib
 import itertools
 import re
@@ -61,7 +62,29 @@ def source_kind(data: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------- sources
 
 
-class SqlSourceConfig(StrictModel):
+class _SourceModel(StrictModel):
+    """A source model. Sources are a tagged union, which hides them from the loader's "did you mean"
+    hints; they name an unknown key's likely intent themselves."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = [
+            name
+            for field_name, field in cls.model_fields.items()
+            for name in (field_name, f"{field_name}_file") if name == field_name or field.json_schema_extra
+        ]  # fmt: skip
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(sorted(known))}"
+                raise ValueError(f"{key}: unknown field ({hint})")
+        return data
+
+
+class SqlSourceConfig(_SourceModel):
     """A database reached through SQLAlchemy. `dsn` is a SQLAlchemy URL (its password is a secret)."""
 
     dsn: str = secret_field()
@@ -120,7 +143,7 @@ class TlsConfig(StrictModel):
         return self
 
 
-class HttpSourceConfig(StrictModel):
+class HttpSourceConfig(_SourceModel):
     """A JSON API. Queries add a path and parameters to `url`."""
 
     url: str
