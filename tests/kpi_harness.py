@@ -29,6 +29,15 @@ class Harness:
         for name in queries or tuple(self.collector.runners):
             self._runner.run(self.collector.run_query(self.collector.runners[name]))
 
+    def run_together(self, *queries: str) -> None:
+        """Run the named queries once, all at the same time."""
+        runs = [self.collector.run_query(self.collector.runners[name]) for name in queries]
+
+        async def together() -> None:
+            await asyncio.gather(*runs)
+
+        self._runner.run(together())
+
     def text(self) -> str:
         families = self._runner.run(self.collector.collect())
         return encode_text(families).decode()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
+from exporter.kpis import engine as engine_module
 from exporter.kpis.schedule import Schedule
 from tests.kpi_harness import kpi_harness
 
@@ -444,3 +445,22 @@ def test_cron_schedule_runs_on_start_only_when_asked() -> None:
     every_minute.started()
     # Never the slot it is running for: at least the rest of this second, at most a minute away.
     assert 0 < every_minute.seconds_until_next() <= 61
+
+
+def test_queries_wait_for_a_free_connection_without_looking_like_an_outage(
+    postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.2)
+    source = {"dsn": postgresql_database.url, "pool_size": 1, "max_overflow": 0}
+    queries = [
+        query(
+            f"slow_{i}", "SELECT 1 AS n FROM pg_sleep(0.3)", {"name": f"shop_slow_{i}", "value": "n"}, timeout="500ms"
+        )
+        for i in range(3)
+    ]
+    with kpi_harness({"sources": {"shop": source}, "queries": queries}) as kpis:
+        kpis.run_together("slow_0", "slow_1", "slow_2")  # the last one waits 0.6s for the one connection
+        samples = kpis.samples()
+    for i in range(3):
+        assert samples[f'pulse_kpi_queries_total{{query="slow_{i}",status="success"}}'] == 1
+    assert samples['pulse_kpi_source_up{source="shop"}'] == 1

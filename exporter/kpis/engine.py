@@ -100,6 +100,7 @@ class KpiCollector(Collector):
         self.source_errors: dict[str, str] = {}  # sources that could not even be set up
         self.source_up: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per SQL source: its pool's connections
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -241,7 +242,17 @@ class KpiCollector(Collector):
         query = runner.query
         sql = query.config.sql or ""
         params = {"cursor": runner.cursor} if runner.cursor_config else {}
+        # One run per pooled connection at a time: a run queued inside the pool would look like a
+        # database that does not answer. A slot is held until the database call really ends.
+        slots = self._slots.setdefault(query.source, asyncio.Semaphore(source.slots))
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=query.period)
+        except TimeoutError:
+            raise QueryTimeoutError(
+                f"all {source.slots} connections to source {query.source} stayed busy for a whole interval"
+            ) from None
         call = asyncio.ensure_future(run_in_daemon_thread(lambda: source.run(sql, params, query.timeout)))
+        call.add_done_callback(lambda _: slots.release())
         try:
             done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
         except asyncio.CancelledError:  # the collector is closing: stop waiting for the thread too

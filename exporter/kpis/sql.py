@@ -51,6 +51,7 @@ class SqlSource:
         self.config = config
         self.dialect = config.dialect
         self.safe_dsn = config.safe_dsn  # for logs: never the password
+        self.slots = config.pool_size + config.max_overflow  # connections that may be in use at once
         self._engine = self._create_engine(longest_timeout)
 
     def _create_engine(self, longest_timeout: float) -> Engine:
