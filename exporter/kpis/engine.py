@@ -83,6 +83,7 @@ class QueryRunner:
         self.last_error = ""
         self.in_flight: asyncio.Future[Any] | None = None  # a database call we stopped waiting for
         self.lock = asyncio.Lock()  # one run at a time, even while a reload hands the runner over
+        self.generation = 0  # runs completed: the cached families are stale when this moves
 
 
 class KpiCollector(Collector):
@@ -101,6 +102,8 @@ class KpiCollector(Collector):
         self.source_up: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: dict[str, asyncio.Semaphore] = {}  # per SQL source: its pool's connections
+        self._families_cache: list[Metric] | None = None  # what collect() returns until the next change
+        self._cache_generations: tuple[int, ...] = ()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -133,6 +136,7 @@ class KpiCollector(Collector):
         if adopted:
             states = {(r.query.name, n): state for r in self.runners.values() for n, state in r.states.items()}
             self.families = family_specs(self.queries, states)
+            self._families_cache = None
             log.info("KPI queries kept across the reload", extra={"queries": adopted})
 
     def open_sources(self) -> None:
@@ -185,7 +189,10 @@ class KpiCollector(Collector):
     async def run_query(self, runner: QueryRunner) -> None:
         """Run a query once and record the outcome (public so tests can drive runs directly)."""
         async with runner.lock:
-            await self._run_query(runner)
+            try:
+                await self._run_query(runner)
+            finally:
+                runner.generation += 1
 
     async def _run_query(self, runner: QueryRunner) -> None:
         query = runner.query
@@ -295,16 +302,22 @@ class KpiCollector(Collector):
     # ------------------------------------------------------------------------------------ scrape
 
     async def collect(self) -> Sequence[Metric]:
+        """The cached families; rebuilt only after a run or when series expire (families change
+        then and only then, so N scrapes between two runs share one build)."""
         now = time.monotonic()
         for runner in self.runners.values():
             # Between two runs nothing expires (expire_after may be 0: "only the last run's series");
             # a query that stopped succeeding loses its series once they are older than expire_after.
             grace = runner.query.period + runner.query.timeout
             for state in runner.states.values():
-                state.expire(now, max(state.metric.expire_after, grace))
-        families = [spec.build() for spec in self.families]
-        families.extend(self._self_metrics())
-        return families
+                if state.expire(now, max(state.metric.expire_after, grace)):
+                    self._families_cache = None
+        generations = tuple(runner.generation for runner in self.runners.values())
+        if self._families_cache is None or generations != self._cache_generations:
+            families = [spec.build() for spec in self.families]
+            families.extend(self._self_metrics())
+            self._families_cache, self._cache_generations = families, generations
+        return self._families_cache
 
     def _self_metrics(self) -> list[Metric]:
         success = GaugeMetricFamily(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,6 +162,7 @@ class MetricState:
         self.series: dict[LabelValues, Series] = {}
         self.dropped_total = 0
         self._limit_logged = False
+        self._oldest_seen = math.inf  # of all series: lets a scrape's expiry check skip the scan
 
     def update(self, samples: Samples, now: float) -> None:
         limit = self.metric.series_limit
@@ -172,6 +174,7 @@ class MetricState:
                     dropped += 1
                     continue
                 self.series[labels] = Series(value, now)
+                self._oldest_seen = min(self._oldest_seen, now)
             else:
                 series.value = series.value + value if self.cumulative else value
                 series.seen = now
@@ -185,14 +188,17 @@ class MetricState:
                 )
         self.expire(now, self.metric.expire_after)
 
-    def expire(self, now: float, after: float) -> None:
-        """Drop series no run has returned for `after` seconds (cursor counters never expire)."""
-        if self.cumulative:
-            return
+    def expire(self, now: float, after: float) -> bool:
+        """Drop series no run has returned for `after` seconds (cursor counters never expire).
+        Returns whether any went."""
         cutoff = now - after
+        if self.cumulative or self._oldest_seen >= cutoff:
+            return False
         stale = [labels for labels, series in self.series.items() if series.seen < cutoff]
         for labels in stale:
             del self.series[labels]
+        self._oldest_seen = min((series.seen for series in self.series.values()), default=math.inf)
+        return bool(stale)
 
 
 @dataclass
