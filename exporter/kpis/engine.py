@@ -1,8 +1,9 @@
 """The KPI collector: every query on its own schedule in the background; scrapes read the cache.
 
 `start()` opens the sources and starts one asyncio task per query; `close()` cancels them and
-closes the sources. A scrape (`collect()`) never touches a database: it builds fresh families from
-the cached series, so any number of Prometheus replicas cause one execution per query per interval.
+closes the sources. A scrape (`collect()`) never touches a database: it serves families built from
+the cached series (rebuilt after each run), so any number of Prometheus replicas cause one execution
+per query per interval.
 
 A failing query is a metric and a log line, never a crash, and never removes another query's
 series. Failures are logged when they start, change or end, not at every run.

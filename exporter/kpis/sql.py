@@ -113,7 +113,7 @@ class SqlSource:
             dbapi_connection.commit()  # a SET inside a rolled-back transaction would be undone
 
     def run(self, sql: str, params: dict[str, Any], timeout: float) -> tuple[list[str], Sequence[Sequence[Any]]]:
-        """Run one query; return its column names and rows. Raises one of the three errors above."""
+        """Run one query; return its column names and rows. Raises one of the errors in errors.py."""
         started = time.monotonic()
         try:
             connection = self._engine.connect()
