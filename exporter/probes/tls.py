@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from cryptography import x509
 
 from exporter.config.types import StrictModel
 from exporter.probes.base import FailureReason, ProbeSink
@@ -124,6 +123,9 @@ class CertificateFacts:
 
 @functools.lru_cache(maxsize=256)
 def certificate_facts(der: bytes) -> CertificateFacts:
+    # Imported here: cryptography's X.509 bindings add ~8 MiB RSS, paid only once a TLS probe runs.
+    from cryptography import x509  # noqa: PLC0415
+
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
