@@ -88,6 +88,15 @@ def test_a_module_without_its_prober_key_gets_blackbox_defaults() -> None:
     assert TCPProbe().ip_protocol_fallback
 
 
+@pytest.mark.parametrize(("prober", "missing"), [("dns", "dns.query_name"), ("journey", "journey.steps")])
+def test_a_module_without_the_options_its_prober_requires_fails_when_the_config_loads(
+    tmp_path: Path, prober: str, missing: str
+) -> None:
+    path = write(tmp_path, "pulse.yml", f"probes:\n  modules:\n    check: {{prober: {prober}, timeout: 5s}}\n")
+    message = config_error(path)
+    assert f"pulse.yml:3: probes.modules.check: prober '{prober}' needs a `{prober}:` section with {missing}" in message
+
+
 def test_every_registered_prober_has_its_options_key_in_a_module() -> None:
     assert set(PROBERS) <= set(ProbeModule.model_fields)
 

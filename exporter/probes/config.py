@@ -45,6 +45,18 @@ class ModuleBase(StrictModel):
             raise ValueError(f"unknown prober {value!r}; Pulse supports: {', '.join(sorted(PROBERS)) or 'none'}")
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _prober_options_complete(self) -> ModuleBase:
+        """A module without its `<prober>:` key uses that prober's defaults; when the prober has required
+        options (dns query_name, journey steps) that must fail here, naming them, not at probe time."""
+        if getattr(self, self.prober, None) is None:
+            try:
+                PROBERS[self.prober].config_model()
+            except pydantic.ValidationError as err:
+                missing = ", ".join(f"{self.prober}." + ".".join(map(str, e["loc"])) for e in err.errors())
+                raise ValueError(f"prober {self.prober!r} needs a `{self.prober}:` section with {missing}") from None
+        return self
+
     def settings(self) -> StrictModel:
         """The options of this module's prober: its `<prober>:` key, or that prober's defaults."""
         options: StrictModel | None = getattr(self, self.prober, None)
