@@ -1,13 +1,14 @@
 """The KPI example configs load, and run for real.
 
 - examples/demo.yml: the live demo's config, run by a pulse-exporter over a database the demo generator
-  wrote (in the exporter's working directory, as scripts/demo does).
+  wrote (in the exporter's working directory, as scripts/demo does), probing the demo shop.
 - examples/erp-crm.yml: the ERP/CRM template, run against a real PostgreSQL database holding the
   tables its header describes; every metric is compared with the value computed here from the rows.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -20,9 +21,10 @@ import sqlalchemy
 
 from exporter.config.model import load_config
 from exporter.demo import generator
+from exporter.demo.shop import make_server
 from exporter.kpis.config import SqlSourceConfig
 from exporter.kpis.packs import PACKS
-from tests.conftest import RunningExporter, StartExporter, parse_samples
+from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -73,6 +75,30 @@ def test_the_demo_config_serves_kpis_over_generated_data(tmp_path: Path, start_e
     assert samples["business_sessions_total"] > 1000
     assert 0 < samples["business_conversion_rate_ratio"] < 1
     assert any(key.startswith("node_cpu_seconds_total{") for key in samples)  # host metrics as well
+
+
+def test_the_demo_config_probes_the_demo_shop_and_explains_the_target_that_is_down(
+    tmp_path: Path, start_exporter: StartExporter
+) -> None:
+    shop = make_server("127.0.0.1", 0)
+    threading.Thread(target=shop.serve_forever, daemon=True).start()
+    try:
+        # scripts/demo runs the shop on 10136; here it gets a free port, and 10137 (nothing) another one.
+        down = free_port()
+        config = DEMO.read_text().replace("10136", str(shop.server_address[1])).replace("10137", str(down))
+        exporter = start_exporter(config)
+        targets = {(g["labels"]["module"], g["targets"][0]) for g in exporter.get("/sd/probes").json()}
+        assert len(targets) == 3
+        for module, target in targets:
+            samples = parse_samples(exporter.get("/probe", params={"module": module, "target": target}).text)
+            if str(down) in target:
+                assert samples["probe_success"] == 0
+                assert samples['probe_failure_info{reason="connection_refused"}'] == 1
+            else:
+                assert samples["probe_success"] == 1, (module, target, samples)
+    finally:
+        shop.shutdown()
+        shop.server_close()
 
 
 def test_the_erp_template_needs_its_dsn_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
