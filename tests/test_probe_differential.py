@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.blackbox import running_blackbox
+from tests.conftest import StartExporter, parse_samples, require_binary
 from tests.probe_servers import (
     Certificates,
     LoopThread,
@@ -181,31 +181,8 @@ def cases(t: Targets) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def blackbox(tmp_path_factory: pytest.TempPathFactory, targets: Targets) -> Iterator[str]:
-    binary = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
-    directory = tmp_path_factory.mktemp("blackbox")
-    (directory / "blackbox.yml").write_text(targets.modules)
-    port = free_port()
-    log = (directory / "blackbox.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={directory / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(f"{url}/-/healthy", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, (directory / "blackbox.log").read_text()
-        assert time.monotonic() < deadline, "blackbox_exporter did not start"
-        time.sleep(0.05)
-    yield url
-    process.terminate()
-    process.wait(10)
-    log.close()
+    with running_blackbox(targets.modules, tmp_path_factory.mktemp("blackbox")) as url:
+        yield url
 
 
 def probe_text(base_url: str, target: str, module: str) -> str:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dns.flags
-import httpx
 import pydantic
 import pytest
 
@@ -19,7 +14,8 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
 from exporter.probes.runner import run_probe
-from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.blackbox import probe_through, running_blackbox
+from tests.conftest import StartExporter, free_port
 from tests.dns_server import DNSServer, dns_server
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
@@ -391,42 +387,6 @@ DIFFERENTIAL_COMPARED = (
     "probe_ip_protocol",
     "probe_ip_addr_hash",
 )
-
-
-@contextmanager
-def running_blackbox(modules: str, directory: Path) -> Iterator[str]:
-    """Debian's blackbox_exporter with `modules` as its config; yields its base URL."""
-    binary = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
-    (directory / "blackbox.yml").write_text(modules)
-    port = free_port()
-    with (directory / "blackbox.log").open("w") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={directory / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/-/healthy", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (directory / "blackbox.log").read_text()
-            assert time.monotonic() < deadline, "blackbox_exporter did not start"
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def probe_through(base_url: str, target: str, module: str) -> dict[str, float]:
-    response = httpx.get(f"{base_url}/probe", params={"target": target, "module": module}, timeout=10)
-    assert response.status_code == 200, response.text
-    return parse_samples(response.text)
 
 
 @pytest.mark.integration

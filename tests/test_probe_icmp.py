@@ -23,8 +23,8 @@ import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.icmp import ICMPProbe, checksum, probe
+from tests.blackbox import probe_through, running_blackbox
 from tests.conftest import IN_CI, StartExporter
-from tests.test_probe_dns import probe_through, running_blackbox
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 REPO = Path(__file__).resolve().parent.parent

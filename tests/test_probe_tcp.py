@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
@@ -29,7 +27,8 @@ from exporter.probes.tcp import (
 from exporter.probes.tcp import (
     probe as tcp_probe,
 )
-from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.blackbox import probe_through, running_blackbox
+from tests.conftest import StartExporter
 from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context, sink_samples
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -399,41 +398,30 @@ def test_same_module_through_blackbox_exporter_gives_the_same_answer(
     tmp_path: Path, start_exporter: StartExporter
 ) -> None:
     """The same blackbox.yml through both exporters: same probe_success and the same metric names."""
-    blackbox = require_binary("prometheus-blackbox-exporter", "blackbox_exporter")
-    modules = tmp_path / "blackbox.yml"
-    modules.write_text(
+    modules = (
         "modules:\n"
         "  tcp_v4:\n    prober: tcp\n    timeout: 2s\n    tcp:\n      preferred_ip_protocol: ip4\n"
         "  banner:\n    prober: tcp\n    timeout: 2s\n    tcp:\n      preferred_ip_protocol: ip4\n"
         "      query_response:\n        - expect: '^220 '\n"
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [blackbox, f"--config.file={modules}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    open_port = _listening_port()
     try:
-        open_port = _listening_port()
-        targets = [(f"127.0.0.1:{open_port.port}", "tcp_v4"), (f"127.0.0.1:{refused_port()}", "tcp_v4")]
-        targets.append((f"127.0.0.1:{open_port.port}", "banner"))  # never sends a banner: regex fails at close
-        pulse_config = "collectors: {host: {enabled: false}}\nprobes:\n  modules_file: blackbox.yml\n  targets:\n"
-        pulse_config += "".join(f"    - {{target: '{t}', module: {m}}}\n" for t, m in targets)
-        pulse = start_exporter(pulse_config)
-        _wait_for(f"http://127.0.0.1:{port}/-/healthy")
-        for target, module in targets:
-            params = {"target": target, "module": module}
-            theirs = parse_samples(httpx.get(f"http://127.0.0.1:{port}/probe", params=params, timeout=10).text)
-            ours = parse_samples(pulse.get("/probe", params=params).text)
-            assert ours["probe_success"] == theirs["probe_success"], (target, module)
-            assert ours["probe_ip_addr_hash"] == theirs["probe_ip_addr_hash"]
-            assert ours["probe_failed_due_to_regex"] == theirs["probe_failed_due_to_regex"]
-            names = {key.partition("{")[0] for key in ours} - {"probe_failure_info"}
-            assert names == {key.partition("{")[0] for key in theirs}, (target, module)
+        with running_blackbox(modules, tmp_path) as blackbox:
+            targets = [(f"127.0.0.1:{open_port.port}", "tcp_v4"), (f"127.0.0.1:{refused_port()}", "tcp_v4")]
+            targets.append((f"127.0.0.1:{open_port.port}", "banner"))  # never sends a banner: regex fails at close
+            config = "collectors: {host: {enabled: false}}\nprobes:\n  modules_file: blackbox.yml\n  targets:\n"
+            config += "".join(f"    - {{target: '{t}', module: {m}}}\n" for t, m in targets)
+            pulse = start_exporter(config)
+            for target, module in targets:
+                theirs = probe_through(blackbox, target, module)
+                ours = probe_through(pulse.url, target, module)
+                assert ours["probe_success"] == theirs["probe_success"], (target, module)
+                assert ours["probe_ip_addr_hash"] == theirs["probe_ip_addr_hash"]
+                assert ours["probe_failed_due_to_regex"] == theirs["probe_failed_due_to_regex"]
+                names = {key.partition("{")[0] for key in ours} - {"probe_failure_info"}
+                assert names == {key.partition("{")[0] for key in theirs}, (target, module)
     finally:
         open_port.close()
-        process.terminate()
-        process.wait(10)
 
 
 class _ClosingListener:
@@ -460,14 +448,3 @@ class _ClosingListener:
 
 def _listening_port() -> _ClosingListener:
     return _ClosingListener()
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer")
