@@ -51,3 +51,20 @@ def probe_through(base_url: str, target: str, module: str) -> dict[str, float]:
     response = httpx.get(f"{base_url}/probe", params={"target": target, "module": module}, timeout=10)
     assert response.status_code == 200, response.text
     return parse_samples(response.text)
+
+
+PULSE_EXTRAS = frozenset({"probe_failure_info"})  # Pulse's own additions, on purpose
+
+
+def differences(case: str, theirs: dict[str, float], ours: dict[str, float], compared: tuple[str, ...]) -> list[str]:
+    """Where Pulse's answer differs from blackbox's: the `compared` values, and the set of metric names."""
+    found = [
+        f"{case}: {name} blackbox={theirs.get(name)} pulse={ours.get(name)}"
+        for name in compared
+        if theirs.get(name) != ours.get(name)
+    ]
+    theirs_names = {key.split("{")[0] for key in theirs}
+    ours_names = {key.split("{")[0] for key in ours} - PULSE_EXTRAS
+    if theirs_names != ours_names:
+        found.append(f"{case}: metric names differ: {sorted(theirs_names ^ ours_names)}")
+    return found

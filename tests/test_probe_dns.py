@@ -14,7 +14,7 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
 from exporter.probes.runner import run_probe
-from tests.blackbox import probe_through, running_blackbox
+from tests.blackbox import differences, probe_through, running_blackbox
 from tests.conftest import StartExporter, free_port
 from tests.dns_server import DNSServer, dns_server
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
@@ -400,17 +400,11 @@ def test_blackbox_and_pulse_agree_on_dns_modules(tmp_path: Path, start_exporter:
         cases += [(v6.address, "dns_a"), (v6.address, "dns_ip4_only"), (refused, "dns_a")]
         listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases)
         pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
-        differences = []
+        found: list[str] = []
         for target, module in cases:
             theirs, ours = probe_through(bb, target, module), probe_through(pulse.url, target, module)
-            for name in DIFFERENTIAL_COMPARED:
-                if theirs.get(name) != ours.get(name):
-                    differences.append(f"{module} {target}: {name} blackbox={theirs.get(name)} pulse={ours.get(name)}")
-            theirs_names = {key.split("{")[0] for key in theirs}
-            ours_names = {key.split("{")[0] for key in ours} - {"probe_failure_info"}  # Pulse's extra, on purpose
-            if theirs_names != ours_names:
-                differences.append(f"{module} {target}: metric names differ: {theirs_names ^ ours_names}")
-    assert not differences, "\n".join(differences)
+            found += differences(f"{module} {target}", theirs, ours, DIFFERENTIAL_COMPARED)
+    assert not found, "\n".join(found)
     assert len(cases) == 19
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.icmp import ICMPProbe, checksum, probe
-from tests.blackbox import probe_through, running_blackbox
+from tests.blackbox import differences, probe_through, running_blackbox
 from tests.conftest import IN_CI, StartExporter
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
@@ -196,6 +196,7 @@ def test_config_errors(options: dict[str, Any], message: str) -> None:
         ICMPProbe(**options)
 
 
+COMPARED = ("probe_success", "probe_ip_protocol", "probe_ip_addr_hash", "probe_icmp_reply_hop_limit")
 ICMP_MODULES = """
 modules:
   icmp: {prober: icmp, timeout: 5s}
@@ -221,15 +222,9 @@ def test_blackbox_and_pulse_agree_on_icmp_modules(
     ]
     listed = "\n".join(f"    - {{target: '{target}', module: {module}}}" for target, module in cases)
     pulse = start_exporter(f"probes:\n  modules_file: {modules_file}\n  targets:\n{listed}\n")
-    differences = []
+    found: list[str] = []
     with running_blackbox(ICMP_MODULES, tmp_path) as blackbox:
         for target, module in cases:
             theirs, ours = probe_through(blackbox, target, module), probe_through(pulse.url, target, module)
-            for name in ("probe_success", "probe_ip_protocol", "probe_ip_addr_hash", "probe_icmp_reply_hop_limit"):
-                if theirs.get(name) != ours.get(name):
-                    differences.append(f"{module} {target}: {name} blackbox={theirs.get(name)} pulse={ours.get(name)}")
-            theirs_names = {key.split("{")[0] for key in theirs}
-            ours_names = {key.split("{")[0] for key in ours} - {"probe_failure_info"}  # Pulse's extra, on purpose
-            if theirs_names != ours_names:
-                differences.append(f"{module} {target}: metric names differ: {theirs_names ^ ours_names}")
-    assert not differences, "\n".join(differences)
+            found += differences(f"{module} {target}", theirs, ours, COMPARED)
+    assert not found, "\n".join(found)
