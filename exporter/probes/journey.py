@@ -15,10 +15,9 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import httpx
 import jmespath
 import jmespath.exceptions
 import jmespath.parser
@@ -34,6 +33,9 @@ from exporter.probes.tls import (
     report_leaf,
     ssl_context,
 )
+
+if TYPE_CHECKING:  # httpx is imported where a journey runs: ~1.5 MiB RSS a config without journeys never pays
+    import httpx
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 STEP_NAME = re.compile(r"[a-z0-9_]+")
@@ -170,6 +172,8 @@ def substitute(value: Any, variables: dict[str, str]) -> Any:
 
 def _transport_failure(err: httpx.HTTPError) -> tuple[FailureReason, str]:
     """The reason behind an httpx error: its chain of causes holds the socket or TLS error."""
+    import httpx  # noqa: PLC0415
+
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, ssl.SSLError):
@@ -298,6 +302,8 @@ async def probe(target: str, config: JourneyProbe, sink: ProbeSink) -> bool:
 async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
     if not re.match(r"https?://", target):
         return sink.fail(FailureReason.PROTOCOL_ERROR, f"a journey target is an http(s) URL, not {target!r}")
+    import httpx  # noqa: PLC0415
+
     variables: dict[str, str] = {}
     # A client per probe: a fresh cookie jar every time. trust_env=False: no proxy or .netrc from the
     # exporter's environment changes what is probed. The runner owns the deadline, so no httpx timeout.
@@ -351,6 +357,8 @@ async def _request(
     tls_config: TLSConfig,
 ) -> Reply:
     """Send the step's request (variables substituted) and read the whole final response."""
+    import httpx  # noqa: PLC0415
+
     url = urljoin(target, substitute(step.url, variables))
     request = client.build_request(
         step.method,
