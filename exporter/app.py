@@ -26,6 +26,7 @@ from exporter.collectors import COLLECTOR_TYPES, SECTIONS
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.config.loader import ConfigError
 from exporter.config.model import DEFAULT_CONFIG_NAME, PulseConfig, load_config
+from exporter.exposition import Encoder
 from exporter.scrape import Outcome, collect_all, encode
 from exporter.web.webconfig import BasicAuth, WebConfig, load_web_config
 
@@ -92,6 +93,7 @@ class Exporter:
         self.reload_successful = True
         self.last_reload_success = time.time()
         self.last_outcomes: dict[str, Outcome] = {}
+        self.encoder = Encoder()  # reuses the text of families returned unchanged (cached KPI results)
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -156,7 +158,7 @@ class Exporter:
             self.last_outcomes[outcome.collector] = outcome
         families: list[Metric] = [f for o in outcomes for f in o.families]
         families.extend(self._self_metrics(outcomes))
-        return encode(families, accept)
+        return encode(families, accept, self.encoder)
 
     @staticmethod
     def _log_change(previous: Outcome | None, outcome: Outcome) -> None:

@@ -53,30 +53,67 @@ def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
 
 
 def encode_text(families: Iterable[Metric]) -> bytes:
-    lines: list[str] = []
-    for family in families:
-        name = family.name + "_total" if family.type == "counter" else family.name
-        lines.append(f"# HELP {name} {_escape_help(family.documentation)}")
-        lines.append(f"# TYPE {name} {_TEXT_TYPES.get(family.type, 'untyped')}")
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue  # creation times are an OpenMetrics notion; the text format has no place for them
-            lines.append(_sample_line(sample.name, sample.labels, sample.value))
-    lines.append("")
-    return "\n".join(lines).encode("utf-8")
+    return "".join(map(_text_family, families)).encode("utf-8")
 
 
 def encode_openmetrics(families: Iterable[Metric]) -> bytes:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {_escape_label_value(family.documentation)}")
-        lines.append(f"# TYPE {family.name} {_OPENMETRICS_TYPES.get(family.type, 'unknown')}")
-        if family.unit:
-            lines.append(f"# UNIT {family.name} {family.unit}")
-        for sample in family.samples:
-            lines.append(_sample_line(sample.name, sample.labels, sample.value))
-    lines.append("# EOF\n")
-    return "\n".join(lines).encode("utf-8")
+    return ("".join(map(_openmetrics_family, families)) + "# EOF\n").encode("utf-8")
+
+
+class Encoder:
+    """Encodes scrapes, reusing the text of every family a collector hands out again unchanged.
+
+    KPI results are the case in point: between two runs of their queries, every scrape returns the same
+    family objects, and writing their hundreds of samples again was most of a cached KPI scrape's CPU.
+    This relies on client_python's custom-collector contract, which every Pulse collector follows: a
+    family, once returned, is never changed (a change means a fresh family). The memo is keyed by the
+    family object, held so that its id cannot be reused, and keeps only the families of the latest scrape.
+    """
+
+    def __init__(self) -> None:
+        self._memos: dict[bool, dict[int, tuple[Metric, str]]] = {False: {}, True: {}}
+
+    def encode(self, families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+        openmetrics = wants_openmetrics(accept_header)
+        render = _openmetrics_family if openmetrics else _text_family
+        previous, memo = self._memos[openmetrics], {}
+        parts = []
+        for family in families:
+            hit = previous.get(id(family))
+            text = hit[1] if hit is not None and hit[0] is family else render(family)
+            memo[id(family)] = (family, text)
+            parts.append(text)
+        self._memos[openmetrics] = memo
+        if openmetrics:
+            parts.append("# EOF\n")
+            return "".join(parts).encode("utf-8"), OPENMETRICS_CONTENT_TYPE
+        return "".join(parts).encode("utf-8"), TEXT_CONTENT_TYPE
+
+
+def _text_family(family: Metric) -> str:
+    name = family.name + "_total" if family.type == "counter" else family.name
+    lines = [
+        f"# HELP {name} {_escape_help(family.documentation)}",
+        f"# TYPE {name} {_TEXT_TYPES.get(family.type, 'untyped')}",
+    ]
+    for sample in family.samples:
+        if sample.name.endswith("_created"):
+            continue  # creation times are an OpenMetrics notion; the text format has no place for them
+        lines.append(_sample_line(sample.name, sample.labels, sample.value))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _openmetrics_family(family: Metric) -> str:
+    lines = [
+        f"# HELP {family.name} {_escape_label_value(family.documentation)}",
+        f"# TYPE {family.name} {_OPENMETRICS_TYPES.get(family.type, 'unknown')}",
+    ]
+    if family.unit:
+        lines.append(f"# UNIT {family.name} {family.unit}")
+    lines.extend(_sample_line(sample.name, sample.labels, sample.value) for sample in family.samples)
+    lines.append("")
+    return "\n".join(lines)
 
 
 def _sample_line(name: str, labels: dict[str, str], value: float) -> str:

@@ -175,7 +175,7 @@ def _describe(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+def encode(families: Iterable[Metric], accept_header: str, encoder: exposition.Encoder) -> tuple[bytes, str]:
     """Encode in the format the scraper asked for: OpenMetrics if it says so, else the text format."""
     unique: list[Metric] = []
     names: set[str] = set()
@@ -186,4 +186,4 @@ def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
             continue
         names.add(family.name)
         unique.append(family)
-    return exposition.encode(unique, accept_header)
+    return encoder.encode(unique, accept_header)

@@ -16,6 +16,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
 from exporter.collectors.base import BlockingCollector, Collector
+from exporter.exposition import Encoder
 from exporter.scrape import collect_all, encode
 from exporter.web.routes import Routes
 
@@ -63,7 +64,7 @@ def test_a_failing_collector_hides_nothing_else() -> None:
     outcomes = asyncio.run(collect_all(collectors, timeout=5))
     assert [o.collector for o in outcomes] == ["a", "broken", "b", "async"]
     assert [o.success for o in outcomes] == [True, False, True, True]
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain")
+    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
     for sample in (b"test_a 1.0", b"test_b 1.0", b"test_async 2.0"):
         assert sample in body
 
@@ -104,13 +105,13 @@ def test_a_collector_still_stuck_from_the_last_scrape_is_not_started_again() -> 
 
 def test_the_same_family_name_from_two_collectors_is_exposed_once() -> None:
     outcomes = asyncio.run(collect_all([Constant("x", 1), Constant("x", 2)], timeout=5))
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain")
+    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
     assert body.count(b"# TYPE test_x gauge") == 1
 
 
 def test_openmetrics_is_served_when_asked_for() -> None:
     outcomes = asyncio.run(collect_all([Constant("a")], timeout=5))
-    body, content_type = encode(outcomes[0].families, "application/openmetrics-text; version=1.0.0")
+    body, content_type = encode(outcomes[0].families, "application/openmetrics-text; version=1.0.0", Encoder())
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
 
