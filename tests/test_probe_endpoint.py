@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,6 +102,23 @@ def test_an_unlisted_target_is_forbidden_and_no_connection_is_made(setup: Setup,
     # The same listener is reached once it is allowed: the count above would have seen a connection.
     status, samples, _ = probe(setup.pulse, setup.listening, "tcp_connect")
     assert (status, samples["probe_success"], setup.listener.accepted) == (200, 1, 1)
+
+
+def test_a_target_is_logged_when_it_starts_failing_and_when_it_recovers_not_at_every_probe(setup: Setup) -> None:
+    params = {"target": f"127.0.0.1:{setup.refused}", "module": "tcp_connect"}
+    for _ in range(3):
+        assert parse_samples(setup.pulse.get("/probe", params=params).text)["probe_success"] == 0
+    with socket.create_server(("127.0.0.1", setup.refused)):
+        for _ in range(2):
+            assert parse_samples(setup.pulse.get("/probe", params=params).text)["probe_success"] == 1
+    lines = [line for line in setup.pulse.logs().splitlines() if "probe target" in line]
+    assert len(lines) == 2, lines
+    assert "level=warn" in lines[0]
+    assert 'msg="probe target failing"' in lines[0]
+    assert "reason=connection_refused" in lines[0]
+    assert f"target=127.0.0.1:{setup.refused}" in lines[0]
+    assert "level=info" in lines[1]
+    assert 'msg="probe target recovered"' in lines[1]
 
 
 def test_a_target_listed_for_another_module_is_forbidden(setup: Setup) -> None:
@@ -244,11 +262,11 @@ class _NoOptions(StrictModel):
 
 def _run_with_prober(
     monkeypatch: pytest.MonkeyPatch, probe_function: ProbeFunction[_NoOptions]
-) -> tuple[dict[str, float], ProbeSink, list[tuple[str, bool, float]]]:
+) -> tuple[dict[str, float], ProbeSink, list[tuple[object, ...]]]:
     """Run a module whose prober is `probe_function` through the real runner."""
     monkeypatch.setitem(PROBERS, "scripted", Prober("scripted", _NoOptions, probe_function))
     module = ProbesConfig.model_validate({"modules": {"m": {"prober": "scripted", "timeout": "200ms"}}}).modules["m"]
-    recorded: list[tuple[str, bool, float]] = []
+    recorded: list[tuple[object, ...]] = []
     families, sink = asyncio.run(run_probe("m", module, "anything", None, record=lambda *args: recorded.append(args)))
     samples = {
         f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value for f in families for s in f.samples
@@ -268,7 +286,7 @@ def test_a_prober_that_raises_is_a_failed_probe_and_a_log_line(
     assert sink.failure is not None
     assert "KeyError" in sink.failure[1]
     assert [r.getMessage() for r in caplog.records] == ["prober raised an exception"]
-    assert recorded[0][:2] == ("m", False)
+    assert recorded[0][:3] == ("m", "anything", False)
 
 
 def test_an_os_error_escaping_a_prober_is_a_connection_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,7 +306,7 @@ def test_the_module_timeout_stops_a_prober_and_keeps_what_it_measured(monkeypatc
     samples, _, recorded = _run_with_prober(monkeypatch, slow)
     assert samples["probe_partial{}"] == 42
     assert samples["probe_failure_info{reason=timeout}"] == 1
-    assert recorded[0][:2] == ("m", False)
+    assert recorded[0][:3] == ("m", "anything", False)
 
 
 def test_a_failure_recorded_by_a_prober_wins_over_its_return_value(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,8 @@ DEFAULT_SCRAPE_TIMEOUT = 120.0  # blackbox's value when Prometheus sends no time
 TIMEOUT_OFFSET = 0.5  # blackbox's --timeout-offset: time left to encode and send the answer
 MIN_TIMEOUT = 0.01  # a header below the offset still gets a (hopeless) attempt rather than none
 
-Recorder = Callable[[str, bool, float], None]  # (module, success, seconds)
+# (module, target, success, seconds, (reason, detail) of a failure or None)
+Recorder = Callable[[str, str, bool, float, "tuple[FailureReason, str] | None"], None]
 
 
 class InvalidTimeoutHeader(ValueError):
@@ -95,15 +96,15 @@ async def run_probe(
         failure.add_metric([reason.value], 1)
         families.append(failure)
         sink.log(f"probe failed after {seconds:.6f}s: {reason.value}: {detail}")
-        # blackbox logs failed probes at debug level too: a target down for a day would otherwise write a
-        # line per scrape; probe_failure_info and `debug=true` are where users look.
+        # Every failed probe at debug level, as blackbox; the probes collector logs at warning when a
+        # target starts failing or fails differently (not at every scrape of a target down for a day).
         log.debug(
             "probe failed", extra={"probe_module": module_name, "target": target, "reason": reason.value, "err": detail}
         )
     else:
         sink.log(f"probe succeeded after {seconds:.6f}s")
     if record is not None:
-        record(module_name, bool(success), seconds)
+        record(module_name, target, bool(success), seconds, None if success else sink.failure)
     return families, sink
 
 

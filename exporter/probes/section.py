@@ -10,11 +10,15 @@ from Pulse's own history even between (or without) the probe scrapes being store
 
 The last one counts /probe requests refused before any probe ran: a rising `forbidden` count is someone
 (or a misconfigured Prometheus) asking Pulse to reach targets it does not list.
+
+It also logs a target's changes of state: a warning when it starts failing or fails for another
+reason, an info line when it recovers; not a line per scrape of a target that is down for a day.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +26,10 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import Collector, CollectorType
+from exporter.probes.base import FailureReason
 from exporter.probes.config import ProbesConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PROBES", "ProbesCollector", "ProbesConfig"]
 
@@ -31,6 +38,8 @@ COLLECTOR_NAME = "probes"
 # (a few hundred ms to a few seconds).
 REJECTION_REASONS = ("forbidden", "bad_request")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# States remembered for change logging; `allow` rules can admit unlisted targets, so the memory is bounded.
+MAX_TRACKED_TARGETS = 10_000
 
 
 @dataclass
@@ -52,9 +61,13 @@ class ProbesCollector(Collector):
         # Every configured module from the start, at 0: rate() needs the series before the first probe.
         self._records = {name: _ModuleRecord() for name in names}
         self._rejected = dict.fromkeys(REJECTION_REASONS, 0)
+        self._failing: dict[tuple[str, str], str | None] = {}  # (module, target) -> reason of the last probe
 
-    def record(self, module: str, success: bool, seconds: float) -> None:
+    def record(
+        self, module: str, target: str, success: bool, seconds: float, failure: tuple[FailureReason, str] | None
+    ) -> None:
         """Called by the runner after each probe (on the event loop, so no lock is needed)."""
+        self._log_change(module, target, failure)
         entry = self._records.get(module)
         if entry is None:  # a module added by a reload while this collector was being replaced
             entry = self._records[module] = _ModuleRecord()
@@ -64,6 +77,20 @@ class ProbesCollector(Collector):
             entry.failures += 1
         entry.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         entry.seconds_sum += seconds
+
+    def _log_change(self, module: str, target: str, failure: tuple[FailureReason, str] | None) -> None:
+        key, reason = (module, target), failure[0].value if failure else None
+        known = key in self._failing
+        previous = self._failing.get(key)
+        if known and previous == reason:
+            return
+        fields = {"probe_module": module, "target": target}
+        if failure is not None:
+            log.warning("probe target failing", extra={**fields, "reason": reason, "err": failure[1]})
+        elif previous is not None:
+            log.info("probe target recovered", extra=fields)
+        if known or len(self._failing) < MAX_TRACKED_TARGETS:
+            self._failing[key] = reason
 
     def reject(self, reason: str) -> None:
         """Count a /probe request refused before probing (`forbidden` or `bad_request`)."""
