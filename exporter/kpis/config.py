@@ -194,12 +194,21 @@ def _compile_jmespath(expression: str, what: str) -> str:
     return expression
 
 
+def _check_static_labels(labels: dict[str, str]) -> dict[str, str]:
+    for name in labels:
+        _check_label_name(name)
+    return labels
+
+
+StaticLabels = Annotated[dict[str, str], pydantic.AfterValidator(_check_static_labels)]
+
+
 class MetricConfig(StrictModel):
     name: str
     type: Literal["gauge", "counter"] = "gauge"
     value: str  # a column (SQL) or a JMESPath expression (HTTP)
     labels: list[str] | dict[str, str] = []  # columns, or {label: column / JMESPath}
-    static_labels: dict[str, str] = {}
+    static_labels: StaticLabels = {}
     help: str = ""
     value_map: dict[str, float] = {}
     series_limit: int | None = pydantic.Field(None, ge=1)
@@ -221,13 +230,6 @@ class MetricConfig(StrictModel):
             _check_label_name(name)
         if isinstance(value, list) and len(set(names)) != len(names):
             raise ValueError("a label is listed twice")
-        return value
-
-    @pydantic.field_validator("static_labels")
-    @classmethod
-    def _static_label_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            _check_label_name(name)
         return value
 
     @pydantic.model_validator(mode="after")
@@ -372,7 +374,7 @@ class PackConfig(StrictModel):
     pack: str
     source: str
     name_prefix: str = ""  # prepended to the pack's query names: needed when one pack serves two sources
-    static_labels: dict[str, str] = {}  # added to every metric of the pack (e.g. {shop: eu})
+    static_labels: StaticLabels = {}  # added to every metric of the pack (e.g. {shop: eu})
     interval: Duration | None = None  # overrides the pack's intervals
     timeout: Duration | None = None
 
@@ -388,13 +390,6 @@ class PackConfig(StrictModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         return _check_name(value, "name_prefix") if value else value
-
-    @pydantic.field_validator("static_labels")
-    @classmethod
-    def _static_label_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            _check_label_name(name)
-        return value
 
     @pydantic.model_validator(mode="after")
     def _sql_source(self) -> PackConfig:

@@ -19,7 +19,7 @@ import re
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -96,12 +96,21 @@ class Authorization(StrictModel):
         return value
 
 
+def _http_method(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]+", value):
+        raise ValueError(f"not an HTTP method: {value!r}")
+    return value.upper()
+
+
+HttpMethod = Annotated[str, pydantic.AfterValidator(_http_method)]  # "get" is sent as GET
+
+
 class HttpProbe(StrictModel):
     """blackbox_exporter's `http:` module options (0.23 names; `follow_redirects` from later releases too)."""
 
     valid_status_codes: list[int] = []  # empty = any 2xx
     valid_http_versions: list[str] = []  # e.g. ["HTTP/1.1"]
-    method: str = "GET"
+    method: HttpMethod = "GET"
     headers: dict[str, str] = {}
     body: str | None = secret_field(default=None)  # or body_file; hidden on the debug page, may hold a login
     follow_redirects: bool = True
@@ -141,13 +150,6 @@ class HttpProbe(StrictModel):
         if value == "br":
             raise ValueError("br (Brotli) is not supported: Python's standard library cannot decode it; use gzip")
         return value
-
-    @pydantic.field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", value):
-            raise ValueError(f"not an HTTP method: {value!r}")
-        return value.upper()
 
     @pydantic.field_validator("valid_status_codes")
     @classmethod

@@ -25,6 +25,7 @@ import pydantic
 
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
+from exporter.probes.http import HttpMethod
 from exporter.probes.tls import (
     TLSConfig,
     classify_tls_error,
@@ -85,7 +86,7 @@ class Extract(StrictModel):
 
 class Step(StrictModel):
     name: str
-    method: str = "GET"
+    method: HttpMethod = "GET"
     url: str
     headers: dict[str, str] = {}
     body: str | None = None
@@ -100,13 +101,6 @@ class Step(StrictModel):
         if not STEP_NAME.fullmatch(value):
             raise ValueError(f"step name {value!r} must be lower case letters, digits and _ (it is a label value)")
         return value
-
-    @pydantic.field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", value):
-            raise ValueError(f"not an HTTP method: {value!r}")
-        return value.upper()
 
     @pydantic.field_validator("extract")
     @classmethod
