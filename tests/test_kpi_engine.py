@@ -94,6 +94,10 @@ def test_help_says_the_value_is_cached_and_how_often_it_refreshes(sqlite_databas
     )
     with kpi_harness(config(sqlite_database, BY_STATUS, cron)) as kpis:
         text = kpis.text()
+        samples = kpis.samples()
+    # One freshness alert for every query: time() - last_success > 2 * interval.
+    assert samples['pulse_kpi_query_interval_seconds{query="orders_by_status"}'] == 30
+    assert samples['pulse_kpi_query_interval_seconds{query="nightly"}'] == 86400
     assert (
         "# HELP shop_orders Orders by status. Cached: refreshed by query orders_by_status every 30s, "
         "not at scrape time." in text
