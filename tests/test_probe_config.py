@@ -255,6 +255,13 @@ def test_probe_timeout_follows_blackbox(header: str | None, module_timeout: floa
     assert probe_timeout(header, module_timeout) == pytest.approx(expected)
 
 
+def test_the_timeout_offset_is_configurable_and_defaults_to_blackboxs() -> None:
+    assert ProbesConfig().timeout_offset == 0.5
+    assert ProbesConfig.model_validate({"timeout_offset": "1s"}).timeout_offset == 1.0
+    assert probe_timeout("3", None, offset=1.0) == pytest.approx(2.0)
+    assert probe_timeout("3", 5.0, offset=1.0) == pytest.approx(2.0)
+
+
 def test_a_timeout_header_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(InvalidTimeoutHeader):
         probe_timeout("ten", None)

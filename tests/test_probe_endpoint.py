@@ -149,6 +149,20 @@ def test_bad_parameters_are_400(setup: Setup, params: dict[str, str], message: s
     assert message in response.text
 
 
+def test_the_configured_timeout_offset_is_taken_from_the_scrape_timeout(start_exporter: StartExporter) -> None:
+    pulse = start_exporter(
+        "collectors: {host: {enabled: false}}\n"
+        "probes:\n  timeout_offset: 1s\n  modules: {tcp_connect: {prober: tcp}}\n"
+        "  targets: [{target: '127.0.0.1:1', module: tcp_connect}]\n"
+    )
+    response = pulse.get(
+        "/probe",
+        params={"target": "127.0.0.1:1", "module": "tcp_connect", "debug": "true"},
+        headers={"X-Prometheus-Scrape-Timeout-Seconds": "4"},
+    )
+    assert "target=127.0.0.1:1 timeout=3s" in response.text
+
+
 def test_a_timeout_header_that_is_not_a_number_is_400(setup: Setup) -> None:
     response = setup.pulse.get(
         "/probe",

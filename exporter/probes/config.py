@@ -133,6 +133,8 @@ class ProbesConfig(StrictModel):
     modules: dict[str, ProbeModule] = {}
     targets: list[ProbeTarget] = []
     allow: list[Regex] = []
+    # Subtracted from Prometheus' scrape timeout to leave time for the answer (blackbox's --timeout-offset).
+    timeout_offset: Duration = 0.5
 
     _listed: frozenset[tuple[str, str]] = pydantic.PrivateAttr(default=frozenset())
 

@@ -1,7 +1,7 @@
 """Run one probe the way blackbox_exporter's handler does: within the scrape's deadline, always ending
 in a set of metrics (a failing target is `probe_success 0`, never an HTTP error).
 
-Timeout: the `X-Prometheus-Scrape-Timeout-Seconds` header (120 s without one) minus TIMEOUT_OFFSET,
+Timeout: the `X-Prometheus-Scrape-Timeout-Seconds` header (120 s without one) minus the offset,
 capped by the module's `timeout`. At the deadline the prober is cancelled and the probe fails with
 reason `timeout`; what the prober had written so far is kept, as blackbox keeps its registry.
 """
@@ -23,7 +23,7 @@ from exporter.probes.config import ProbeModule
 log = logging.getLogger(__name__)
 
 DEFAULT_SCRAPE_TIMEOUT = 120.0  # blackbox's value when Prometheus sends no timeout header
-TIMEOUT_OFFSET = 0.5  # blackbox's --timeout-offset: time left to encode and send the answer
+TIMEOUT_OFFSET = 0.5  # default of probes.timeout_offset (blackbox's --timeout-offset): time to answer
 MIN_TIMEOUT = 0.01  # a header below the offset still gets a (hopeless) attempt rather than none
 
 # (module, target, success, seconds, (reason, detail) of a failure or None)
@@ -34,7 +34,9 @@ class InvalidTimeoutHeader(ValueError):
     """X-Prometheus-Scrape-Timeout-Seconds is not a number."""
 
 
-def probe_timeout(scrape_timeout_header: str | None, module_timeout: float | None) -> float:
+def probe_timeout(
+    scrape_timeout_header: str | None, module_timeout: float | None, offset: float = TIMEOUT_OFFSET
+) -> float:
     """Seconds the probe may take; raises InvalidTimeoutHeader for a header that is not a number."""
     scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
     if scrape_timeout_header:
@@ -46,7 +48,7 @@ def probe_timeout(scrape_timeout_header: str | None, module_timeout: float | Non
             ) from None
         if not scrape_timeout > 0:  # also NaN
             scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
-    available = scrape_timeout - TIMEOUT_OFFSET
+    available = scrape_timeout - offset
     if module_timeout and (module_timeout < available or available <= 0):
         return module_timeout
     return max(MIN_TIMEOUT, available)
@@ -57,10 +59,12 @@ async def run_probe(
     module: ProbeModule,
     target: str,
     scrape_timeout_header: str | None,
+    *,
     record: Recorder | None = None,
+    timeout_offset: float = TIMEOUT_OFFSET,
 ) -> tuple[list[Metric], ProbeSink]:
     """Probe `target` with `module`; returns the metric families to serve and the sink (for its trace)."""
-    timeout = probe_timeout(scrape_timeout_header, module.timeout)
+    timeout = probe_timeout(scrape_timeout_header, module.timeout, timeout_offset)
     prober = PROBERS[module.prober]
     sink = ProbeSink()
     sink.log(f"beginning probe: module={module_name} prober={module.prober} target={target} timeout={timeout:g}s")

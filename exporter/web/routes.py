@@ -137,6 +137,7 @@ class Routes:
                 target,
                 request.headers.get("x-prometheus-scrape-timeout-seconds"),
                 record=stats.record if stats is not None else None,
+                timeout_offset=probes.timeout_offset,
             )
         except InvalidTimeoutHeader as err:
             if stats is not None:
