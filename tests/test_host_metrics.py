@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from exporter.config.types import CompiledRegex, compile_regex
 from tests.conftest import RunningExporter, StartExporter, free_port, require_binary
 
 pytestmark = pytest.mark.integration
@@ -45,8 +46,8 @@ NODE_EXPORTER_DEFAULTS = {
     "collector.diskstats.device-exclude": r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$",
     "collector.netdev.device-exclude": r"^lo$",
 }
-MOUNTPOINTS_EXCLUDE = re.compile(NODE_EXPORTER_DEFAULTS["collector.filesystem.mount-points-exclude"])
-FSTYPES_EXCLUDE = re.compile(NODE_EXPORTER_DEFAULTS["collector.filesystem.fs-types-exclude"])
+MOUNTPOINTS_EXCLUDE = compile_regex(NODE_EXPORTER_DEFAULTS["collector.filesystem.mount-points-exclude"])
+FSTYPES_EXCLUDE = compile_regex(NODE_EXPORTER_DEFAULTS["collector.filesystem.fs-types-exclude"])
 DISKS_EXCLUDE = re.compile(NODE_EXPORTER_DEFAULTS["collector.diskstats.device-exclude"])
 NETWORK_EXCLUDE = re.compile(NODE_EXPORTER_DEFAULTS["collector.netdev.device-exclude"])
 
@@ -217,7 +218,7 @@ def read_mounts() -> list[Mount]:
     return mounts
 
 
-def selected_mountpoints(mountpoints_exclude: re.Pattern[str], fstypes_exclude: re.Pattern[str]) -> set[str]:
+def selected_mountpoints(mountpoints_exclude: CompiledRegex, fstypes_exclude: CompiledRegex) -> set[str]:
     return {
         m.mountpoint
         for m in read_mounts()
@@ -560,7 +561,7 @@ def test_exclude_fstypes_and_mountpoints_replace_the_defaults(start_exporter: St
 
     reported = set(series_by_mountpoint(exposition, "node_filesystem_device_error"))
     assert "/" not in reported
-    assert reported == selected_mountpoints(re.compile(mountpoints_exclude), re.compile(fstypes_exclude))
+    assert reported == selected_mountpoints(compile_regex(mountpoints_exclude), compile_regex(fstypes_exclude))
 
 
 def test_tmpfs_mounts_report_readonly_and_decoded_mount_points(

@@ -280,3 +280,12 @@ def test_the_documentation_lists_every_option_of_every_prober() -> None:
         assert options <= documented, f"{name}: undocumented options {sorted(options - documented)}"
         extra = documented - options - {f"{o}_file" for o in options}
         assert not extra, f"{name}: documented options the prober lacks {sorted(extra)}"
+
+
+def test_an_allow_regex_outside_re2_syntax_is_refused_at_load(tmp_path: Path) -> None:
+    """Look-arounds and backreferences are not linear-time; RE2 (as in blackbox_exporter) refuses them."""
+    config_path = write(tmp_path, "pulse.yml", "probes:\n  allow: ['(?<=a)b', '(x)\\1']\n")
+    error = config_error(config_path)
+    assert f"{config_path}:2: probes.allow[0]: not a valid regular expression" in error
+    assert f"{config_path}:2: probes.allow[1]: not a valid regular expression" in error
+    assert "RE2 syntax" in error

@@ -386,3 +386,19 @@ def test_debug_hides_a_journey_login_password(start_exporter: StartExporter) -> 
     text = pulse.get("/probe", params={"target": target, "module": "shop", "debug": "true"}).text
     assert "pa55-word" not in text
     assert "user: demo\n      password: <secret>" in text
+
+
+def test_a_catastrophic_allow_regex_answers_at_once_and_never_stalls_other_requests(
+    start_exporter: StartExporter,
+) -> None:
+    """`(a+)+` backtracks 2^n steps in Python's `re`: 60 a's would take centuries. RE2 is linear."""
+    config = """
+collectors: {host: {enabled: false}}
+probes:
+  modules: {tcp_connect: {prober: tcp}}
+  allow: ['(a+)+\\.example:80']
+"""
+    pulse = start_exporter(config)
+    response = pulse.get("/probe", params={"module": "tcp_connect", "target": "a" * 60 + "!"})
+    assert response.status_code == 403
+    assert pulse.get("/metrics").status_code == 200

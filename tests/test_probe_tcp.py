@@ -4,7 +4,6 @@ and each way it can fail; the shared name resolution; and a differential run aga
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config.types import compile_regex
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import BlackboxFile
 from exporter.probes.runner import run_probe
@@ -252,7 +252,7 @@ def test_send_without_expect_writes_at_once() -> None:
 
 
 def test_expand_follows_go_template_rules() -> None:
-    match = re.search(r"(?P<word>\w+)-(\d+)", "abc-42")
+    match = compile_regex(r"(?P<word>\w+)-(\d+)").search("abc-42")
     assert match is not None
     assert expand("$1x ${1}x $2 ${word} $$ $ $9", match) == " abcx 42 abc $ $ "
 

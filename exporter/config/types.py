@@ -2,7 +2,11 @@
 
 - `StrictModel`: unknown keys are errors (a typo must never pass silently); models are immutable,
   so an unchanged section compares equal after a reload and its collector (and its state) is kept.
-- `Regex`: a regular expression checked when the config loads, stored compiled.
+- `Regex`: a user's regular expression, checked when the config loads and stored compiled by RE2,
+  whose matching time is linear in the input: a hostile pattern such as `(a+)+!` cannot stall the
+  event loop (Python's `re` backtracks exponentially on it). RE2 is the engine blackbox_exporter and
+  node_exporter use, so their users' patterns mean the same here; lookarounds and backreferences,
+  which RE2 does not have, are refused when the config loads.
 - `Duration`: "30s", "1m30s", "250ms" (Prometheus' syntax), stored as float seconds.
 - `secret_field()`: a string that may come from a file instead, as `<name>_file: /path`, so secrets
   never need to sit in the config (`${ENV}` interpolation is the other way, see loader.py).
@@ -12,26 +16,71 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic
+import re2
 from pydantic import ConfigDict, PlainSerializer
 
+# RE2's own logging of a bad pattern would go to stderr; the config error says it instead.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
 
-def _compile(value: Any) -> re.Pattern[str]:
-    if isinstance(value, re.Pattern):
+if TYPE_CHECKING:
+    RegexMatch = re2._Match[str]  # generic only in RE2's type stubs
+else:
+    RegexMatch = re2._Match
+
+
+class CompiledRegex:
+    """A user's pattern compiled by RE2, used like `re.Pattern`. Equal when the patterns are equal, so a
+    reloaded config that did not change compares equal (RE2's own objects compare by identity)."""
+
+    __slots__ = ("_regexp", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._regexp = re2.compile(pattern, _RE2_OPTIONS)
+
+    @property
+    def groups(self) -> int:
+        return self._regexp.groups
+
+    def search(self, text: str) -> RegexMatch | None:
+        return self._regexp.search(text)
+
+    def match(self, text: str) -> RegexMatch | None:
+        return self._regexp.match(text)
+
+    def fullmatch(self, text: str) -> RegexMatch | None:
+        return self._regexp.fullmatch(text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CompiledRegex) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"CompiledRegex({self.pattern!r})"
+
+
+def compile_regex(value: Any) -> CompiledRegex:
+    """A user's pattern compiled by RE2; ValueError with RE2's reason when it is not one."""
+    if isinstance(value, CompiledRegex):
         return value
     if not isinstance(value, str):
         raise ValueError("a regular expression must be a string")
     try:
-        return re.compile(value)
-    except re.error as err:
-        raise ValueError(f"not a valid regular expression ({err})") from None
+        return CompiledRegex(value)
+    except re2.error as err:
+        reason = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise ValueError(f"not a valid regular expression ({reason}; patterns use RE2 syntax)") from None
 
 
 Regex = Annotated[
-    re.Pattern[str],
-    pydantic.BeforeValidator(_compile),
+    CompiledRegex,
+    pydantic.PlainValidator(compile_regex),
     PlainSerializer(lambda pattern: pattern.pattern, return_type=str),
 ]
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 import pydantic
 
-from exporter.config.types import Regex, StrictModel
+from exporter.config.types import CompiledRegex, Regex, RegexMatch, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.tls import (
     TLSConfig,
@@ -143,7 +143,7 @@ def split_host_port(target: str) -> tuple[str, int]:
 _TEMPLATE_REFERENCE = re.compile(r"\$(?:(\$)|\{(\w+)\}|(\w+))")
 
 
-def expand(template: str, match: re.Match[str]) -> str:
+def expand(template: str, match: RegexMatch) -> str:
     """Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` become the match's groups (empty when the
     group does not exist or did not take part), `$$` is a `$`; blackbox's `send` is written this way."""
 
@@ -279,9 +279,7 @@ async def _query_response(
     return True
 
 
-async def _read_until_match(
-    reader: asyncio.StreamReader, expect: re.Pattern[str], sink: ProbeSink
-) -> re.Match[str] | None:
+async def _read_until_match(reader: asyncio.StreamReader, expect: CompiledRegex, sink: ProbeSink) -> RegexMatch | None:
     """Read lines until one matches `expect`; None at end of stream."""
     while True:
         raw = await reader.readline()
