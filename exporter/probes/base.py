@@ -41,6 +41,7 @@ class FailureReason(StrEnum):
     BODY_REGEX = "body_regex"
     HEADER_REGEX = "header_regex"
     REDIRECT_LIMIT = "redirect_limit"
+    REDIRECT_BLOCKED = "redirect_blocked"  # a redirect to another origin or a more internal address (redirects.py)
     BODY_TOO_LARGE = "body_too_large"
     PROTOCOL_ERROR = "protocol_error"  # the peer spoke something else than the protocol
     QUERY_RESPONSE = "query_response"  # a tcp query_response `expect` was not met
@@ -57,8 +58,11 @@ class ProbeSink:
     the reason reported, because it is the one that made the rest fail.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listed: Callable[[str], bool] | None = None) -> None:
         self.started = time.perf_counter()
+        # Whether probes.targets / probes.allow accept a URL with this probe's module (set by the runner):
+        # a redirect to such a URL is followed wherever it points. Without an allowlist nothing is listed.
+        self.listed: Callable[[str], bool] = listed or _nothing_listed
         self.failure: tuple[FailureReason, str] | None = None
         self.trace: list[str] = []
         self._families: dict[str, GaugeMetricFamily] = {}
@@ -88,6 +92,10 @@ class ProbeSink:
 
     def families(self) -> list[Metric]:
         return list(self._families.values())
+
+
+def _nothing_listed(url: str) -> bool:
+    return False
 
 
 ProbeFunction = Callable[[str, ConfigT, ProbeSink], Awaitable[bool]]

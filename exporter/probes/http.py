@@ -2,8 +2,9 @@
 
 The target is a URL (`http://` is assumed when the scheme is missing). The probe resolves the host
 (preferred IP protocol with fallback), sends the request on a new connection, follows redirects (up to
-10, on new connections, re-resolving each host), then checks the last response: status code, headers,
-body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when the runner
+10, on new connections, re-resolving each host; within the rules of redirects.py: credentials stay with
+the target's origin, no redirect to a more internal address), then checks the last response: status
+code, headers, body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when the runner
 cancels it at the deadline, so a timed-out probe still shows how far it got (as in blackbox).
 
 Differences from blackbox_exporter: regular expressions are Python's `re` (RE2 syntax is mostly the
@@ -36,6 +37,7 @@ from exporter.probes.httpclient import (
     TLSSettings,
     exchange,
 )
+from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, origin
 from exporter.probes.tcp import IPProtocol, ResolveError, ip_addr_hash, resolve_target
 from exporter.probes.tls import (
     TLSConfig,
@@ -115,6 +117,11 @@ class HttpProbe(StrictModel):
     body: str | None = secret_field(default=None)  # or body_file; hidden on the debug page, may hold a login
     follow_redirects: bool = True
     no_follow_redirects: bool | None = None  # blackbox <= 0.23 spelling; wins when set
+    # Pulse: follow a redirect only within the target's origin (or to a listed URL).
+    same_origin_redirects_only: bool = False
+    # Pulse: send basic_auth / bearer_token / authorization and `headers` also after a redirect to another
+    # origin (curl's --location-trusted). Off: they go to the target's origin only.
+    cross_origin_redirect_credentials: bool = False
     fail_if_ssl: bool = False
     fail_if_not_ssl: bool = False
     fail_if_body_matches_regexp: list[Regex] = []
@@ -253,15 +260,36 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
     proxy_headers = _proxy_authorization(config.proxy_url)
     method, body = config.method, (config.body or "").encode()
     cookies: dict[str, dict[str, str]] = {}
+    start = urllib.parse.urlunsplit(parts)
+    rules = RedirectRules(sink.listed, config.same_origin_redirects_only)
+    sender: AddressClass | None = None  # class of the address the last response came from
+    listed = False  # the URL being requested is accepted by probes.targets / probes.allow
 
     while True:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        url = urllib.parse.urlunsplit(parts)
         address = await _resolve(host, config, sink, outcome)
         if address is None:
             return False
+        if sender is None or listed:
+            sender = address_class(address)
+        else:  # checked on the address connected to below (no second lookup: DNS rebinding cannot swap it)
+            try:
+                sender = rules.check_address(url, address, sender)
+            except RedirectBlocked as err:
+                return sink.fail(FailureReason.REDIRECT_BLOCKED, str(err))
+        credentials = config.cross_origin_redirect_credentials or origin(url) == origin(start)
+        if not credentials and (config.headers or _credential_headers(config)):
+            sink.log("credentials and configured headers not sent: another origin than the target's")
         request = _build_request(
-            parts, config, method, body, via_proxy=proxy is not None, cookies=cookies.get(host, {})
+            parts,
+            config,
+            method,
+            body,
+            via_proxy=proxy is not None,
+            cookies=cookies.get(host, {}),
+            credentials=credentials,
         )
         if proxy is not None and parts.scheme == "http":  # the proxy reads the request itself
             request = Request(request.method, request.target, [*request.headers, *proxy_headers], request.body)
@@ -322,6 +350,10 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", b""  # what browsers and Go do; 307/308 repeat the request as it was
         sink.log(f"redirect {outcome.redirects} to {urllib.parse.urlunsplit(parts)}")
+        try:
+            listed = rules.check_url(urllib.parse.urlunsplit(parts), start)
+        except RedirectBlocked as err:
+            return sink.fail(FailureReason.REDIRECT_BLOCKED, str(err))
 
     return _check_response(response, config, sink, outcome)
 
@@ -369,7 +401,10 @@ def _build_request(
     *,
     via_proxy: bool,
     cookies: dict[str, str],
+    credentials: bool = True,
 ) -> Request:
+    """The request for one hop; without `credentials` (another origin than the target's) no Authorization
+    from basic_auth / bearer_token / authorization and none of the configured `headers`."""
     default_port = 443 if parts.scheme == "https" else 80
     authority = _idna(parts.hostname or "")
     if ":" in authority:
@@ -388,21 +423,29 @@ def _build_request(
     put("User-Agent", _USER_AGENT)
     if config.compression not in ("", "identity"):
         put("Accept-Encoding", config.compression)
-    if config.basic_auth is not None:
-        credentials = f"{config.basic_auth.username}:{config.basic_auth.password}".encode()
-        put("Authorization", "Basic " + base64.b64encode(credentials).decode())
-    elif config.bearer_token is not None:
-        put("Authorization", f"Bearer {config.bearer_token}")
-    elif config.authorization is not None:
-        put("Authorization", f"{config.authorization.type} {config.authorization.credentials}")
+    if credentials:
+        for name, value in _credential_headers(config):
+            put(name, value)
     if cookies:
         put("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()))
-    for name, value in config.headers.items():
-        put(name, value)
+    if credentials:
+        for name, value in config.headers.items():
+            put(name, value)
     # One request per connection: the server closes it, so its TIME_WAIT stays on its side.
     if "connection" not in headers:
         put("Connection", "close")
     return Request(method, target, list(headers.values()), body)
+
+
+def _credential_headers(config: HttpProbe) -> list[tuple[str, str]]:
+    if config.basic_auth is not None:
+        pair = f"{config.basic_auth.username}:{config.basic_auth.password}".encode()
+        return [("Authorization", "Basic " + base64.b64encode(pair).decode())]
+    if config.bearer_token is not None:
+        return [("Authorization", f"Bearer {config.bearer_token}")]
+    if config.authorization is not None:
+        return [("Authorization", f"{config.authorization.type} {config.authorization.credentials}")]
+    return []
 
 
 def _idna(host: str) -> str:

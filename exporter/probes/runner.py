@@ -62,11 +62,15 @@ async def run_probe(
     *,
     record: Recorder | None = None,
     timeout_offset: float = TIMEOUT_OFFSET,
+    listed: Callable[[str], bool] | None = None,
 ) -> tuple[list[Metric], ProbeSink]:
-    """Probe `target` with `module`; returns the metric families to serve and the sink (for its trace)."""
+    """Probe `target` with `module`; returns the metric families to serve and the sink (for its trace).
+
+    `listed` says whether probes.targets / probes.allow accept a URL with this module: a redirect to
+    such a URL is followed wherever it points (see redirects.py). None: nothing is listed."""
     timeout = probe_timeout(scrape_timeout_header, module.timeout, timeout_offset)
     prober = PROBERS[module.prober]
-    sink = ProbeSink()
+    sink = ProbeSink(listed)
     sink.log(f"beginning probe: module={module_name} prober={module.prober} target={target} timeout={timeout:g}s")
     try:
         async with asyncio.timeout(timeout):

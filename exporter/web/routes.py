@@ -138,6 +138,7 @@ class Routes:
                 request.headers.get("x-prometheus-scrape-timeout-seconds"),
                 record=stats.record if stats is not None else None,
                 timeout_offset=probes.timeout_offset,
+                listed=lambda url: probes.allows(url, module_name),
             )
         except InvalidTimeoutHeader as err:
             if stats is not None:
