@@ -5,6 +5,9 @@ response (status, a body regex, values in a JSON body) and extract values for la
 as `{{name}}` in their url, headers and body. (`${...}` is taken by pulse.yml's environment variables,
 which suits secrets such as a password.) The probe stops at the first step that fails; the steps after it
 report success 0 and duration 0, and the failure detail names the step.
+
+Redirects are followed hop by hop here, within the rules of redirects.py: each hop's address is checked
+before connecting (pinned.py), and the module's and step's `headers` go only to the step's own origin.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -26,6 +30,8 @@ import pydantic
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.http import HttpMethod
+from exporter.probes.redirects import RedirectBlocked, RedirectRules, address_class, origin
+from exporter.probes.tcp import ResolveError
 from exporter.probes.tls import (
     TLSConfig,
     classify_tls_error,
@@ -38,10 +44,13 @@ from exporter.probes.tls import (
 if TYPE_CHECKING:  # httpx is imported where a journey runs: ~1.5 MiB RSS a config without journeys never pays
     import httpx
 
+    from exporter.probes.pinned import PinnedBackend
+
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 STEP_NAME = re.compile(r"[a-z0-9_]+")
 MAX_REDIRECTS = 10  # per step, as blackbox's http prober
 BODY_LIMIT = 10 * 1024 * 1024  # a step's body is read whole for its assertions; beyond this it fails
+USER_AGENT = "Pulse journey prober"
 
 
 def _jmespath(expression: str) -> str:
@@ -125,6 +134,10 @@ class Step(StrictModel):
 class JourneyProbe(StrictModel):
     steps: list[Step] = pydantic.Field(min_length=1)
     follow_redirects: bool = True
+    # Follow a redirect only within the step's origin (or to a URL probes.targets / probes.allow accept).
+    same_origin_redirects_only: bool = False
+    # Send `headers` (the module's and the step's) also after a redirect to another origin than the step's.
+    cross_origin_redirect_credentials: bool = False
     headers: dict[str, str] = {}  # sent with every step (a step's own headers win)
     tls_config: TLSConfig = TLSConfig()
 
@@ -174,13 +187,13 @@ def _transport_failure(err: httpx.HTTPError) -> tuple[FailureReason, str]:
             return classify_tls_error(cause), describe_tls_error(cause)
         if isinstance(cause, socket.gaierror):
             return FailureReason.DNS_ERROR, f"cannot resolve the host: {cause.strerror}"
+        if isinstance(cause, ResolveError):
+            return FailureReason.DNS_ERROR, str(cause)
         if isinstance(cause, ConnectionRefusedError):
             return FailureReason.CONNECTION_REFUSED, "connection refused"
         cause = cause.__cause__ or cause.__context__
     if isinstance(err, httpx.TimeoutException):
         return FailureReason.TIMEOUT, "timed out"
-    if isinstance(err, httpx.TooManyRedirects):
-        return FailureReason.REDIRECT_LIMIT, str(err)
     if isinstance(err, httpx.ConnectError) and "certificate" in str(err).lower():
         return FailureReason.CERTIFICATE_INVALID, str(err)
     if isinstance(err, httpx.ConnectError) and "refused" in str(err).lower():
@@ -298,21 +311,25 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
         return sink.fail(FailureReason.PROTOCOL_ERROR, f"a journey target is an http(s) URL, not {target!r}")
     import httpx  # noqa: PLC0415
 
+    from exporter.probes.pinned import PinnedBackend, PinnedTransport  # noqa: PLC0415
+
     variables: dict[str, str] = {}
+    backend = PinnedBackend(sink)
     # A client per probe: a fresh cookie jar every time. trust_env=False: no proxy or .netrc from the
     # exporter's environment changes what is probed. The runner owns the deadline, so no httpx timeout.
+    # Redirects are followed by _follow, which checks each hop.
     async with httpx.AsyncClient(
-        follow_redirects=config.follow_redirects,
-        max_redirects=MAX_REDIRECTS,
-        verify=ssl_context(config.tls_config),
+        transport=PinnedTransport(backend, ssl_context(config.tls_config)),
+        follow_redirects=False,
         trust_env=False,
         timeout=None,
-        headers={"User-Agent": "Pulse journey prober", **config.headers},
+        headers={"User-Agent": USER_AGENT},
     ) as client:
+        session = _Session(client, backend, config, sink)
         for step in config.steps:
             outcome.running = (step.name, time.perf_counter())
             try:
-                reply = await _request(client, target, step, variables, sink=sink, tls_config=config.tls_config)
+                reply = await _request(session, target, step, variables)
                 outcome.status_code = reply.status_code  # also when this step's checks fail below
                 check(step, reply)
                 found = extract(step, reply)
@@ -341,30 +358,34 @@ async def _report_rejected_certificate(err: httpx.HTTPError, tls_config: TLSConf
         report_leaf(sink, leaf)
 
 
-async def _request(
-    client: httpx.AsyncClient,
-    target: str,
-    step: Step,
-    variables: dict[str, str],
-    *,
-    sink: ProbeSink,
-    tls_config: TLSConfig,
-) -> Reply:
+@dataclass(frozen=True)
+class _Session:
+    """What every step of one probe uses."""
+
+    client: httpx.AsyncClient
+    backend: PinnedBackend
+    config: JourneyProbe
+    sink: ProbeSink
+
+
+async def _request(session: _Session, target: str, step: Step, variables: dict[str, str]) -> Reply:
     """Send the step's request (variables substituted) and read the whole final response."""
     import httpx  # noqa: PLC0415
 
+    sink = session.sink
     url = urljoin(target, substitute(step.url, variables))
-    request = client.build_request(
+    configured: dict[str, str] = {**session.config.headers, **substitute(step.headers, variables)}
+    request = session.client.build_request(
         step.method,
         url,
-        headers=substitute(step.headers, variables),
+        headers=configured,
         content=substitute(step.body, variables),
         data=substitute(step.form, variables),
         json=substitute(step.json_body, variables),
     )
     sink.log(f"step {step.name}: {step.method} {url}")
     try:
-        response = await client.send(request, stream=True)
+        response = await _follow(session, step, request, configured)
         try:
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -378,12 +399,64 @@ async def _request(
     except httpx.HTTPError as err:
         reason, detail = _transport_failure(err)
         if reason in (FailureReason.CERTIFICATE_EXPIRED, FailureReason.CERTIFICATE_INVALID):
-            await _report_rejected_certificate(err, tls_config, sink)
+            await _report_rejected_certificate(err, session.config.tls_config, sink)
         raise StepFailed(reason, f"step {step.name}: {detail}") from None
-    for earlier in response.history:
-        sink.log(f"step {step.name}: {earlier.status_code} redirect to {earlier.headers.get('location')}")
+    except RedirectBlocked as err:
+        raise StepFailed(FailureReason.REDIRECT_BLOCKED, f"step {step.name}: {err}") from None
     sink.log(f"step {step.name}: status {response.status_code}, {len(body)} bytes")
     return Reply(response.status_code, response.headers, bytes(body), response.encoding or "utf-8")
+
+
+async def _follow(session: _Session, step: Step, request: httpx.Request, configured: dict[str, str]) -> httpx.Response:
+    """Send the step's request and follow its redirects (with follow_redirects), each hop checked by the
+    rules of redirects.py before it connects. Returns the final response, its body not read yet."""
+    config, backend, sink = session.config, session.backend, session.sink
+    rules = RedirectRules(sink.listed, config.same_origin_redirects_only)
+    start = str(request.url)
+    backend.check = None  # the step's own URL is configured, not redirected to
+    redirects = 0
+    while True:
+        backend.connected = None
+        response = await session.client.send(request, stream=True)
+        following = response.next_request
+        if not config.follow_redirects or following is None:
+            return response
+        await response.aclose()
+        location = response.headers.get("location")
+        sink.log(f"step {step.name}: {response.status_code} redirect to {location}")
+        if redirects == MAX_REDIRECTS:
+            raise StepFailed(
+                FailureReason.REDIRECT_LIMIT,
+                f"step {step.name}: more than {MAX_REDIRECTS} redirects (last to {location})",
+            )
+        redirects += 1
+        url = str(following.url)
+        # No keep-alive (pinned.py): the response came over the connection just made, from this address.
+        assert backend.connected is not None
+        backend.check = None if rules.check_url(url, start) else _address_check(rules, url, backend.connected)
+        credentials = config.cross_origin_redirect_credentials or origin(url) == origin(start)
+        if not credentials and configured:
+            sink.log(f"step {step.name}: configured headers not sent to {url} (another origin than the step's)")
+        _carry_configured_headers(following, configured, send=credentials)
+        request = following
+
+
+def _address_check(rules: RedirectRules, url: str, sender_ip: str) -> Callable[[str], object]:
+    sender = address_class(sender_ip)
+    return lambda ip: rules.check_address(url, ip, sender)
+
+
+def _carry_configured_headers(request: httpx.Request, configured: dict[str, str], *, send: bool) -> None:
+    """The configured headers on a redirect: all of them within the step's origin (httpx itself drops
+    Cookie on every redirect and Authorization on another origin), none of them elsewhere."""
+    for name, value in configured.items():
+        if send:
+            request.headers[name] = value
+        else:
+            request.headers.pop(name, None)
+    if not send:
+        request.headers.setdefault("User-Agent", USER_AGENT)
+        request.headers["Host"] = request.url.netloc.decode("ascii")
 
 
 PROBER = Prober("journey", JourneyProbe, probe)

@@ -83,6 +83,26 @@ async def resolve_target(host: str, preferred: IPProtocol = "ip6", fallback: boo
     raise ResolveError(f"cannot resolve {host}: no {preferred} address", seconds)
 
 
+async def resolve_all(host: str) -> list[str]:
+    """Every address of `host` (IPv4 and IPv6) in the system resolver's order, for a client that tries
+    them in turn; an IP literal is returned as it is. Raises ResolveError."""
+    if _ip_literal(host) is not None:
+        return [host]
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.run_in_executor(
+            _resolver_pool, lambda: socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        )
+    except (socket.gaierror, UnicodeError) as err:
+        problem = err.strerror if isinstance(err, socket.gaierror) else f"not a valid host name ({err})"
+        raise ResolveError(f"cannot resolve {host}: {problem}", time.perf_counter() - started) from None
+    addresses = [str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+    if not addresses:
+        raise ResolveError(f"cannot resolve {host}: no IPv4 or IPv6 address", time.perf_counter() - started)
+    return list(dict.fromkeys(addresses))
+
+
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host.partition("%")[0])
