@@ -7,7 +7,8 @@ or probes.allow accept its URL; `same_origin_redirects_only` keeps a probe on it
 Every test server is on loopback. A redirect to 169.254.169.254 must be refused before anything is sent:
 while a probe runs under `connections_recorded()`, an audit hook records every socket.connect() of this
 process and refuses (before the system call) any that is not to loopback, so even a regression sends
-nothing there, and the test sees the attempt.
+nothing there, and the test sees the attempt. Public and private addresses are tested inside a network
+namespace of the test's own (only a loopback device, nothing can leave it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +33,7 @@ from exporter.probes.http import probe as http_probe
 from exporter.probes.journey import JourneyProbe
 from exporter.probes.journey import probe as journey_probe
 from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, may_redirect
-from tests.conftest import StartExporter, parse_samples
+from tests.conftest import IN_CI, StartExporter, parse_samples, require_binary
 from tests.probe_servers import HttpServer, LoopThread, Responder, fixed, redirect, sink_samples, start_http
 
 SECRET_BASIC = "Basic c3ZjOlRvcFNlY3JldFB3"  # svc:TopSecretPw
@@ -424,3 +430,76 @@ probes:
     assert unlisted.connections == 0
     samples, log = probe(target.url("/"), "shop")
     assert samples["probe_success"] == 1, log
+
+
+# ------------------------------------------------------------- public and private addresses, in a netns
+
+# Inside a network namespace of the test's own, with only its loopback device: PUBLIC_IP looks public,
+# PRIVATE_IP private, and internal.test resolves to PRIVATE_IP through an /etc/hosts bind-mounted in a
+# mount namespace of its own. Nothing can leave: the namespace has no other interface.
+PUBLIC_IP, OTHER_PUBLIC_IP, PRIVATE_IP = "11.0.0.1", "11.0.0.2", "10.0.0.1"
+
+
+def _netns_scenario() -> None:
+    """Run in the namespace (see the test below): set it up, probe, print the results as JSON."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for ip in (PUBLIC_IP, OTHER_PUBLIC_IP, PRIVATE_IP):
+        subprocess.run(["ip", "address", "add", f"{ip}/32", "dev", "lo"], check=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".hosts", delete=False) as hosts:
+        hosts.write(f"127.0.0.1 localhost\n{PRIVATE_IP} internal.test\n{OTHER_PUBLIC_IP} public.test\n")
+    subprocess.run(["mount", "--bind", hosts.name, "/etc/hosts"], check=True)
+    os.unlink(hosts.name)  # the bind mount keeps the file for this namespace's lifetime
+
+    thread = LoopThread()
+    loopback = start_http(thread, {"/admin": fixed(200)})
+    private = start_http(thread, {"/admin": fixed(200), "/listed": fixed(200)}, host=PRIVATE_IP)
+    private.routes["/to-loopback"] = redirect(loopback.url("/admin"))
+    other = start_http(thread, {"/ok": fixed(200)}, host=OTHER_PUBLIC_IP)
+    listed_url = private.url("/listed")
+    public = start_http(
+        thread,
+        {
+            "/to-private": redirect(private.url("/admin")),
+            "/to-private-name": redirect(f"http://internal.test:{private.port}/admin"),
+            "/to-loopback": redirect(loopback.url("/admin")),
+            "/to-public-name": redirect(f"http://public.test:{other.port}/ok"),
+            "/to-listed": redirect(listed_url),
+        },
+        host=PUBLIC_IP,
+    )
+    results: dict[str, Any] = {}
+    for case in ("to-private", "to-private-name", "to-loopback", "to-public-name", "to-listed"):
+        sink, ok = run_http(public.url(f"/{case}"), {}, lambda url: url == listed_url)
+        results[f"http {case}"] = [ok, sink.failure[0].value if sink.failure else None]
+        steps = {"steps": [{"name": "home", "url": f"/{case}"}]}
+        sink, ok = run_journey(public.url("/"), steps, lambda url: url == listed_url)
+        results[f"journey {case}"] = [ok, sink.failure[0].value if sink.failure else None]
+    sink, ok = run_http(private.url("/to-loopback"), {})
+    results["http private to-loopback"] = [ok, sink.failure[0].value if sink.failure else None]
+    results["internal requests"] = sorted(r.target for r in private.requests + loopback.requests)
+    print(json.dumps(results))
+
+
+def test_redirects_from_a_public_address_to_private_or_loopback_are_refused_in_a_netns() -> None:
+    require_binary("ip")
+    unshare = require_binary("unshare")
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    command = [unshare, *user, "--net", "--mount", sys.executable, "-c"]
+    code = "from tests.test_probe_redirects import _netns_scenario; _netns_scenario()"
+    done = subprocess.run(
+        [*command, code], check=False, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0 and "unshare failed" in done.stderr and not IN_CI:
+        pytest.skip(f"cannot create a network namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    blocked = [False, "redirect_blocked"]
+    for prober in ("http", "journey"):
+        assert results[f"{prober} to-private"] == blocked
+        assert results[f"{prober} to-private-name"] == blocked  # checked on the address the name resolved to
+        assert results[f"{prober} to-loopback"] == blocked
+        assert results[f"{prober} to-public-name"] == [True, None]
+        assert results[f"{prober} to-listed"] == [True, None]
+    assert results["http private to-loopback"] == blocked
+    # Only the listed URL was reached, once per prober; the refused ones were never connected to.
+    assert results["internal requests"] == ["/listed", "/listed", "/to-loopback"]
