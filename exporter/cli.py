@@ -23,7 +23,7 @@ from exporter.config.loader import ConfigError
 from exporter.logs import LEVELS
 from exporter.logs import setup as setup_logging
 from exporter.web.routes import Routes
-from exporter.web.server import HttpServer, parse_listen_address
+from exporter.web.server import MAX_CONNECTIONS, HttpServer, parse_listen_address
 
 # 9100-9999, the range of the Prometheus default-port allocations, has been fully taken since 2023;
 # 10135 is outside it and not registered in /etc/services. Change it with --web.listen-address.
@@ -34,6 +34,12 @@ log = logging.getLogger("exporter")
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"PULSE_{name}", default)
+
+
+def _connection_limit(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(_env("WEB_MAX_REQUESTS", "40") or 40),
         help="Maximum concurrent scrapes of /metrics; 0 for no limit. Env: PULSE_WEB_MAX_REQUESTS",
+    )
+    add(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_connection_limit,
+        default=_env("WEB_MAX_CONNECTIONS", str(MAX_CONNECTIONS)),  # a string default goes through `type` too
+        help="Maximum open HTTP connections; above it a new connection closes the longest-idle keep-alive one, "
+        f"or is itself closed when none is idle. 0 for no limit. Default: {MAX_CONNECTIONS}. "
+        "Env: PULSE_WEB_MAX_CONNECTIONS",
     )
     add(
         "--log.level",
@@ -124,15 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     exporter = Exporter(config_path, web_config_path, loaded)
     try:
-        return asyncio.run(_serve(exporter, listen, args.max_requests))
+        return asyncio.run(_serve(exporter, listen, args.max_requests, args.max_connections))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(exporter: Exporter, listen: list[tuple[str | None, int]], max_requests: int) -> int:
+async def _serve(
+    exporter: Exporter, listen: list[tuple[str | None, int]], max_requests: int, max_connections: int
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    server = HttpServer(Routes(exporter, max_requests), tls=lambda: exporter.ssl_context)
+    server = HttpServer(
+        Routes(exporter, max_requests), tls=lambda: exporter.ssl_context, max_connections=max_connections
+    )
+    exporter.http_connections = server.stats
     await exporter.start()
     try:
         for host, port in listen:

@@ -1,14 +1,19 @@
-"""The HTTP server under slow work and misbehaving clients (in-process, real sockets on loopback)."""
+"""The HTTP server under slow work and misbehaving clients (in-process, real sockets on loopback), and
+its request framing and connection limit on a real `pulse-exporter` process (raw sockets)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -16,6 +21,7 @@ from exporter.app import Exporter, load_files
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.web.routes import Routes
 from exporter.web.server import HttpServer
+from tests.conftest import RunningExporter, StartExporter, parse_samples
 
 
 class Slow(BlockingCollector):
@@ -135,3 +141,169 @@ def test_a_malformed_request_gets_400() -> None:
             return await asyncio.wait_for(reader.read(), 5)
 
     assert asyncio.run(scenario()).startswith(b"HTTP/1.1 400")
+
+
+# --- request framing (RFC 9112 section 6.3), on the real process ------------------------------------------------
+
+SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def parse_responses(data: bytes) -> list[tuple[int, bytes]]:
+    """Every (status, body) in `data`, whole responses back to back (Pulse always sends Content-Length)."""
+    responses = []
+    while data:
+        head, separator, rest = data.partition(b"\r\n\r\n")
+        assert separator, f"incomplete response: {data!r}"
+        status_line, *header_lines = head.split(b"\r\n")
+        headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(b":") for h in header_lines)}
+        length = int(headers[b"content-length"])
+        responses.append((int(status_line.split()[1]), rest[:length]))
+        data = rest[length:]
+    return responses
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """All the server sends until it closes; a socket timeout (the server kept the connection) fails the test."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def connect(running: RunningExporter) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", running.port), timeout=10)
+
+
+def exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection and read its response (the connection stays open)."""
+    sock.sendall(request)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", id="content-length-then-chunked"),
+        pytest.param(b"Transfer-Encoding: chunked\r\nContent-Length: 40\r\n", id="chunked-then-content-length"),
+        pytest.param(b"Content-Length: 0\r\nContent-Length: 5\r\n", id="conflicting-content-lengths"),
+        pytest.param(b"Transfer-Encoding: gzip\r\n", id="coding-other-than-chunked"),
+        pytest.param(b"Transfer-Encoding: gzip, chunked\r\n", id="chunked-after-another-coding"),
+        pytest.param(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", id="chunked-twice"),
+    ],
+)
+def test_ambiguous_body_framing_gets_400_and_the_connection_closed_before_a_smuggled_request(
+    start_exporter: StartExporter, head: bytes
+) -> None:
+    running = start_exporter()
+    with connect(running) as sock:
+        sock.sendall(b"POST /-/healthy HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n0\r\n\r\n" + SMUGGLED)
+        received = read_until_closed(sock)
+
+    [(status, body)] = parse_responses(received)  # one answer, none for the smuggled GET /metrics
+    assert status == 400, body
+    assert b"pulse_exporter_build_info" not in received
+
+
+@pytest.mark.integration
+def test_transfer_encoding_in_an_http_1_0_request_gets_400(start_exporter: StartExporter) -> None:
+    running = start_exporter()
+    with connect(running) as sock:
+        sock.sendall(b"POST /-/healthy HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+        received = read_until_closed(sock)
+
+    assert [status for status, _ in parse_responses(received)] == [400]
+
+
+@pytest.mark.integration
+def test_a_chunked_request_body_is_still_served_on_a_kept_alive_connection(start_exporter: StartExporter) -> None:
+    running = start_exporter()
+    with connect(running) as sock:
+        chunked = b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        assert exchange(sock, chunked)[0] == 405  # read-only endpoint: the body was framed and read
+        assert exchange(sock, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n") == (200, b"Healthy\n")
+
+
+# --- connection limit, on the real process --------------------------------------------------------------------
+
+HEALTHY = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def busy_connection(running: RunningExporter) -> socket.socket:
+    """A connection in the middle of a request: the server has read its headers (it answered
+    100 Continue) and waits for the body."""
+    sock = connect(running)
+    sock.sendall(b"POST /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)
+        assert chunk, "the server closed a connection below the limit"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    return sock
+
+
+def closed_unanswered(sock: socket.socket) -> bool:
+    """Whether the server closed the connection without answering (EOF or reset, no bytes)."""
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.integration
+def test_above_the_connection_limit_the_longest_idle_connection_makes_room_for_a_new_one(
+    start_exporter: StartExporter,
+) -> None:
+    running = start_exporter(None, "--web.max-connections=2")
+    with connect(running) as oldest, connect(running) as newer:
+        assert exchange(oldest, HEALTHY)[0] == 200  # both now idle between requests (keep-alive)
+        assert exchange(newer, HEALTHY)[0] == 200
+
+        with connect(running) as third:
+            assert exchange(third, HEALTHY) == (200, b"Healthy\n"), "a new scraper gets in"
+
+        assert closed_unanswered(oldest), "the longest-idle connection was closed to make room"
+        status, body = exchange(newer, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    samples = parse_samples(body.decode())
+    assert status == 200
+    assert samples["pulse_exporter_http_connections_limit"] == 2
+    assert samples["pulse_exporter_http_idle_connections_closed_total"] >= 1
+    assert samples["pulse_exporter_http_connections_rejected_total"] == 0
+
+
+@pytest.mark.integration
+def test_above_the_connection_limit_with_every_connection_busy_a_new_one_is_closed_unanswered(
+    start_exporter: StartExporter,
+) -> None:
+    running = start_exporter(None, "--web.max-connections=2")
+    with busy_connection(running) as first, busy_connection(running) as second:
+        with connect(running) as rejected:
+            with contextlib.suppress(ConnectionError):
+                rejected.sendall(HEALTHY)
+            assert closed_unanswered(rejected)
+
+        for sock in (first, second):  # the busy connections finish their requests undisturbed
+            sock.sendall(b"body")
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            assert response.status == 405
+            response.read()
+        status, body = exchange(first, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    samples = parse_samples(body.decode())
+    assert status == 200
+    assert samples["pulse_exporter_http_connections_rejected_total"] == 1
+    assert samples["pulse_exporter_http_connections"] == 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_web_max_connections_must_be_a_whole_number(start_exporter: StartExporter, value: str) -> None:
+    running = start_exporter(None, f"--web.max-connections={value}", wait=False)
+
+    assert running.process.wait(30) == 2
+    assert "--web.max-connections" in running.logs()

@@ -7,11 +7,15 @@ are real bcrypt hashes at cost 4, so checks stay fast but go through the same co
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import concurrent.futures
 import datetime
 import ipaddress
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from exporter.web.webconfig import BasicAuth, bcrypt_cost, load_web_config
 from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 
 pytestmark = pytest.mark.integration
@@ -175,8 +180,8 @@ def common_name(cert: x509.Certificate) -> str:
 # --- web config and requests ----------------------------------------------------------------------------------
 
 
-def bcrypt_hash(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+def bcrypt_hash(password: str, cost: int = 4) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
 def write_web_config(path: Path, config: dict[str, Any]) -> Path:
@@ -480,6 +485,44 @@ def test_long_password_gets_401_whether_or_not_the_user_exists(with_users: Runni
     assert (known.status_code, unknown.status_code) == (401, 401)
 
 
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_an_unknown_user_costs_the_bcrypt_work_of_the_costliest_configured_hash(tmp_path: Path) -> None:
+    # Not timed: the work of a bcrypt check is set by the cost field of the hash checked.
+    htpasswd_style = "$2y$" + bcrypt_hash("wonderland", cost=12)[4:]  # `htpasswd -nBC 12` writes $2y$
+    web = write_web_config(
+        tmp_path / "web.yml", {"basic_auth_users": {"alice": htpasswd_style, "bob": bcrypt_hash("builder")}}
+    )
+    auth = BasicAuth(load_web_config(web)[0].basic_auth_users)
+
+    checked_for_unknown = auth.hash_to_check("mallory")
+
+    assert bcrypt_cost(checked_for_unknown) == 12 == bcrypt_cost(auth.hash_to_check("alice"))
+    assert checked_for_unknown[:4] == b"$2y$", "the same variant as the costliest hash"
+    assert bcrypt.checkpw(b"wonderland", checked_for_unknown) is False, "well-formed: bcrypt does the full work"
+    assert asyncio.run(auth.allows(basic("mallory", "wonderland"))) is False
+    assert asyncio.run(auth.allows(basic("alice", "wonderland"))) is True
+
+
+def test_password_checks_do_not_wait_for_the_threads_collectors_run_on() -> None:
+    auth = BasicAuth({"alice": bcrypt_hash("wonderland")})
+    release = threading.Event()
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        busy = loop.run_in_executor(None, release.wait)  # as a collector stuck in a blocking call
+        try:
+            return await asyncio.wait_for(auth.allows(basic("alice", "wonderland")), 10)
+        finally:
+            release.set()
+            await busy
+
+    assert asyncio.run(scenario()) is True
+
+
 # --- response headers -----------------------------------------------------------------------------------------
 
 
@@ -541,6 +584,9 @@ def _bad_configs(tmp_path: Path, server: Issued) -> dict[str, BadConfig]:
             "tls_server_config",
             "client_ca_file",
         ),
+        "bcrypt-cost-out-of-range": BadConfig(
+            {"basic_auth_users": {"alice": "$2b$99$" + bcrypt_hash("wonderland")[7:]}}, "basic_auth_users", "cost"
+        ),
         "header-not-allowed": BadConfig(
             {"http_server_config": {"headers": {"Set-Cookie": "a=b"}}},
             "http_server_config.headers",
@@ -556,6 +602,7 @@ BAD_CONFIG_NAMES = [
     "missing-cert-file",
     "cipher-suites",
     "client-ca-missing",
+    "bcrypt-cost-out-of-range",
     "header-not-allowed",
 ]
 

@@ -25,6 +25,7 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024  # nothing Pulse accepts has a body worth more
 HEADER_TIMEOUT = 10.0  # a client slower than this to send its request is dropped (slowloris)
 IDLE_TIMEOUT = 60.0  # keep-alive connections idle longer than this are closed
+MAX_CONNECTIONS = 512  # open connections: well below the usual 1024 file descriptors; ~10 KiB each when idle
 
 
 @dataclass
@@ -48,18 +49,47 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@dataclass
+class ConnectionStats:
+    """What the connection limit did, for the exporter's own metrics."""
+
+    limit: int  # 0: no limit
+    open: int = 0
+    idle_closed: int = 0  # idle keep-alive connections closed early to make room for a new one
+    rejected: int = 0  # new connections closed at once: at the limit, with no idle connection to close
+
+
+@dataclass
+class _Connection:
+    task: asyncio.Task[None]
+    idle_since: float | None = None  # set while waiting for the first byte of a request
+
+
 class HttpServer:
     """Serves `handler`. TLS, when `tls()` returns a context, is started on each connection with the
     context current at that moment, so a reload swaps certificates and client CAs for new connections
-    without rebinding (OpenSSL can add trusted CAs to a live context but never remove one)."""
+    without rebinding (OpenSSL can add trusted CAs to a live context but never remove one).
 
-    def __init__(self, handler: Handler, tls: Callable[[], ssl.SSLContext | None] = lambda: None) -> None:
+    At most `max_connections` connections are open (0: no limit). A new connection above the limit
+    closes the connection that has been idle longest between requests (a keep-alive client such as
+    Prometheus simply reconnects for its next scrape); when every connection is busy with a request,
+    the new connection is closed at once, unanswered.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        tls: Callable[[], ssl.SSLContext | None] = lambda: None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.handler = handler
         self.tls = tls
         self.header_timeout = HEADER_TIMEOUT
         self.idle_timeout = IDLE_TIMEOUT
+        self.stats = ConnectionStats(limit=max_connections)
         self._servers: list[asyncio.Server] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # every connection task, for close()
+        self._connections: dict[asyncio.Task[None], _Connection] = {}  # those counted against the limit
 
     async def listen(self, host: str | None, port: int) -> list[tuple[str, int]]:
         """Start listening; returns the bound (host, port) pairs (port 0 picks a free one)."""
@@ -70,22 +100,43 @@ class HttpServer:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self._connections):
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
 
+    def _admit(self, task: asyncio.Task[None]) -> _Connection | None:
+        """Count a new connection against the limit, closing the longest-idle one to make room if needed;
+        None when there is no room."""
+        limit = self.stats.limit
+        if limit > 0 and len(self._connections) >= limit:
+            idle = [c for c in self._connections.values() if c.idle_since is not None]
+            if not idle:
+                self.stats.rejected += 1
+                return None
+            victim = min(idle, key=lambda c: c.idle_since or 0.0)
+            del self._connections[victim.task]  # its slot is free now, though its task ends a moment later
+            victim.task.cancel()
+            self.stats.idle_closed += 1
+        connection = _Connection(task)
+        self._connections[task] = connection
+        self.stats.open = len(self._connections)
+        return connection
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._tasks.add(task)
+        connection = self._admit(task)
         try:
+            if connection is None:
+                return
             context = self.tls()
             if context is not None:
                 await writer.start_tls(context, ssl_handshake_timeout=self.header_timeout)
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, connection)
         except (ConnectionError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -93,12 +144,14 @@ class HttpServer:
         except Exception:
             log.exception("connection handler failed")
         finally:
-            self._connections.discard(task)
+            self._tasks.discard(task)
+            self._connections.pop(task, None)
+            self.stats.open = len(self._connections)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "unknown"
@@ -115,7 +168,10 @@ class HttpServer:
                 if event is not h11.NEED_DATA:
                     return event
                 timeout = self.idle_timeout if request_deadline is None else max(0.0, request_deadline - loop.time())
+                if request_deadline is None:
+                    connection.idle_since = loop.time()  # may be closed to make room for a new connection
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
+                connection.idle_since = None
                 if request_deadline is None:
                     request_deadline = loop.time() + self.header_timeout
                 conn.receive_data(data)
@@ -133,6 +189,11 @@ class HttpServer:
                 if not isinstance(event, h11.Request):
                     return
                 request_event = event
+                framing_problem = _ambiguous_framing(request_event)
+                if framing_problem:
+                    # Checked before the body is read: the bytes after it may be a smuggled request.
+                    await self._send_error(send, 400, f"bad request: {framing_problem}")
+                    return
                 if conn.they_are_waiting_for_100_continue:
                     await send(h11.InformationalResponse(status_code=100, headers=[]))
                 body = bytearray()
@@ -149,7 +210,10 @@ class HttpServer:
                         return
             except h11.RemoteProtocolError as err:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await self._send_error(send, err.error_status_hint, f"bad request: {err}")
+                    # h11 hints 501 for a Transfer-Encoding other than one `chunked`; the body's length is
+                    # then unknown, which RFC 9112 section 6.3 answers with 400 (and closing).
+                    status = 400 if err.error_status_hint == 501 else err.error_status_hint
+                    await self._send_error(send, status, f"bad request: {err}")
                 return
 
             request = _to_request(request_event, bytes(body), peer)
@@ -184,6 +248,21 @@ class HttpServer:
         with contextlib.suppress(h11.LocalProtocolError):
             response = Response(status, message.encode() + b"\n", headers=[("Connection", "close")])
             await self._send_response(send, "GET", response)
+
+
+def _ambiguous_framing(event: h11.Request) -> str | None:
+    """Why the request's body length is ambiguous, or None. h11 refuses conflicting Content-Length values
+    and transfer codings other than chunked, but lets Transfer-Encoding override Content-Length; a proxy in
+    front that honours Content-Length instead would see a different request boundary (request smuggling).
+    RFC 9112 section 6.3 allows rejecting such a request, and requires closing the connection after it."""
+    names = {name.lower() for name, _ in event.headers}
+    if b"transfer-encoding" not in names:
+        return None
+    if b"content-length" in names:
+        return "both Content-Length and Transfer-Encoding"
+    if event.http_version == b"1.0":
+        return "Transfer-Encoding in an HTTP/1.0 request"  # RFC 9112 section 6.1: faulty framing
+    return None
 
 
 def _to_request(event: h11.Request, body: bytes, peer: str) -> Request:

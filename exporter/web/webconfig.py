@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import ssl
 from collections import OrderedDict
@@ -47,6 +48,8 @@ ALLOWED_HEADERS = {
     "Content-Security-Policy",
 }
 
+
+BCRYPT_MIN_COST, BCRYPT_MAX_COST = 4, 31  # what bcrypt implementations accept
 
 UNSUPPORTED_TLS_OPTIONS = ("cipher_suites", "curve_preferences", "client_allowed_sans", "cert", "key")
 
@@ -95,9 +98,16 @@ class HttpServerConfig(StrictModel):
 
 
 def _is_bcrypt_hash(value: str) -> str:
-    if not (len(value) == 60 and value[:4] in ("$2a$", "$2b$", "$2y$")):
-        raise ValueError("not a bcrypt hash (60 characters starting $2a$, $2b$ or $2y$)")
+    if not (len(value) == 60 and value[:4] in ("$2a$", "$2b$", "$2y$") and value[6] == "$"):
+        raise ValueError("not a bcrypt hash (60 characters starting $2a$, $2b$ or $2y$, then the cost)")
+    if not (value[4:6].isdigit() and BCRYPT_MIN_COST <= int(value[4:6]) <= BCRYPT_MAX_COST):
+        raise ValueError(f"bcrypt cost {value[4:6]!r} is not a number from {BCRYPT_MIN_COST:02} to {BCRYPT_MAX_COST}")
     return value
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    """The cost (log2 of the rounds) of a checked bcrypt hash: `$2b$12$...` -> 12."""
+    return int(hashed[4:6])
 
 
 class WebConfig(StrictModel):
@@ -171,23 +181,30 @@ def _tls_context(tls: TlsServerConfig, web_config_path: Path) -> ssl.SSLContext:
 class BasicAuth:
     """Checks `Authorization: Basic` headers against bcrypt hashes.
 
-    bcrypt is slow on purpose (tens of milliseconds at cost 10), so results are cached by a SHA-256
-    of user, hash and password, as exporter-toolkit does, and checks run off the event loop.
-    Unknown users still cost one bcrypt round, so response time does not reveal which users exist.
+    bcrypt is slow on purpose (a quarter of a second at cost 12), so results are cached by a SHA-256 of
+    user, hash and password, as exporter-toolkit does. Checks run one at a time on their own thread (as
+    exporter-toolkit serialises them with a mutex): a flood of wrong passwords costs one core and never
+    takes the threads collectors run on, nor the event loop.
+
+    An unknown user's password is checked against a dummy hash with the cost of the costliest configured
+    hash, so it takes the same bcrypt work as a known user's: response time does not reveal which users
+    exist. (Users with different costs can still be told apart from each other: give them all one cost.)
     """
 
-    # A well-formed cost-10 hash that no known password matches: checked for unknown users, so they
-    # cost the same time as known ones.
-    _DUMMY_HASH = b"$2b$10$CwTycUXWue0Thq9StjUM0uJ8DnM6mXcmIL0r1Wb8fWQ1G3pDZPG1m"
     _CACHE_SIZE = 256
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = {user: hashed.encode() for user, hashed in users.items()}
+        self._dummy_hash = _dummy_hash(list(self.users.values())) if self.users else b""
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return bool(self.users)
+
+    def hash_to_check(self, user: str) -> bytes:
+        """The hash a password given for `user` is checked against: the user's own, or the dummy."""
+        return self.users.get(user, self._dummy_hash)
 
     async def allows(self, authorization: str | None) -> bool:
         if not self.users:
@@ -196,11 +213,15 @@ class BasicAuth:
         if credentials is None:
             return False
         user, password = credentials
-        hashed = self.users.get(user)
-        key = hashlib.sha256(b"\0".join([user.encode(), hashed or b"", password.encode()])).digest()
+        known = user in self.users
+        hashed = self.hash_to_check(user)
+        key = hashlib.sha256(b"\0".join([user.encode(), hashed, password.encode()])).digest()
         cached = self._cache.get(key)
         if cached is None:
-            cached = await asyncio.to_thread(self._check, hashed, password.encode())
+            matches = await asyncio.get_running_loop().run_in_executor(
+                _bcrypt_thread, _checkpw, hashed, password.encode()
+            )
+            cached = matches and known
             self._cache[key] = cached
             if len(self._cache) > self._CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -208,13 +229,27 @@ class BasicAuth:
             self._cache.move_to_end(key)
         return cached
 
-    def _check(self, hashed: bytes | None, password: bytes) -> bool:
-        import bcrypt  # noqa: PLC0415 - on first use: a server without basic auth saves its memory
 
-        try:
-            return bcrypt.checkpw(password, hashed or self._DUMMY_HASH) and hashed is not None
-        except ValueError:  # e.g. bcrypt 5 refuses passwords over 72 bytes: wrong, whoever the user
-            return False
+_bcrypt_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pulse-bcrypt")
+
+
+def _checkpw(hashed: bytes, password: bytes) -> bool:
+    import bcrypt  # noqa: PLC0415 - on first use: a server without basic auth saves its memory
+
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # e.g. bcrypt 5 refuses passwords over 72 bytes: wrong, whoever the user
+        return False
+
+
+def _dummy_hash(hashes: list[bytes]) -> bytes:
+    """A well-formed hash that no password matches, with the variant and cost of the costliest of `hashes`:
+    checking it costs what checking that hash costs. Made without hashing, so a reload stays instant."""
+    import bcrypt  # noqa: PLC0415 - only when basic auth is configured
+
+    costliest = max(hashes, key=bcrypt_cost)
+    salt = bcrypt.gensalt(rounds=BCRYPT_MIN_COST)[7:]  # random, and well-formed (bcrypt refuses some endings)
+    return costliest[:7] + salt + b"." * 31  # all-zero checksum: no password is known to hash to it
 
 
 def _parse_basic(authorization: str | None) -> tuple[str, str] | None:
