@@ -24,7 +24,7 @@ from exporter.collectors.base import Collector
 from exporter.kpis.config import KpisConfig, ResolvedQuery, SqlSourceConfig
 from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
 from exporter.kpis.http_source import HttpSource
-from exporter.kpis.metrics import MetricState, SqlRows, family_specs, http_samples, sql_samples
+from exporter.kpis.metrics import MetricState, Samples, SqlRows, family_specs, http_samples, sql_samples
 from exporter.kpis.schedule import Schedule
 from exporter.scrape import WORKERS
 
@@ -246,7 +246,7 @@ class KpiCollector(Collector):
         for name, metric_samples in samples.items():
             runner.states[name].update(metric_samples, now)
 
-    async def _run_sql(self, runner: QueryRunner, source: SqlSource) -> dict[str, dict[tuple[str, ...], float]]:
+    async def _run_sql(self, runner: QueryRunner, source: SqlSource) -> dict[str, Samples]:
         query = runner.query
         sql = query.config.sql or ""
         params = {"cursor": runner.cursor} if runner.cursor_config else {}
@@ -259,7 +259,15 @@ class KpiCollector(Collector):
             raise QueryTimeoutError(
                 f"all {source.slots} connections to source {query.source} stayed busy for a whole interval"
             ) from None
-        call = asyncio.ensure_future(run_in_daemon_thread(lambda: source.run(sql, params, query.timeout)))
+        cursor, cursor_column = runner.cursor, runner.cursor_config.column if runner.cursor_config else None
+
+        def run_and_build() -> tuple[dict[str, Samples], Any]:
+            # In the worker thread: turning a large result into series takes long enough to stall
+            # the event loop (a 100,000-row result took 0.6 s).
+            columns, rows = source.run(sql, params, query.timeout)
+            return _build_samples(query, columns, rows, cursor_column, cursor)
+
+        call = asyncio.ensure_future(run_in_daemon_thread(run_and_build))
         call.add_done_callback(lambda _: slots.release())
         try:
             done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
@@ -276,16 +284,11 @@ class KpiCollector(Collector):
             self._set_source_up(query.source, False, error)
             raise QueryTimeoutError(error)
         try:
-            columns, rows = call.result()
+            samples, runner.cursor = call.result()
         except QueryError:
             self._set_source_up(query.source, True)  # the server answered (an SQL error)
             raise
         self._set_source_up(query.source, True)
-        result = SqlRows(query.name, columns, rows)
-        samples = {m.name: sql_samples(m, result) for m in query.metrics}
-        if runner.cursor_config is not None:
-            index = result.column(runner.cursor_config.column, "cursor")
-            runner.cursor = _advance(runner.cursor, (row[index] for row in rows))
         return samples
 
     def _set_source_up(self, name: str, up: bool, error: str = "") -> None:
@@ -371,6 +374,18 @@ class KpiCollector(Collector):
             series.add_metric([spec.name], sum(len(state.series) for state, _ in spec.states))
             dropped.add_metric([spec.name], sum(state.dropped_total for state, _ in spec.states))
         return [success, duration, last_success, interval, runs, up, series, dropped]
+
+
+def _build_samples(
+    query: ResolvedQuery, columns: list[str], rows: Sequence[Sequence[Any]], cursor_column: str | None, cursor: Any
+) -> tuple[dict[str, Samples], Any]:
+    """Each metric's samples from a SQL result, and the cursor advanced past its rows."""
+    result = SqlRows(query.name, columns, rows)
+    samples = {m.name: sql_samples(m, result) for m in query.metrics}
+    if cursor_column is not None:
+        index = result.column(cursor_column, "cursor")
+        cursor = _advance(cursor, (row[index] for row in rows))
+    return samples, cursor
 
 
 def _advance(cursor: Any, values: Any) -> Any:

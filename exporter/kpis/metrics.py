@@ -165,19 +165,27 @@ class MetricState:
         self._oldest_seen = math.inf  # of all series: lets a scrape's expiry check skip the scan
 
     def update(self, samples: Samples, now: float) -> None:
+        # Runs on the event loop: with a label explosion (100,000 samples, 500 kept) it must not visit
+        # every sample. Known series are found by a set intersection (C speed, over the smaller side);
+        # new ones are added in order only while there is room.
+        known = self.series.keys() & samples.keys()
+        for labels in known:
+            series = self.series[labels]
+            series.value = series.value + samples[labels] if self.cumulative else samples[labels]
+            series.seen = now
         limit = self.metric.series_limit
-        dropped = 0
-        for labels, value in samples.items():
-            series = self.series.get(labels)
-            if series is None:
-                if len(self.series) >= limit:
-                    dropped += 1
-                    continue
-                self.series[labels] = Series(value, now)
-                self._oldest_seen = min(self._oldest_seen, now)
-            else:
-                series.value = series.value + value if self.cumulative else value
-                series.seen = now
+        room = limit - len(self.series)
+        new = len(samples) - len(known)
+        if room > 0 and new:
+            for labels, value in samples.items():
+                if labels not in self.series:
+                    self.series[labels] = Series(value, now)
+                    self._oldest_seen = min(self._oldest_seen, now)
+                    room -= 1
+                    new -= 1
+                    if not room or not new:
+                        break
+        dropped = new
         if dropped:
             self.dropped_total += dropped
             if not self._limit_logged:
