@@ -200,6 +200,7 @@ th,td{{padding:.3em .8em;text-align:left;vertical-align:top;border-bottom:1px so
 th{{background:#f6f8fa}}
 td{{max-width:46em}} .error{{font-family:monospace;font-size:90%;overflow-wrap:anywhere;word-break:break-word}}
 .ok{{color:#1a7f37;font-weight:bold}} .bad{{color:#cf222e;font-weight:bold}} .none{{color:#6e7781}}
+.ok,.bad,.none,.when,.links{{white-space:nowrap}}
 </style></head>
 <body><h1>Pulse exporter</h1>
 <p>Version {html.escape(__version__)} &middot; config {html.escape(self.exporter.config_name)}
@@ -222,13 +223,13 @@ td{{max-width:46em}} .error{{font-family:monospace;font-size:90%;overflow-wrap:a
             if last is None:
                 cells = [_state("none", "not probed yet"), "", ""]
             elif last.success:
-                cells = [_state("ok", f"success in {_ms(last.seconds)}"), "", html.escape(_when(last.at, now))]
+                cells = [_state("ok", f"success in {_ms(last.seconds)}"), "", _time(last.at, now)]
             else:
                 reason = _error(f"{last.reason}: {last.detail}")
-                cells = [_state("bad", f"FAILED after {_ms(last.seconds)}"), reason, html.escape(_when(last.at, now))]
+                cells = [_state("bad", f"FAILED after {_ms(last.seconds)}"), reason, _time(last.at, now)]
             links = (
-                f'<a href="probe?{html.escape(query)}">probe</a> '
-                f'<a href="probe?{html.escape(query)}&amp;debug=true">debug</a>'
+                f'<span class="links"><a href="probe?{html.escape(query)}">probe</a> '
+                f'<a href="probe?{html.escape(query)}&amp;debug=true">debug</a></span>'
             )
             rows.append([html.escape(target.target), html.escape(target.module), *cells, links])
         return _table(
@@ -281,14 +282,14 @@ def _kpi_query_table(queries: Sequence[QueryStatus], now: float) -> str:
             state = _state("none", "not run yet")
         else:
             state = _state("ok", "ok") if query.success else _state("bad", "FAILING")
-        last_success = _when(query.last_success_time, now) if query.last_success_time else "never"
+        last_success = _time(query.last_success_time, now) if query.last_success_time else "never"
         runs = ", ".join(f"{count} {status}" for status, count in query.runs.items())
         rows.append(
             [
                 html.escape(query.name),
                 html.escape(query.source),
                 state,
-                html.escape(last_success),
+                last_success,
                 _error(query.error),
                 html.escape(runs),
             ]
@@ -315,6 +316,10 @@ def _error(message: str) -> str:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def _time(timestamp: float, now: float) -> str:
+    return f'<span class="when">{html.escape(_when(timestamp, now))}</span>'
 
 
 def _when(timestamp: float, now: float) -> str:
