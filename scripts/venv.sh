@@ -8,7 +8,13 @@ ensure_venv() {
     return 1
   fi
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  stamp=".venv/.pulse-installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+  local prefix
+  prefix=".venv/.pulse-installed-$(sha256sum pyproject.toml | cut -c1-16)-"
+  stamp="${prefix}${extras:-base}"
+  # Every install of this pyproject.toml includes the base package: the demo runs in a dev .venv as it is.
+  if [ -z "$extras" ] && compgen -G "${prefix}*" >/dev/null; then
+    return 0
+  fi
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
     rm -f .venv/.pulse-installed-*

@@ -41,6 +41,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `condition` until it is true; AssertionError naming `what` at the deadline. For state another
+    thread or process changes (a server's record of what it received), which a test must not read once
+    and hope."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g}s")
+        time.sleep(0.01)
+
+
 def exporter_command() -> list[str]:
     script = Path(sys.executable).parent / "pulse-exporter"
     return [str(script)] if script.exists() else [sys.executable, "-m", "exporter"]

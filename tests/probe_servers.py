@@ -331,28 +331,64 @@ def start_http(
 
 @dataclass
 class SilentListener:
-    """Accepts connections and never sends a byte; counts the connections it still holds open."""
+    """Accepts connections and never sends a byte; counts the connections it still holds open.
+
+    The counts change on the servers' thread, after the kernel has already completed the client's
+    connect(): a test reads them through `wait_for` (a condition with a deadline), never directly
+    after its probe returns."""
 
     port: int = 0
     accepted: int = 0
     open_connections: int = 0
+    peer_ports: list[int] = field(default_factory=list)  # client ports, in the order accepted
     _server: asyncio.Server | None = None
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     async def start(self) -> SilentListener:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    def wait_for(self, condition: Callable[[SilentListener], bool], timeout: float = 10.0) -> None:
+        """Block until `condition(self)` holds; AssertionError (with the counts) at the deadline."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: condition(self), timeout):
+                raise AssertionError(
+                    f"listener on port {self.port}: condition not reached within {timeout:g}s "
+                    f"(accepted={self.accepted}, open_connections={self.open_connections})"
+                )
+
+    def wait_accepted(self, at_least: int, timeout: float = 10.0) -> int:
+        """The number of accepted connections, once it has reached `at_least`."""
+        self.wait_for(lambda listener: listener.accepted >= at_least, timeout)
+        return self.accepted
+
+    def accepted_before_now(self) -> int:
+        """Connections accepted before one opened by this call: asyncio accepts in arrival order, so once
+        this one is counted, every connection any client made earlier is counted too. The way to show
+        that no connection was made, which waiting for a count to stay 0 cannot."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as own:
+            own_port = own.getsockname()[1]
+            self.wait_for(lambda listener: own_port in listener.peer_ports)
+            return self.peer_ports.index(own_port)
+
+    def _update(self, accepted: int, open_connections: int, peer_port: int | None = None) -> None:
+        with self._changed:
+            self.accepted += accepted
+            self.open_connections += open_connections
+            if peer_port is not None:
+                self.peer_ports.append(peer_port)
+            self._changed.notify_all()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self.open_connections += 1
+        self._update(1, 1, writer.get_extra_info("peername")[1])
         try:
             while await reader.read(65536):
                 pass
         except ConnectionError:
             pass
         finally:
-            self.open_connections -= 1
+            self._update(0, -1)
             writer.close()
 
 

@@ -4,8 +4,10 @@ and the runner's guarantees (timeouts, prober errors) with scripted probers."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from exporter.probes.base import FailureReason, ProbeFunction, Prober, ProbeSink
 from exporter.probes.config import ProbesConfig
 from exporter.probes.runner import run_probe
 from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
-from tests.probe_servers import LoopThread, SilentListener, loop_thread, refused_port
+from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 
 @dataclass
@@ -88,7 +90,7 @@ def test_the_scrape_timeout_header_bounds_a_probe_of_a_silent_server(setup: Setu
     assert samples["probe_success"] == 0
     assert samples['probe_failure_info{reason="timeout"}'] == 1
     assert samples["probe_failed_due_to_regex"] == 0
-    assert setup.listener.accepted == 1
+    assert setup.listener.wait_accepted(1) == 1
 
 
 def test_an_unlisted_target_is_forbidden_and_no_connection_is_made(setup: Setup, servers: LoopThread) -> None:
@@ -98,10 +100,11 @@ def test_an_unlisted_target_is_forbidden_and_no_connection_is_made(setup: Setup,
     assert "probes.targets" in text
     status, _, _ = probe(setup.pulse, f"127.0.0.1:{other.port}", "banner")
     assert status == 403
-    assert other.accepted == 0
-    # The same listener is reached once it is allowed: the count above would have seen a connection.
+    assert other.accepted_before_now() == 0
+    # A listed listener is reached: the count above would have seen a connection.
     status, samples, _ = probe(setup.pulse, setup.listening, "tcp_connect")
-    assert (status, samples["probe_success"], setup.listener.accepted) == (200, 1, 1)
+    assert (status, samples["probe_success"]) == (200, 1)
+    assert setup.listener.wait_accepted(1) == 1
 
 
 def test_a_target_is_logged_when_it_starts_failing_and_when_it_recovers_not_at_every_probe(setup: Setup) -> None:
@@ -137,8 +140,9 @@ def test_the_allow_regex_admits_unlisted_targets_it_matches_entirely(setup: Setu
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"target": "127.0.0.1:1", "module": "http_2xx"}, "unknown module 'http_2xx'"),
-        ({"target": "127.0.0.1:1"}, "module parameter is missing"),
+        ({"target": "127.0.0.1:1", "module": "nope"}, "unknown module 'nope'"),
+        # Without module= blackbox uses http_2xx; this config has none, so it is the module missing.
+        ({"target": "127.0.0.1:1"}, "unknown module 'http_2xx' (the module used when the request names none"),
         ({"module": "tcp_connect"}, "target parameter is missing"),
         ({"target": "localhost:1", "module": "tcp_connect", "hostname": "evil"}, "hostname parameter"),
     ],
@@ -147,6 +151,27 @@ def test_bad_parameters_are_400(setup: Setup, params: dict[str, str], message: s
     response = setup.pulse.get("/probe", params=params)
     assert response.status_code == 400
     assert message in response.text
+
+
+def test_a_probe_without_a_module_uses_http_2xx_as_blackbox_does(
+    servers: LoopThread, start_exporter: StartExporter
+) -> None:
+    shop = start_http(servers, {"/": fixed(200, b"ok")})
+    pulse = start_exporter(
+        "collectors: {host: {enabled: false}}\n"
+        "probes:\n"
+        "  modules:\n"
+        "    tcp_connect: {prober: tcp}\n"
+        "    http_2xx: {prober: http, http: {preferred_ip_protocol: ip4}}\n"
+        f"  targets: [{{target: '{shop.url()}', module: http_2xx}}]\n"
+    )
+    response = pulse.get("/probe", params={"target": shop.url()})
+    assert response.status_code == 200
+    samples = parse_samples(response.text)
+    assert (samples["probe_success"], samples["probe_http_status_code"]) == (1, 200)
+    assert [request.target for request in shop.requests] == ["/"]
+    counted = parse_samples(pulse.metrics_text())
+    assert counted['pulse_probes_total{module="http_2xx",result="success"}'] == 1
 
 
 def test_the_configured_timeout_offset_is_taken_from_the_scrape_timeout(start_exporter: StartExporter) -> None:
@@ -251,6 +276,24 @@ def test_metrics_counts_probes_per_module_and_result(setup: Setup) -> None:
     assert again['pulse_probe_requests_rejected_total{reason="bad_request"}'] == 1
 
 
+def test_debug_probes_count_in_no_probe_metric(setup: Setup) -> None:
+    """pulse_probes_total and pulse_probe_duration_seconds feed SLOs: a person's debug look is not a probe."""
+    for target in (setup.listening, f"127.0.0.1:{setup.refused}"):
+        response = setup.pulse.get("/probe", params={"target": target, "module": "tcp_connect", "debug": "true"})
+        assert response.status_code == 200
+        assert "Metrics that would have been returned:" in response.text
+    samples = parse_samples(setup.pulse.metrics_text())
+    assert samples['pulse_probes_total{module="tcp_connect",result="success"}'] == 0
+    assert samples['pulse_probes_total{module="tcp_connect",result="failure"}'] == 0
+    assert samples['pulse_probe_duration_seconds_count{module="tcp_connect"}'] == 0
+    assert samples['pulse_probe_duration_seconds_sum{module="tcp_connect"}'] == 0
+    # Nor is it the target's last result on the landing page.
+    assert setup.pulse.get("/").text.count("not probed yet") == 3
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    samples = parse_samples(setup.pulse.metrics_text())
+    assert samples['pulse_probes_total{module="tcp_connect",result="success"}'] == 1
+
+
 def test_a_reload_that_keeps_the_modules_keeps_the_counters(setup: Setup, tmp_path: Path) -> None:
     probe(setup.pulse, setup.listening, "tcp_connect")
     config = tmp_path / "pulse.yml"
@@ -265,6 +308,42 @@ def test_the_landing_page_links_probes_and_service_discovery(setup: Setup) -> No
     page = setup.pulse.get("/").text
     assert 'href="sd/probes"' in page
     assert f"probe?target=127.0.0.1%3A{setup.listener.port}&amp;module=tcp_connect" in page
+
+
+def _landing_rows(pulse: RunningExporter) -> dict[tuple[str, str], str]:
+    """The probe table's rows as {(target, module): the row's text without tags}."""
+    page = pulse.get("/").text
+    table = page.split("<h2>Probe targets</h2>", 1)[1].split("</table>", 1)[0]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
+        rows[(cells[0], cells[1])] = " | ".join(cells[2:5])
+    return rows
+
+
+def test_the_landing_page_shows_each_listed_targets_last_result_its_reason_and_when(setup: Setup) -> None:
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    probe(setup.pulse, f"127.0.0.1:{setup.refused}", "tcp_connect")
+    probe(setup.pulse, f"localhost:{setup.refused}", "tcp_connect")  # allowed, not listed: not remembered
+    rows = _landing_rows(setup.pulse)
+    assert set(rows) == {
+        (setup.listening, "tcp_connect"),
+        (setup.listening, "banner"),
+        (f"127.0.0.1:{setup.refused}", "tcp_connect"),
+    }
+    assert re.fullmatch(
+        r"success in [\d.]+ ms \|  \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)",
+        rows[(setup.listening, "tcp_connect")],
+    )
+    assert rows[(setup.listening, "banner")] == "not probed yet |  | "
+    failed = rows[(f"127.0.0.1:{setup.refused}", "tcp_connect")]
+    assert failed.startswith("FAILED after ")
+    assert f"| connection_refused: connecting to 127.0.0.1 port {setup.refused}" in failed
+    assert " UTC (" in failed
+    # The table shows the last result, not the first: the same target answering now is a success.
+    with socket.create_server(("127.0.0.1", setup.refused)):
+        probe(setup.pulse, f"127.0.0.1:{setup.refused}", "tcp_connect")
+    assert _landing_rows(setup.pulse)[(f"127.0.0.1:{setup.refused}", "tcp_connect")].startswith("success in ")
 
 
 # ------------------------------------------------------------------------------------ the runner's guards

@@ -9,7 +9,6 @@ import asyncio
 import base64
 import email.utils
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -466,8 +465,7 @@ def test_a_listener_that_never_answers_is_cut_at_the_deadline_and_its_connection
     samples = sink_samples(sink)
     assert samples["probe_http_status_code"] == 0  # the metrics are written also when cancelled
     assert samples['probe_http_duration_seconds{phase="connect"}'] > 0
-    assert listener.accepted == 1
-    _wait_for(lambda: listener.open_connections == 0)
+    listener.wait_for(lambda listener: listener.accepted == 1 and listener.open_connections == 0)
 
 
 def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(servers: LoopThread) -> None:
@@ -476,7 +474,7 @@ def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(servers: Lo
     assert not ok
     assert sink.failure is None
     assert sink_samples(sink)['probe_http_duration_seconds{phase="tls"}'] == 0  # never completed
-    _wait_for(lambda: listener.accepted == 1 and listener.open_connections == 0)
+    listener.wait_for(lambda listener: listener.accepted == 1 and listener.open_connections == 0)
 
 
 def test_a_trickling_body_is_timed_as_transfer_and_cut_at_the_deadline(servers: LoopThread) -> None:
@@ -489,13 +487,6 @@ def test_a_trickling_body_is_timed_as_transfer_and_cut_at_the_deadline(servers: 
     sink, ok = run(server.url("/slower"), timeout=0.5)
     assert not ok
     assert sink_samples(sink)["probe_http_status_code"] == 200  # the head came, the body never completed
-
-
-def _wait_for(condition: Any, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------------------------------------------ TLS

@@ -22,7 +22,7 @@ import pytest
 
 from exporter.config.loader import ConfigError
 from exporter.config.model import load_config
-from exporter.demo.shop import make_server
+from exporter.demo.shop import DEFAULT_PORT, make_server
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
@@ -83,7 +83,7 @@ def test_the_shipped_example_walks_the_shop_from_home_to_checkout(tmp_path: Path
 
 def test_the_example_lists_the_shop_as_a_target(tmp_path: Path) -> None:
     probes = example_config(tmp_path)
-    assert probes.allows("http://127.0.0.1:8081/", "shop_checkout")
+    assert probes.lists(f"http://127.0.0.1:{DEFAULT_PORT}/", "shop_checkout")
 
 
 def test_a_wrong_password_fails_the_login_step_and_skips_the_rest(tmp_path: Path, shop: str) -> None:
@@ -299,7 +299,7 @@ def test_https_steps_use_tls_config(
 def test_the_example_through_a_running_exporter_with_a_debug_trace(
     tmp_path: Path, shop: str, start_exporter: StartExporter
 ) -> None:
-    text = EXAMPLE.read_text().replace("http://127.0.0.1:8081/", shop)
+    text = EXAMPLE.read_text().replace(f"http://127.0.0.1:{DEFAULT_PORT}/", shop)
     exporter = start_exporter(text)
     response = exporter.get("/probe", params={"module": "shop_checkout", "target": shop})
     assert response.status_code == 200

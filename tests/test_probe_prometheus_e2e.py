@@ -119,7 +119,7 @@ def test_prometheus_discovers_and_scrapes_probes_through_pulse(
         assert labels["module"] == module
         assert labels["service"] == service
         assert by_instance[instance]["value"][1] == value
-    assert listener.accepted >= 1
+    assert listener.wait_accepted(1) >= 1
     assert all(request.target == "/health" for request in shop.requests)
 
 

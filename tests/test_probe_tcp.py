@@ -28,7 +28,7 @@ from exporter.probes.tcp import (
     probe as tcp_probe,
 )
 from tests.blackbox import probe_through, running_blackbox
-from tests.conftest import StartExporter
+from tests.conftest import StartExporter, wait_until
 from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context, sink_samples
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -170,10 +170,7 @@ def test_source_ip_address_is_the_local_end_of_the_connection() -> None:
 
     success, sink = probe_server(note_peer, {"source_ip_address": "127.0.0.2"})
     assert success, sink.trace
-    for _ in range(100):
-        if peers:
-            break
-        time.sleep(0.01)
+    wait_until(lambda: peers, what="the server saw the connection")
     assert peers == ["127.0.0.2"]
     # An address this host does not have cannot be bound: a connection error, not a crash.
     success, sink = probe_server(silent, {"source_ip_address": "192.0.2.1"})
@@ -244,10 +241,8 @@ def test_send_without_expect_writes_at_once() -> None:
 
     success, _ = probe_server(record, {"query_response": [{"send": "PING"}]})
     assert success
-    for _ in range(100):  # the server task may still be reading when the probe returns
-        if received:
-            break
-        time.sleep(0.01)
+    # the server task may still be reading when the probe returns
+    wait_until(lambda: received, what="the server read the line")
     assert received == [b"PING\n"]
 
 
@@ -361,10 +356,7 @@ def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificat
     assert (
         samples["probe_ssl_earliest_cert_expiry"] == certificates.ca_signed.certificate.not_valid_after_utc.timestamp()
     )
-    for _ in range(100):
-        if after_tls:
-            break
-        time.sleep(0.01)
+    wait_until(lambda: after_tls, what="the server read the line after TLS")
     assert after_tls == ["QUIT\n"]
 
 

@@ -1,4 +1,4 @@
-"""A small shop web app to try the `journey` prober on: `python -m exporter.demo.shop --port 8081`.
+"""A small shop web app to try the `journey` prober on: `python -m exporter.demo.shop [--port 10136]`.
 
 It behaves like a real shop front on the points a business-transaction check has to cope with:
 
@@ -12,14 +12,17 @@ It behaves like a real shop front on the points a business-transaction check has
 
 State lives in memory. The one user is `demo` with the password from --password (default demo-password).
 Standard library only (http.server, threads): it is a demo, not part of the exporter's hot path.
+A port that is taken is a one-line message and exit status 1, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import html
 import json
 import secrets
+import sys
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -28,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+DEFAULT_PORT = 10136  # next to Pulse's 10135: scripts/demo and examples/journey-shop.yml use it
 SESSION_COOKIE = "shop_session"
 CATALOGUE = {
     "tea-001": ("Sencha green tea, 100 g", 790),
@@ -232,13 +236,17 @@ def make_server(host: str, port: int, password: str = "demo-password") -> Thread
     return server
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Pulse demo shop, a target for the journey prober")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument("--password", default="demo-password", help="password of the user `demo`")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, args.password)
+    try:
+        server = make_server(args.host, args.port, args.password)
+    except OSError as err:
+        print(f"pulse demo shop: {_listen_problem(args.host, args.port, err)}", file=sys.stderr)
+        return 1
     print(f"Pulse demo shop on http://{args.host}:{server.server_address[1]}/ (user demo)", flush=True)
     try:
         server.serve_forever()
@@ -246,7 +254,14 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+def _listen_problem(host: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} is in use on {host}: stop what listens there or choose another port with --port"
+    return f"cannot listen on {host}:{port}: {err.strerror or err}"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

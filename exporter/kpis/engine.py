@@ -16,7 +16,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -101,6 +103,7 @@ class KpiCollector(Collector):
         self.sources: dict[str, SqlSource | HttpSource] = {}
         self.source_errors: dict[str, str] = {}  # sources that could not even be set up
         self.source_up: dict[str, bool] = {}
+        self.source_last_error: dict[str, str] = {}  # why each source was last found unreachable
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: dict[str, asyncio.Semaphore] = {}  # per SQL source: its pool's connections
         self._families_cache: list[Metric] | None = None  # what collect() returns until the next change
@@ -134,6 +137,8 @@ class KpiCollector(Collector):
             for source, up in previous.source_up.items():
                 if previous.kpis.sources.get(source) == self.kpis.sources.get(source):
                     self.source_up.setdefault(source, up)
+                    if source in previous.source_last_error:
+                        self.source_last_error.setdefault(source, previous.source_last_error[source])
         if adopted:
             states = {(r.query.name, n): state for r in self.runners.values() for n, state in r.states.items()}
             self.families = family_specs(self.queries, states)
@@ -294,6 +299,8 @@ class KpiCollector(Collector):
     def _set_source_up(self, name: str, up: bool, error: str = "") -> None:
         previous = self.source_up.get(name)
         self.source_up[name] = up
+        if not up:
+            self.source_last_error[name] = error
         if previous is None or previous == up:
             return
         source = self.sources.get(name)
@@ -386,6 +393,63 @@ def _build_samples(
         index = result.column(cursor_column, "cursor")
         cursor = _advance(cursor, (row[index] for row in rows))
     return samples, cursor
+
+
+# ------------------------------------------------------------------------------------ status (landing page)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    kind: str  # "sql" or "http"
+    where: str  # the DSN or URL without credentials
+    up: bool | None  # None: no query has reached it yet
+    error: str  # why it is down (or could not be set up); empty while up
+
+
+@dataclass(frozen=True)
+class QueryStatus:
+    name: str
+    source: str
+    ran: bool
+    success: bool  # of the last run
+    last_success_time: float  # Unix time; 0 if it never succeeded
+    error: str  # of the last run; empty after a success
+    runs: dict[str, int]  # by status: success, error, timeout
+
+
+def kpi_status(collector: KpiCollector) -> tuple[list[SourceStatus], list[QueryStatus]]:
+    """A read-only snapshot of each source's and each query's state, for the landing page."""
+    sources = []
+    for name, config in collector.kpis.sources.items():
+        kind = "sql" if isinstance(config, SqlSourceConfig) else "http"
+        where = _source_location(collector.sources.get(name))
+        if name in collector.source_errors:
+            sources.append(SourceStatus(name, kind, where, False, collector.source_errors[name]))
+        else:
+            up = collector.source_up.get(name)
+            error = collector.source_last_error.get(name, "") if up is False else ""
+            sources.append(SourceStatus(name, kind, where, up, error))
+    queries = [
+        QueryStatus(
+            name,
+            runner.query.source,
+            runner.ran,
+            runner.last_success,
+            runner.last_success_time,
+            runner.last_error,
+            dict(runner.counts),
+        )
+        for name, runner in collector.runners.items()
+    ]
+    return sources, queries
+
+
+def _source_location(source: SqlSource | HttpSource | None) -> str:
+    if isinstance(source, HttpSource):
+        parts = urlsplit(source.safe_url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no user:password@
+    return source.safe_dsn if source is not None else ""
 
 
 def _advance(cursor: Any, values: Any) -> Any:

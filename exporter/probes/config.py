@@ -179,3 +179,7 @@ class ProbesConfig(StrictModel):
         """Whether /probe may probe `target` with `module`: listed with that module in `targets`, or
         matching one of the `allow` regular expressions as a whole (anchored, like Prometheus' regexes)."""
         return (target, module) in self._listed or any(pattern.fullmatch(target) for pattern in self.allow)
+
+    def lists(self, target: str, module: str) -> bool:
+        """Whether `target` is listed in `targets` with `module` (not merely allowed)."""
+        return (target, module) in self._listed

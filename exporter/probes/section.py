@@ -9,7 +9,11 @@ from Pulse's own history even between (or without) the probe scrapes being store
     pulse_probe_requests_rejected_total{reason="forbidden"|"bad_request"}
 
 The last one counts /probe requests refused before any probe ran: a rising `forbidden` count is someone
-(or a misconfigured Prometheus) asking Pulse to reach targets it does not list.
+(or a misconfigured Prometheus) asking Pulse to reach targets it does not list. `debug=true` probes are
+a person looking, not monitoring: they count nowhere.
+
+For the landing page it keeps the last result of each target listed in `probes.targets` (not of the
+targets an `allow` rule admits, which anyone may name: that memory would grow with every new name).
 
 It also logs a target's changes of state: a warning when it starts failing or fails for another
 reason, an info line when it recovers; not a line per scrape of a target that is down for a day.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +36,7 @@ from exporter.probes.config import ProbesConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "ProbesCollector", "ProbesConfig"]
+__all__ = ["PROBES", "LastProbe", "ProbesCollector", "ProbesConfig"]
 
 COLLECTOR_NAME = "probes"
 # From a local TCP connect (well under 5 ms) to blackbox's 120 s ceiling; fine where SLOs are set
@@ -40,6 +45,17 @@ REJECTION_REASONS = ("forbidden", "bad_request")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 # States remembered for change logging; `allow` rules can admit unlisted targets, so the memory is bounded.
 MAX_TRACKED_TARGETS = 10_000
+
+
+@dataclass(frozen=True)
+class LastProbe:
+    """The last counted probe of a listed target, for the landing page."""
+
+    success: bool
+    seconds: float
+    at: float  # Unix time it ended
+    reason: str = ""  # the failure reason and its detail; empty on success
+    detail: str = ""
 
 
 @dataclass
@@ -62,12 +78,25 @@ class ProbesCollector(Collector):
         self._records = {name: _ModuleRecord() for name in names}
         self._rejected = dict.fromkeys(REJECTION_REASONS, 0)
         self._failing: dict[tuple[str, str], str | None] = {}  # (module, target) -> reason of the last probe
+        # (module, target) -> its last probe, for listed targets; least recently probed first. Bounded
+        # like _failing: targets removed by reloads are forgotten once the limit is reached.
+        self._last: dict[tuple[str, str], LastProbe] = {}
 
     def record(
-        self, module: str, target: str, success: bool, seconds: float, failure: tuple[FailureReason, str] | None
+        self,
+        module: str,
+        target: str,
+        success: bool,
+        seconds: float,
+        failure: tuple[FailureReason, str] | None,
+        *,
+        listed: bool = False,
     ) -> None:
-        """Called by the runner after each probe (on the event loop, so no lock is needed)."""
+        """Called by the runner after each probe (on the event loop, so no lock is needed). `listed`:
+        the target is in probes.targets with this module, so its last result is kept."""
         self._log_change(module, target, failure)
+        if listed:
+            self._remember(module, target, success, seconds, failure)
         entry = self._records.get(module)
         if entry is None:  # a module added by a reload while this collector was being replaced
             entry = self._records[module] = _ModuleRecord()
@@ -77,6 +106,20 @@ class ProbesCollector(Collector):
             entry.failures += 1
         entry.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         entry.seconds_sum += seconds
+
+    def _remember(
+        self, module: str, target: str, success: bool, seconds: float, failure: tuple[FailureReason, str] | None
+    ) -> None:
+        key = (module, target)
+        self._last.pop(key, None)  # re-inserted last: the dict stays ordered by the time of the last probe
+        reason, detail = (failure[0].value, failure[1]) if failure and not success else ("", "")
+        self._last[key] = LastProbe(success, seconds, time.time(), reason, detail)
+        if len(self._last) > MAX_TRACKED_TARGETS:
+            del self._last[next(iter(self._last))]
+
+    def last_probe(self, module: str, target: str) -> LastProbe | None:
+        """The last counted probe of a listed target; None before its first one."""
+        return self._last.get((module, target))
 
     def _log_change(self, module: str, target: str, failure: tuple[FailureReason, str] | None) -> None:
         key, reason = (module, target), failure[0].value if failure else None

@@ -1,23 +1,28 @@
 """What each URL does. Every endpoint sits behind basic auth when the web config defines users.
 
-/            landing page: version, collectors and their last result, links
+/            landing page: version, links, each probe target's last result, each KPI source and query,
+             each collector's last result
 /metrics     Prometheus text format, OpenMetrics when asked for, gzip when accepted;
              `collect[]=host.cpu` (or a kind, `collect[]=host`) limits the collectors run
 /-/healthy   200 while the process serves
 /-/ready     200 once the config is loaded and collectors are running, else 503
 /-/reload    POST: reload both config files; 500 with the errors if the new config is bad
 /probe       `target=..&module=..`: run one probe now and return its metrics (blackbox_exporter's
-             multi-target pattern); only for targets listed in `probes.targets` with that module or
-             matching `probes.allow` (403 otherwise, and nothing leaves the host); `debug=true` for a trace
+             multi-target pattern; module http_2xx when none is given, as blackbox); only for targets
+             listed in `probes.targets` with that module or matching `probes.allow` (403 otherwise, and
+             nothing leaves the host); `debug=true` for a trace (not counted in pulse_probe* metrics)
 /sd/probes   the configured probe targets for Prometheus' http_sd_configs (JSON)
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import json
 import re
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,8 +32,9 @@ import yaml
 from exporter import __version__
 from exporter.app import Exporter
 from exporter.exposition import encode, encode_text
+from exporter.kpis.engine import KpiCollector, QueryStatus, SourceStatus, kpi_status
 from exporter.probes.config import ProbeModule
-from exporter.probes.runner import InvalidTimeoutHeader, run_probe
+from exporter.probes.runner import InvalidTimeoutHeader, Recorder, run_probe
 from exporter.probes.section import COLLECTOR_NAME as PROBES_COLLECTOR
 from exporter.probes.section import ProbesCollector
 from exporter.web.server import Request, Response
@@ -36,6 +42,7 @@ from exporter.web.server import Request, Response
 DEFAULT_SCRAPE_TIMEOUT = 10.0  # when Prometheus does not send X-Prometheus-Scrape-Timeout-Seconds
 TIMEOUT_OFFSET = 0.5  # leave this much of Prometheus' timeout to encode and send the answer
 GZIP_LEVEL = 1  # scrape bodies are small: the fastest level already shrinks them about 10 times
+DEFAULT_MODULE = "http_2xx"  # blackbox_exporter's module when a /probe request names none
 
 
 class Routes:
@@ -103,16 +110,15 @@ class Routes:
 
     async def _probe(self, request: Request) -> Response:
         probes = self.exporter.config.probes
-        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
-        stats = collector if isinstance(collector, ProbesCollector) else None
-        module_name = _single(request.query, "module")
+        stats = self._probes_collector()
+        module_name = _single(request.query, "module") or DEFAULT_MODULE
         target = _single(request.query, "target")
         module = probes.modules.get(module_name)
         problem = ""
-        if not module_name:
-            problem = "module parameter is missing"
-        elif module is None:
+        if module is None:
             problem = f"unknown module {module_name!r}"
+            if not _single(request.query, "module"):
+                problem += " (the module used when the request names none, as in blackbox_exporter)"
         elif not target:
             problem = "target parameter is missing"
         elif "hostname" in request.query:
@@ -130,13 +136,17 @@ class Routes:
                 f"target {target!r} is not allowed with module {module_name!r}: "
                 "list it in probes.targets with that module, or match it with probes.allow\n".encode(),
             )
+        debug = _single(request.query, "debug") == "true"
+        record: Recorder | None = None
+        if stats is not None and not debug:  # a person's debug look must not move the SLO counters
+            record = functools.partial(stats.record, listed=probes.lists(target, module_name))
         try:
             families, sink = await run_probe(
                 module_name,
                 module,
                 target,
                 request.headers.get("x-prometheus-scrape-timeout-seconds"),
-                record=stats.record if stats is not None else None,
+                record=record,
                 timeout_offset=probes.timeout_offset,
                 listed=lambda url: probes.allows(url, module_name),
             )
@@ -144,7 +154,7 @@ class Routes:
             if stats is not None:
                 stats.reject("bad_request")
             return Response(400, f"{err}\n".encode())
-        if _single(request.query, "debug") == "true":
+        if debug:
             module_yaml = yaml.safe_dump(_resolved_module(module), sort_keys=False, default_flow_style=False)
             text = (
                 "Logs for the probe:\n"
@@ -157,6 +167,10 @@ class Routes:
             return Response(200, text.encode())
         body, content_type = encode(families, request.headers.get("accept", ""))
         return Response(200, body, content_type=content_type)
+
+    def _probes_collector(self) -> ProbesCollector | None:
+        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
+        return collector if isinstance(collector, ProbesCollector) else None
 
     def _sd_probes(self) -> Response:
         groups = [
@@ -171,41 +185,155 @@ class Routes:
         return Response(200, json.dumps(groups).encode(), content_type="application/json")
 
     def _landing_page(self) -> str:
+        """Plain HTML, one table per section. Every value is escaped: error messages quote what remote
+        servers and databases said."""
+        now = time.time()
+        reload_state = "successful" if self.exporter.reload_successful else "FAILED (running config kept)"
+        kpis = next((c for c in self.exporter.collectors if isinstance(c, KpiCollector)), None)
+        sources, queries = kpi_status(kpis) if kpis is not None else ([], [])
+        sections = [self._probe_table(now), _kpi_source_table(sources), _kpi_query_table(queries, now)]
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Pulse exporter</title>
+<style>
+body{{font-family:sans-serif;margin:2em;color:#1f2328}}
+table{{border-collapse:collapse;margin-bottom:1.5em}}
+th,td{{padding:.3em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #d0d7de}}
+th{{background:#f6f8fa}}
+td{{max-width:46em}} .error{{font-family:monospace;font-size:90%;overflow-wrap:anywhere;word-break:break-word}}
+.ok{{color:#1a7f37;font-weight:bold}} .bad{{color:#cf222e;font-weight:bold}} .none{{color:#6e7781}}
+.ok,.bad,.none,.when,.links{{white-space:nowrap}}
+</style></head>
+<body><h1>Pulse exporter</h1>
+<p>Version {html.escape(__version__)} &middot; config {html.escape(self.exporter.config_name)}
+&middot; last reload <span class="{"ok" if self.exporter.reload_successful else "bad"}">{reload_state}</span></p>
+<ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
+<li><a href="-/ready">Readiness</a></li><li><a href="sd/probes">Probe targets (http_sd)</a></li></ul>
+{"".join(sections)}
+{self._collector_table(queries)}</body></html>
+"""
+
+    def _probe_table(self, now: float) -> str:
+        targets = self.exporter.config.probes.targets
+        if not targets:
+            return ""
+        stats = self._probes_collector()
+        rows = []
+        for target in targets:
+            query = urlencode({"target": target.target, "module": target.module})
+            last = stats.last_probe(target.module, target.target) if stats is not None else None
+            if last is None:
+                cells = [_state("none", "not probed yet"), "", ""]
+            elif last.success:
+                cells = [_state("ok", f"success in {_ms(last.seconds)}"), "", _time(last.at, now)]
+            else:
+                reason = _error(f"{last.reason}: {last.detail}")
+                cells = [_state("bad", f"FAILED after {_ms(last.seconds)}"), reason, _time(last.at, now)]
+            links = (
+                f'<span class="links"><a href="probe?{html.escape(query)}">probe</a> '
+                f'<a href="probe?{html.escape(query)}&amp;debug=true">debug</a></span>'
+            )
+            rows.append([html.escape(target.target), html.escape(target.module), *cells, links])
+        return _table(
+            "Probe targets",
+            ["Target", "Module", "Last result", "Failure reason", "When", ""],
+            rows,
+            "Results of the probes Prometheus runs through /probe; debug probes are not recorded.",
+        )
+
+    def _collector_table(self, queries: Sequence[QueryStatus]) -> str:
         rows = []
         for collector in self.exporter.collectors:
             outcome = self.exporter.last_outcomes.get(collector.name)
             if outcome is None:
-                state = "not scraped yet"
+                state = _state("none", "not scraped yet")
+            elif outcome.success:
+                state = _state("ok", f"ok in {_ms(outcome.seconds)}")
             else:
-                state = f"ok in {outcome.seconds * 1000:.1f} ms" if outcome.success else f"FAILED: {outcome.error}"
-            rows.append(f"<tr><td>{html.escape(collector.name)}</td><td>{html.escape(state)}</td></tr>")
-        reload_state = "successful" if self.exporter.reload_successful else "FAILED (running config kept)"
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Pulse exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head>
-<body><h1>Pulse exporter</h1>
-<p>Version {html.escape(__version__)} &middot; config {html.escape(self.exporter.config_name)}
-&middot; last reload {reload_state}</p>
-<ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
-<li><a href="-/ready">Readiness</a></li><li><a href="sd/probes">Probe targets (http_sd)</a></li></ul>
-{self._probe_table()}
-<h2>Collectors</h2><table><tr><th>Collector</th><th>Last scrape</th></tr>
-{"".join(rows)}</table></body></html>
-"""
+                state = _state("bad", "FAILED") + " " + _error(outcome.error)
+            if isinstance(collector, KpiCollector):
+                # It serves cached results: "ok" says the scrape worked, not that the queries did.
+                failing = sum(1 for q in queries if q.ran and not q.success)
+                note = f"{failing} of {len(queries)} queries failing" if failing else "served from the last runs"
+                state += f" ({_state('bad' if failing else 'none', note)})"
+            rows.append([html.escape(collector.name), state])
+        return _table("Collectors", ["Collector", "Last scrape"], rows)
 
-    def _probe_table(self) -> str:
-        targets = self.exporter.config.probes.targets
-        if not targets:
-            return ""
-        rows = []
-        for target in targets:
-            query = urlencode({"target": target.target, "module": target.module})
-            rows.append(
-                f"<tr><td>{html.escape(target.target)}</td><td>{html.escape(target.module)}</td>"
-                f'<td><a href="probe?{html.escape(query)}">probe</a> '
-                f'<a href="probe?{html.escape(query)}&amp;debug=true">debug</a></td></tr>'
-            )
-        return "<h2>Probes</h2><table><tr><th>Target</th><th>Module</th><th></th></tr>" + "".join(rows) + "</table>"
+
+def _kpi_source_table(sources: Sequence[SourceStatus]) -> str:
+    if not sources:
+        return ""
+    rows = []
+    for source in sources:
+        if source.up is None:
+            state = _state("none", "not queried yet")
+        else:
+            state = _state("ok", "up") if source.up else _state("bad", "DOWN")
+        rows.append(
+            [html.escape(source.name), html.escape(source.kind), html.escape(source.where), state, _error(source.error)]
+        )
+    return _table("KPI sources", ["Source", "Kind", "Where", "State", "Last error"], rows)
+
+
+def _kpi_query_table(queries: Sequence[QueryStatus], now: float) -> str:
+    if not queries:
+        return ""
+    rows = []
+    for query in queries:
+        if not query.ran:
+            state = _state("none", "not run yet")
+        else:
+            state = _state("ok", "ok") if query.success else _state("bad", "FAILING")
+        last_success = _time(query.last_success_time, now) if query.last_success_time else "never"
+        runs = ", ".join(f"{count} {status}" for status, count in query.runs.items())
+        rows.append(
+            [
+                html.escape(query.name),
+                html.escape(query.source),
+                state,
+                last_success,
+                _error(query.error),
+                html.escape(runs),
+            ]
+        )
+    return _table("KPI queries", ["Query", "Source", "State", "Last success", "Last error", "Runs"], rows)
+
+
+def _table(title: str, headings: Iterable[str], rows: Iterable[Sequence[str]], note: str = "") -> str:
+    """A titled table; `rows` hold HTML already escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows)
+    caption = f"<p>{html.escape(note)}</p>" if note else ""
+    return f"<h2>{html.escape(title)}</h2>{caption}<table><tr>{head}</tr>\n{body}</table>\n"
+
+
+def _state(kind: str, text: str) -> str:
+    return f'<span class="{kind}">{html.escape(text)}</span>'
+
+
+def _error(message: str) -> str:
+    """An error message, escaped, in a cell class that wraps it (it may be long and unbroken)."""
+    return f'<span class="error">{html.escape(message)}</span>' if message else ""
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _time(timestamp: float, now: float) -> str:
+    return f'<span class="when">{html.escape(_when(timestamp, now))}</span>'
+
+
+def _when(timestamp: float, now: float) -> str:
+    """`2025-06-01 12:00:03 UTC (5 s ago)`."""
+    moment = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+    age = max(0.0, now - timestamp)
+    if age < 120:
+        ago = f"{age:.0f} s"
+    elif age < 7200:
+        ago = f"{age / 60:.0f} min"
+    else:
+        ago = f"{age / 3600:.1f} h"
+    return f"{moment} ({ago} ago)"
 
 
 def _single(query: dict[str, list[str]], name: str) -> str:
