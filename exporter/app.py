@@ -1,8 +1,10 @@
 """The running exporter: its config, its collectors, reloads and scrapes.
 
 A reload (SIGHUP or POST /-/reload) reads both config files again. Only when both are valid does it
-swap anything in; otherwise the running config stays and the failure is logged and exposed as
-`pulse_exporter_config_last_reload_successful 0`. Collectors whose name and config section did not
+swap anything in; otherwise the running config stays and the failure is logged, answered and exposed as
+`pulse_exporter_config_last_reload_successful 0`. Any exception while loading is such a failure, not
+only a ConfigError: a bug must never pass for a successful reload (or answer 500 with the metric at 1).
+Collectors whose name and config section did not
 change are kept as they are, with their state (counters, caches).
 """
 
