@@ -113,13 +113,12 @@ def load_model(model: type[ModelT], source: str | Path, text: str | None = None)
         return model.model_validate(data if data is not None else {}, context={"base_dir": Path(name).parent})
     except pydantic.ValidationError as err:
         problems = [_describe(name, model, e, lines) for e in err.errors()]
-        raise ConfigError(name, sorted(problems, key=_line_of)) from None
+        raise ConfigError(name, sorted(problems, key=lambda problem: _line_of(name, problem))) from None
 
 
-def _line_of(problem: str) -> int:
+def _line_of(name: str, problem: str) -> int:
     """Problems are listed in the order of the file; those without a line come first."""
-    _, _, rest = problem.partition(":")
-    line = rest.partition(":")[0]
+    line = problem.removeprefix(f"{name}:").partition(":")[0]
     return int(line) if line.isdigit() else 0
 
 
