@@ -1,8 +1,10 @@
 """The running exporter: its config, its collectors, reloads and scrapes.
 
 A reload (SIGHUP or POST /-/reload) reads both config files again. Only when both are valid does it
-swap anything in; otherwise the running config stays and the failure is logged and exposed as
-`pulse_exporter_config_last_reload_successful 0`. Collectors whose name and config section did not
+swap anything in; otherwise the running config stays and the failure is logged, answered and exposed as
+`pulse_exporter_config_last_reload_successful 0`. Any exception while loading is such a failure, not
+only a ConfigError: a bug must never pass for a successful reload (or answer 500 with the metric at 1).
+Collectors whose name and config section did not
 change are kept as they are, with their state (counters, caches).
 """
 
@@ -66,6 +68,13 @@ def load_files(config_path: Path | None, web_config_path: Path | None) -> Loaded
     return LoadedConfig(config, web, context)
 
 
+def unexpected_load_error(config_name: str, err: Exception) -> str:
+    """The report for an exception the loader should have turned into a ConfigError (a bug in Pulse):
+    still a failed load, never a traceback or a reload taken for successful."""
+    detail = str(err) if len(str(err)) <= 300 else str(err)[:300] + "..."
+    return f"{config_name}: cannot load the config ({type(err).__name__}: {detail}); please report this as a bug"
+
+
 def build_collectors(config: PulseConfig, previous: Sequence[Collector] = ()) -> list[Collector]:
     """The collectors `config` asks for, reusing any of `previous` whose name and config are unchanged."""
     wanted: list[Collector] = []
@@ -122,19 +131,26 @@ class Exporter:
                         str(self.web_config_path),
                         [f"{self.web_config_path}: tls_server_config: turning TLS on or off needs a restart"],
                     )
+                collectors = build_collectors(loaded.config, self.collectors)
             except ConfigError as err:
-                self.reload_successful = False
-                log.error("reload failed; the running config is kept", extra={"err": str(err)})
-                return False, str(err)
+                return self._reload_failed(str(err))
+            except Exception as err:  # a bug in loading must not pass for a successful reload
+                log.debug("unexpected error while loading the config", exc_info=True)
+                return self._reload_failed(unexpected_load_error(self.config_name, err))
             # A freshly built TLS context: new connections get the new certificate and client CAs
             # (a live context can gain trusted CAs but never lose one); open connections finish as they are.
             self.config, self.web, self.ssl_context = loaded.config, loaded.web, loaded.ssl_context
             self.auth = BasicAuth(loaded.web.basic_auth_users)
-            await self._activate(build_collectors(loaded.config, self.collectors))
+            await self._activate(collectors)
             self.reload_successful = True
             self.last_reload_success = time.time()
             log.info("config reloaded", extra={"config": self.config_name})
             return True, "config reloaded"
+
+    def _reload_failed(self, message: str) -> tuple[bool, str]:
+        self.reload_successful = False
+        log.error("reload failed; the running config is kept", extra={"err": message})
+        return False, f"reload failed; the running config is kept:\n{message}"
 
     async def _activate(self, collectors: list[Collector]) -> None:
         dropped = [c for c in self.collectors if not any(c is n for n in collectors)]

@@ -1,7 +1,8 @@
 """`pulse-exporter`: flags in the Prometheus exporters' style, each with a PULSE_* environment fallback.
 
 Precedence: a flag on the command line, then its environment variable, then the default.
-Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable listen address.
+Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable listen address, 2 bad flags
+(argparse's usage errors, e.g. --config.file given twice).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from exporter import __version__
-from exporter.app import Exporter, load_files
+from exporter.app import Exporter, load_files, unexpected_load_error
 from exporter.config.loader import ConfigError
 from exporter.logs import LEVELS
 from exporter.logs import setup as setup_logging
@@ -42,6 +44,23 @@ def _connection_limit(text: str) -> int:
     return int(text)
 
 
+class _GivenOnce(argparse.Action):
+    """A config file flag: given twice, the first file would be silently ignored, so it is an error."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        seen = f"_{self.dest}_given"
+        if getattr(namespace, seen, False):
+            parser.error(f"{option_string} given more than once; Pulse reads one file (files are not merged)")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse-exporter",
@@ -51,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--config.file",
         dest="config_file",
+        action=_GivenOnce,
         default=_env("CONFIG_FILE"),
-        help="Pulse config file (YAML). Default: the embedded default config. Env: PULSE_CONFIG_FILE",
+        help="Pulse config file (YAML); one file, given once (files are not merged). "
+        "Default: the embedded default config. Env: PULSE_CONFIG_FILE",
     )
     add(
         "--config.check",
@@ -72,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--web.config.file",
         dest="web_config_file",
+        action=_GivenOnce,
         default=_env("WEB_CONFIG_FILE"),
-        help="exporter-toolkit web config for TLS and basic auth. Env: PULSE_WEB_CONFIG_FILE",
+        help="exporter-toolkit web config for TLS and basic auth; given once. Env: PULSE_WEB_CONFIG_FILE",
     )
     add(
         "--web.max-requests",
@@ -125,12 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     addresses = args.listen_addresses or (_env("WEB_LISTEN_ADDRESS") or DEFAULT_LISTEN_ADDRESS).split(",")
     try:
         listen = [parse_listen_address(a.strip()) for a in addresses]
+    except ValueError as err:
+        print(f"pulse-exporter: {err}", file=sys.stderr)
+        return 1
+    try:
         loaded = load_files(config_path, web_config_path)
     except ConfigError as err:
         print(f"pulse-exporter: invalid configuration:\n{err}", file=sys.stderr)
         return 1
-    except ValueError as err:
-        print(f"pulse-exporter: {err}", file=sys.stderr)
+    except Exception as err:  # a bug in loading still fails, without a traceback
+        log.debug("unexpected error while loading the config", exc_info=True)
+        name = str(config_path or "embedded default config")
+        print(f"pulse-exporter: invalid configuration:\n{unexpected_load_error(name, err)}", file=sys.stderr)
         return 1
     if args.config_check:
         checked = [str(config_path or "embedded default config")] + ([str(web_config_path)] if web_config_path else [])

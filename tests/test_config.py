@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
 
+import pydantic
 import pytest
 
+from exporter import app
+from exporter.app import Exporter, load_files
 from exporter.config.loader import ConfigError, load_model
 from exporter.config.model import PulseConfig, default_config_text, load_config
 from exporter.config.types import Duration, StrictModel, secret_field
 from tests.conftest import exporter_command
 
 
-def problems(text: str, name: str = "pulse.yml") -> list[str]:
+def problems(text: str, name: str = "pulse.yml", model: type[pydantic.BaseModel] = PulseConfig) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        load_model(PulseConfig, name, text)
+        load_model(model, name, text)
     return caught.value.problems
 
 
@@ -206,7 +211,9 @@ def test_durations_are_written_the_prometheus_way(written: object, seconds: floa
     assert WithDuration.model_validate({"every": written}).every == seconds
 
 
-@pytest.mark.parametrize("written", ["30", "5 minutes", "1.5s", "", "-5s", True, "s"])
+@pytest.mark.parametrize(
+    "written", ["30", "5 minutes", "1.5s", "", "-5s", True, "s", "11y", "99999999999999999999y", 10**400]
+)
 def test_a_malformed_duration_names_the_field(written: object) -> None:
     class WithDuration(StrictModel):
         every: Duration
@@ -214,3 +221,160 @@ def test_a_malformed_duration_names_the_field(written: object) -> None:
     with pytest.raises(ConfigError) as err:
         load_model(WithDuration, "pulse.yml", f"every: {json.dumps(written)}\n")
     assert "pulse.yml:1: every:" in str(err.value)
+
+
+@pytest.mark.parametrize("written", [".nan", ".inf", "-.inf", "99999999999999999999y", "9" * 400, "3651d"])
+def test_a_duration_must_be_finite_and_at_most_ten_years(written: str) -> None:
+    class WithDuration(StrictModel):
+        every: Duration
+
+    [problem] = problems(f"every: {written}\n", model=WithDuration)
+    assert re.match(r"pulse\.yml:1: every: (not a duration: -?(nan|inf) |too long; a duration is at most 10y)", problem)
+
+
+# ---------------------------------------------------------------------------------------------- hostile files
+
+# 272 bytes that expand to 9**6 = 531,441 strings: 16 s and 1.1 GB before the alias bound.
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+"""
+
+HOSTILE_CONFIGS = {
+    "billion laughs": (BILLION_LAUGHS, r"pulse\.yml:5: aliases expand to \d+ nodes by here"),
+    "recursive alias": ("a: &a [*a]\n", r"pulse\.yml:1: alias \*a is used inside the node it names"),
+    "150 levels": ("a: " + "[" * 150 + "]" * 150 + "\n", r"pulse\.yml:1: nested deeper than 100 levels"),
+    "3000 levels": ("a: " + "[" * 3000 + "]" * 3000 + "\n", r"pulse\.yml:1: not valid YAML: exceeded maximum nesting"),
+    "400-digit duration": (
+        "probes:\n  modules:\n    m: {prober: tcp, timeout: " + "9" * 400 + "}\n",
+        r"pulse\.yml:3: probes\.modules\.m\.timeout: too long; a duration is at most 10y",
+    ),
+    "5000-digit integer": ("kpis:\n  series_limit: " + "9" * 5000 + "\n", r"pulse\.yml:2: not valid YAML: cannot read"),
+    "impossible date": ("collectors:\n  host: {enabled: 2021-02-30}\n", r"pulse\.yml:2: not valid YAML: cannot read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CONFIGS))
+def test_hostile_yaml_is_a_located_config_error(case: str) -> None:
+    text, expected = HOSTILE_CONFIGS[case]
+    [problem] = problems(text)
+    assert re.match(expected, problem), problem
+
+
+def test_aliases_that_stay_within_the_bound_are_expanded() -> None:
+    text = (
+        "probes:\n  modules: {tcp: {prober: tcp}}\n  targets:\n"
+        + "".join(f"    - {{target: 'h{i}:1', module: tcp, labels: &l{i} {{team: a, env: prod}}}}\n" for i in range(3))
+        + "".join(f"    - {{target: 'g{i}:1', module: tcp, labels: *l{i % 3}}}\n" for i in range(300))
+    )
+    config = load_model(PulseConfig, "pulse.yml", text)
+    assert config.probes.targets[-1].labels == {"team": "a", "env": "prod"}
+
+
+def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "pulse.yml"
+    path.write_text("# padding\n" * 500_000)  # 5 MB of comments
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [f"{path}: cannot read config file: larger than 4 MiB, the limit for a config file"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "directory"])
+def test_a_config_file_that_is_not_a_regular_file_is_refused_without_hanging(tmp_path: Path, kind: str) -> None:
+    if kind == "fifo":
+        path = tmp_path / "pulse.yml"
+        os.mkfifo(path)  # no writer: reading it would wait forever
+        what = "a FIFO"
+    elif kind == "directory":
+        path, what = tmp_path, "a directory"
+    else:
+        path, what = Path(kind), "a character device"
+    result = run_cli("--config.check", f"--config.file={path}")  # its 60 s timeout catches a hang
+    assert result.returncode == 1
+    assert f"{path}: cannot read config file: it is {what}, not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["billion laughs", "recursive alias", "3000 levels", "400-digit duration"])
+def test_config_check_reports_hostile_files_without_a_traceback(tmp_path: Path, case: str) -> None:
+    text, expected = HOSTILE_CONFIGS[case]
+    path = tmp_path / "pulse.yml"
+    path.write_text(text)
+    result = run_cli("--config.check", f"--config.file={path}")
+    assert result.returncode == 1
+    assert re.search(expected.replace(r"pulse\.yml", re.escape(str(path))), result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing configured yet\n", "~\n"])
+def test_an_empty_config_file_means_the_embedded_default(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "pulse.yml"
+    path.write_text(text)
+    assert load_config(path) == load_config(None)
+
+
+def test_every_problem_in_a_copy_of_the_demo_config_is_reported_at_once(tmp_path: Path) -> None:
+    demo = (Path(__file__).parent.parent / "examples" / "demo.yml").read_text()
+    broken = (
+        demo.replace("      interval: 10s", "      intervall: 10s", 1)
+        .replace("http_2xx: {prober: http, timeout: 5s", "http_2xx: {prober: http, timeout: 5x", 1)
+        .replace("module: tcp_connect, labels", "module: tcp_conect, labels", 1)
+    )
+    lines = broken.splitlines()
+    line_of = {
+        word: next(i for i, line in enumerate(lines, 1) if word in line) for word in ("intervall", "5x", "conect")
+    }
+    path = tmp_path / "demo.yml"
+    path.write_text(broken)
+    assert config_problems(path) == [
+        f"{path}:{line_of['intervall']}: kpis.packs[0].intervall: unknown field (did you mean 'interval'?)",
+        f"{path}:{line_of['5x']}: probes.modules.http_2xx.timeout: not a duration: '5x' "
+        "(write it like 30s, 5m, 1h30m or 250ms)",
+        f"{path}:{line_of['conect']}: probes.targets[1].module: 'tcp_conect' is not a defined module "
+        "(did you mean 'tcp_connect'?)",
+    ]
+
+
+def config_problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+def test_config_file_given_twice_is_refused(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yml", tmp_path / "b.yml"
+    first.write_text("collectors: {host: {enabled: nope}}\n")  # invalid: must not be skipped silently
+    second.write_text("collectors: {host: {enabled: true}}\n")
+    result = run_cli("--config.check", f"--config.file={first}", f"--config.file={second}")
+    assert result.returncode == 2
+    assert "--config.file given more than once; Pulse reads one file (files are not merged)" in result.stderr
+    assert "one file, given once (files are not merged)" in " ".join(run_cli("--help").stdout.split())
+
+
+def test_an_exception_the_loader_did_not_foresee_is_still_a_failed_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: every known cause is a ConfigError now (see the fuzz test), so a bug is simulated.
+    path = tmp_path / "pulse.yml"
+    path.write_text("collectors: {host: {cpu: {enabled: false}}}\n")
+    exporter = Exporter(path, None, load_files(path, None))
+    running = exporter.config
+
+    def broken_loader(config_path: Path | None) -> PulseConfig:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(app, "load_config", broken_loader)
+    ok, message = asyncio.run(exporter.reload())
+    assert not ok
+    assert not exporter.reload_successful
+    assert exporter.config is running
+    assert message == (
+        "reload failed; the running config is kept:\n"
+        f"{path}: cannot load the config (RecursionError: maximum recursion depth exceeded); "
+        "please report this as a bug"
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+from tests.test_config import BILLION_LAUGHS
 
 ALL_HOST = {
     "host.cpu", "host.memory", "host.loadavg", "host.system", "host.vmstat", "host.timex",
@@ -213,3 +214,50 @@ def test_named_process_group_with_no_process_reports_zero(start_exporter: StartE
     exporter = start_exporter(config)
     samples = parse_samples(exporter.metrics_text())
     assert samples['pulse_process_count{name="erp"}'] == 0
+
+
+HOSTILE_RELOADS = {
+    "billion laughs": (BILLION_LAUGHS, ":5: aliases expand to"),
+    "recursive alias": ("a: &a [*a]\n", ":1: alias *a is used inside the node it names"),
+    "3000 levels": ("a: " + "[" * 3000 + "]" * 3000 + "\n", ":1: not valid YAML: exceeded maximum nesting depth"),
+    "400-digit duration": (
+        "probes:\n  modules:\n    m: {prober: tcp, timeout: " + "9" * 400 + "}\n",
+        ":3: probes.modules.m.timeout: too long",
+    ),
+    "modules_file /dev/zero": (
+        "probes:\n  modules_file: /dev/zero\n",
+        ":2: probes.modules_file: cannot read /dev/zero",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_RELOADS))
+def test_a_reload_with_a_hostile_config_fails_visibly_and_costs_no_memory(
+    start_exporter: StartExporter, case: str
+) -> None:
+    exporter = start_exporter("collectors:\n  host:\n    cpu: {enabled: false}\n")
+    before = parse_samples(exporter.metrics_text())["process_resident_memory_bytes"]
+    text, problem = HOSTILE_RELOADS[case]
+    path = write_config(exporter, text)
+
+    response = exporter.post("/-/reload")
+    assert response.status_code == 500
+    assert response.text.startswith("reload failed; the running config is kept:\n")
+    assert f"{path}{problem}" in response.text
+    samples = parse_samples(exporter.metrics_text())
+    assert samples["pulse_exporter_config_last_reload_successful"] == 0
+    assert "node_load1" in samples, "the running config keeps serving"
+    assert "node_cpu_seconds_total" not in exporter.metrics_text()
+    # Before the limits, the billion laughs grew the exporter by a gigabyte, and it kept it.
+    assert samples["process_resident_memory_bytes"] - before < 50 * 1024 * 1024
+    assert "reload failed; the running config is kept" in exporter.logs()
+    assert "Traceback" not in exporter.logs()
+
+
+def test_sighup_with_a_billion_laughs_is_a_failed_reload(start_exporter: StartExporter) -> None:
+    exporter = start_exporter("collectors:\n  host:\n    loadavg: {enabled: true}\n")
+    write_config(exporter, BILLION_LAUGHS)
+    exporter.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: parse_samples(exporter.metrics_text())["pulse_exporter_config_last_reload_successful"] == 0)
+    assert "node_load1 " in exporter.metrics_text()
+    assert "aliases expand to" in exporter.logs()

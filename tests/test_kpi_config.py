@@ -321,3 +321,66 @@ kpis:
 """,
     )
     assert "pulse.yml:4: kpis.queries: query q's timeout (60s) is longer than its interval (30s" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("  interval: 0s\n", "pulse.yml:2: kpis.interval: must be longer than 0s"),
+        ("  interval: -5\n", "pulse.yml:2: kpis.interval: a duration cannot be negative"),
+        ("  timeout: 0s\n", "pulse.yml:2: kpis.timeout: must be longer than 0s"),
+        ("  series_limit: 0\n", "pulse.yml:2: kpis.series_limit: Input should be greater than or equal to 1"),
+        ("  interval: .nan\n", "pulse.yml:2: kpis.interval: not a duration: nan"),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db', connect_timeout: 0s}}\n",
+            "pulse.yml:2: kpis.sources.shop.connect_timeout: must be longer than 0s",
+        ),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db', pool_recycle: 0s}}\n",
+            "pulse.yml:2: kpis.sources.shop.pool_recycle: must be longer than 0s",
+        ),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db', pool_size: 0}}\n",
+            "pulse.yml:2: kpis.sources.shop.pool_size: Input should be greater than or equal to 1",
+        ),
+        (
+            "  sources: {pay: {url: 'http://127.0.0.1:9/', timeout: 0s}}\n",
+            "pulse.yml:2: kpis.sources.pay.timeout: must be longer than 0s",
+        ),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db'}}\n"
+            "  queries: [{name: q, source: shop, interval: 0s, sql: SELECT 1 AS n, metrics: [{name: x, value: n}]}]\n",
+            "pulse.yml:3: kpis.queries[0].interval: must be longer than 0s",
+        ),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db'}}\n"
+            "  queries: [{name: q, source: shop, sql: SELECT 1 AS n,\n"
+            "             metrics: [{name: x, value: n, series_limit: 0}]}]\n",
+            "pulse.yml:4: kpis.queries[0].metrics[0].series_limit: Input should be greater than or equal to 1",
+        ),
+        (
+            "  sources: {shop: {dsn: 'sqlite:///x.db'}}\n  packs: [{pack: nope, source: shop, interval: 0s}]\n",
+            "pulse.yml:3: kpis.packs[0].interval: must be longer than 0s",
+        ),
+    ],
+)
+def test_zero_or_negative_intervals_timeouts_and_limits_are_refused(
+    tmp_path: Path, section: str, expected: str
+) -> None:
+    assert expected in errors(tmp_path, "kpis:\n" + section)
+
+
+def test_an_unknown_source_is_reported_in_the_same_pass_as_the_other_problems(tmp_path: Path) -> None:
+    message = errors(
+        tmp_path,
+        SOURCES
+        + "    - {name: q, source: shpo, sql: SELECT 1 AS n, metrics: [{name: 2fast, value: n}]}\n"
+        + "  packs:\n    - {pack: nope, source: pya}\n",
+    )
+    assert [line.removeprefix(f"{tmp_path}/") for line in message.splitlines()] == [
+        "pulse.yml:6: kpis.queries[0].source: no source named 'shpo' under kpis.sources (did you mean 'shop'?)",
+        "pulse.yml:6: kpis.queries[0].metrics[0].name: metric name '2fast' is not valid: "
+        "use letters, digits and _, not starting with a digit",
+        "pulse.yml:8: kpis.packs[0].pack: unknown pack 'nope' (known: marketplace)",
+        "pulse.yml:8: kpis.packs[0].source: no source named 'pya' under kpis.sources (did you mean 'pay'?)",
+    ]

@@ -3,6 +3,7 @@ and errors that name the file, the line and the field."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from exporter.probes import PROBERS
 from exporter.probes.config import ProbeModule, ProbesConfig
 from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
 from exporter.probes.tcp import TCPProbe
-from tests.conftest import require_binary
+from tests.conftest import exporter_command, require_binary
 
 BLACKBOX_YML = """\
 modules:
@@ -167,7 +168,7 @@ def test_a_module_defined_inline_and_in_the_modules_file_is_an_error(tmp_path: P
     assert "probes.modules: tcp_connect defined both here and in modules_file" in config_error(config_path)
 
 
-def test_a_target_must_use_a_defined_module(tmp_path: Path) -> None:
+def test_a_target_with_an_undefined_module_is_reported_at_its_own_line(tmp_path: Path) -> None:
     config_path = write(
         tmp_path,
         "pulse.yml",
@@ -175,10 +176,19 @@ def test_a_target_must_use_a_defined_module(tmp_path: Path) -> None:
         "  modules:\n    tcp_connect: {prober: tcp}\n"
         "  targets:\n"
         "    - {target: 'a:1', module: tcp_connect}\n"
-        "    - {target: 'b:2', module: http_2xx}\n",
+        "    - {target: 'b:2', module: http_2xx}\n"
+        "    - target: 'c:3'\n"
+        "      module: tcp_conect\n",
     )
     message = config_error(config_path)
-    assert f"{config_path}:4: probes.targets: targets[1] (b:2) uses module 'http_2xx', which is not defined" in message
+    assert (
+        f"{config_path}:6: probes.targets[1].module: 'http_2xx' is not a defined module (defined: tcp_connect)"
+        in message
+    )
+    assert (
+        f"{config_path}:8: probes.targets[2].module: 'tcp_conect' is not a defined module (did you mean 'tcp_connect'?)"
+        in message
+    )
 
 
 def test_a_target_listed_twice_with_the_same_module_is_an_error(tmp_path: Path) -> None:
@@ -188,7 +198,7 @@ def test_a_target_listed_twice_with_the_same_module_is_an_error(tmp_path: Path) 
         "probes:\n  modules: {t: {prober: tcp}}\n  targets:\n"
         "    - {target: 'a:1', module: t}\n    - {target: 'a:1', module: t, labels: {x: y}}\n",
     )
-    assert "targets[1]: a:1 with module t is listed twice" in config_error(config_path)
+    assert f"{config_path}:5: probes.targets[1]: a:1 with module t is listed twice" in config_error(config_path)
 
 
 @pytest.mark.parametrize(
@@ -289,3 +299,54 @@ def test_an_allow_regex_outside_re2_syntax_is_refused_at_load(tmp_path: Path) ->
     assert f"{config_path}:2: probes.allow[0]: not a valid regular expression" in error
     assert f"{config_path}:2: probes.allow[1]: not a valid regular expression" in error
     assert "RE2 syntax" in error
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_a_modules_file_that_is_not_a_regular_file_is_refused_without_hanging(tmp_path: Path, kind: str) -> None:
+    if kind == "fifo":
+        modules_file = tmp_path / "blackbox.yml"
+        os.mkfifo(modules_file)  # no writer: reading it would wait forever
+        what = "a FIFO"
+    else:
+        modules_file, what = Path(kind), "a character device"
+    config_path = write(tmp_path, "pulse.yml", f"probes:\n  modules_file: {modules_file}\n")
+    result = subprocess.run(  # its timeout catches a hang
+        [*exporter_command(), "--config.check", f"--config.file={config_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    expected = f"{config_path}:2: probes.modules_file: cannot read {modules_file}: it is {what}, not a regular file"
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_modules_file_problem_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    config_path = write(
+        tmp_path,
+        "pulse.yml",
+        "probes:\n  modules_file: missing.yml\n  modules:\n    m: {prober: tcp, timeout: 5x}\n"
+        "  targets:\n    - {target: 'a:1', module: from_the_file}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_path)
+    assert caught.value.problems == [
+        f"{config_path}:2: probes.modules_file: cannot read {tmp_path / 'missing.yml'}: No such file or directory",
+        f"{config_path}:4: probes.modules.m.timeout: not a duration: '5x' (write it like 30s, 5m, 1h30m or 250ms)",
+    ]  # the target's module may be in the unreadable file: not reported as undefined
+
+
+@pytest.mark.parametrize(
+    ("timeout", "problem"),
+    [
+        (".nan", "not a duration: nan (a number of seconds must be finite)"),
+        (".inf", "not a duration: inf (a number of seconds must be finite)"),
+        ("99999999999999999999y", "too long; a duration is at most 10y"),
+        ("-1", "a duration cannot be negative"),
+    ],
+)
+def test_a_module_timeout_must_be_a_finite_duration(tmp_path: Path, timeout: str, problem: str) -> None:
+    config_path = write(tmp_path, "pulse.yml", f"probes:\n  modules:\n    m: {{prober: tcp, timeout: {timeout}}}\n")
+    assert config_error(config_path) == f"{config_path}:3: probes.modules.m.timeout: {problem}"

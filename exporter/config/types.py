@@ -7,13 +7,15 @@
   event loop (Python's `re` backtracks exponentially on it). RE2 is the engine blackbox_exporter and
   node_exporter use, so their users' patterns mean the same here; lookarounds and backreferences,
   which RE2 does not have, are refused when the config loads.
-- `Duration`: "30s", "1m30s", "250ms" (Prometheus' syntax), stored as float seconds.
+- `Duration`: "30s", "1m30s", "250ms" (Prometheus' syntax), stored as float seconds; finite, at most
+  10 years. `PositiveDuration` also refuses 0, for intervals and timeouts where 0 makes no sense.
 - `secret_field()`: a string that may come from a file instead, as `<name>_file: /path`, so secrets
   never need to sit in the config (`${ENV}` interpolation is the other way, see loader.py).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pydantic
 import re2
 from pydantic import ConfigDict, PlainSerializer
+
+from exporter.config.loader import UnreadableFile, read_text_file
 
 # RE2's own logging of a bad pattern would go to stderr; the config error says it instead.
 _RE2_OPTIONS = re2.Options()
@@ -87,6 +91,9 @@ Regex = Annotated[
 
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+# No timeout, interval or retention in a config makes sense beyond years, and Python's timers overflow
+# a little above 292 years (threading.TIMEOUT_MAX): anything longer is a typo, refused at load.
+MAX_DURATION_SECONDS = 10 * 365 * 86400
 
 
 def _parse_duration(value: Any) -> float:
@@ -94,13 +101,28 @@ def _parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration must be like 30s, 5m or 250ms")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds: float = value
     elif isinstance(value, str) and (match := _DURATION.match(value.strip())) and value.strip():
-        seconds = sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if part)
+        # Each part is compared before it is multiplied: int() of a 5000-digit part would raise.
+        parts = [(part, unit) for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if part]
+        if any(len(part) > 15 for part, _ in parts):
+            raise ValueError("too long; a duration is at most 10y")
+        seconds = sum(int(part) * unit for part, unit in parts)
     else:
-        raise ValueError(f"not a duration: {value!r} (write it like 30s, 5m, 1h30m or 250ms)")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"not a duration: {shown} (write it like 30s, 5m, 1h30m or 250ms)")
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise ValueError(f"not a duration: {value!r} (a number of seconds must be finite)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("too long; a duration is at most 10y")
+    return float(seconds)
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
     return seconds
 
 
@@ -108,12 +130,15 @@ def _format_duration(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms" if seconds % 1 else f"{int(seconds)}s"
 
 
-# A duration in seconds (float), written in the config the Prometheus way.
+# A duration in seconds (float), written in the config the Prometheus way: 0 or more, at most 10 years.
 Duration = Annotated[
     float,
     pydantic.BeforeValidator(_parse_duration),
     PlainSerializer(_format_duration, return_type=str),
 ]
+
+# A duration that must be longer than 0: intervals, timeouts, retention (0 would mean "spin" or "never").
+PositiveDuration = Annotated[Duration, pydantic.AfterValidator(_positive)]
 
 
 def secret_field(**kwargs: Any) -> Any:
@@ -142,7 +167,7 @@ class StrictModel(pydantic.BaseModel):
                 path = Path(base_dir) / path
             try:
                 # One trailing newline is what editors and `echo` add; it is never part of a secret.
-                data[name] = path.read_text(encoding="utf-8").removesuffix("\n")
-            except OSError as err:
-                raise ValueError(f"{file_key}: cannot read {path}: {err.strerror or err}") from None
+                data[name] = read_text_file(path).removesuffix("\n")
+            except UnreadableFile as err:
+                raise ValueError(f"{file_key}: cannot read {path}: {err}") from None
         return data

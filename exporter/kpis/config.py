@@ -25,7 +25,7 @@ import jmespath
 import jmespath.exceptions
 import pydantic
 
-from exporter.config.types import Duration, StrictModel, secret_field
+from exporter.config.types import Duration, PositiveDuration, StrictModel, secret_field
 
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_PREFIX = "pulse_kpi_"
@@ -34,8 +34,25 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_INTERVAL = 60.0
 EXPIRE_INTERVALS = 3  # a gauge series not returned for this many runs (by default) disappears
 
-# Source name -> kind ("sql" / "http") while a KpisConfig validates; None outside of it.
-_SOURCE_KINDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("kpi_sources", default=None)
+# Source name -> kind ("sql" / "http", None when the source itself is invalid) while a KpisConfig
+# validates; None outside of it.
+_SOURCE_KINDS: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.ContextVar(
+    "kpi_sources", default=None
+)
+
+
+def _check_source_name(name: str, want: str | None = None) -> str:
+    """Checked as a field, so an unknown source is reported at its line together with every other problem."""
+    kinds = _SOURCE_KINDS.get()
+    if kinds is None:
+        return name
+    if name not in kinds:
+        close = difflib.get_close_matches(name, list(kinds), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(kinds)) or 'none defined'}"
+        raise ValueError(f"no source named {name!r} under kpis.sources ({hint})")
+    if want is not None and kinds[name] not in (None, want):
+        raise ValueError(f"{name!r} is not a {want.upper()} source under kpis.sources")
+    return name
 
 
 def _check_name(value: str, what: str) -> str:
@@ -90,8 +107,8 @@ class SqlSourceConfig(_SourceModel):
     read_only: bool = True
     pool_size: int = pydantic.Field(2, ge=1, le=100)
     max_overflow: int = pydantic.Field(2, ge=0, le=100)
-    pool_recycle: Duration = 1800.0
-    connect_timeout: Duration = 10.0
+    pool_recycle: PositiveDuration = 1800.0
+    connect_timeout: PositiveDuration = 10.0
 
     @pydantic.field_validator("dsn")
     @classmethod
@@ -150,7 +167,7 @@ class HttpSourceConfig(_SourceModel):
     headers: dict[str, str] = {}
     params: dict[str, str] = {}
     bearer_token: str | None = secret_field(default=None)
-    timeout: Duration = 10.0  # connect timeout; each query's own timeout bounds the whole request
+    timeout: PositiveDuration = 10.0  # connect timeout; each query's own timeout bounds the whole request
     tls_config: TlsConfig = TlsConfig()
 
     @pydantic.field_validator("url")
@@ -274,10 +291,10 @@ class CursorConfig(StrictModel):
 class QueryConfig(StrictModel):
     name: str
     source: str
-    interval: Duration | None = None
+    interval: PositiveDuration | None = None
     schedule: str | None = None
     run_on_start: bool = True  # a scheduled query also runs once when the exporter starts
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     sql: str | None = None
     request: RequestConfig | None = None
     rows: str | None = None  # HTTP: JMESPath selecting the list of rows (default: the whole document)
@@ -289,12 +306,10 @@ class QueryConfig(StrictModel):
     def _query_name(cls, value: str) -> str:
         return _check_name(value, "query name")
 
-    @pydantic.field_validator("interval", "timeout")
+    @pydantic.field_validator("source")
     @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be longer than 0s")
-        return value
+    def _known_source(cls, value: str) -> str:
+        return _check_source_name(value)
 
     @pydantic.field_validator("schedule")
     @classmethod
@@ -318,9 +333,6 @@ class QueryConfig(StrictModel):
             raise ValueError("timeout: longer than the interval; the next run would start before this one ends")
         kinds = _SOURCE_KINDS.get()
         kind = kinds.get(self.source) if kinds is not None else None
-        if kinds is not None and kind is None:
-            known = ", ".join(sorted(kinds)) or "none defined"
-            raise ValueError(f"source: no source named {self.source!r} under kpis.sources (known: {known})")
         if kind == "sql" or (kind is None and self.request is None):
             self._check_sql()
         else:
@@ -375,8 +387,8 @@ class PackConfig(StrictModel):
     source: str
     name_prefix: str = ""  # prepended to the pack's query names: needed when one pack serves two sources
     static_labels: StaticLabels = {}  # added to every metric of the pack (e.g. {shop: eu})
-    interval: Duration | None = None  # overrides the pack's intervals
-    timeout: Duration | None = None
+    interval: PositiveDuration | None = None  # overrides the pack's intervals
+    timeout: PositiveDuration | None = None
 
     @pydantic.field_validator("pack")
     @classmethod
@@ -391,12 +403,10 @@ class PackConfig(StrictModel):
     def _prefix(cls, value: str) -> str:
         return _check_name(value, "name_prefix") if value else value
 
-    @pydantic.model_validator(mode="after")
-    def _sql_source(self) -> PackConfig:
-        kinds = _SOURCE_KINDS.get()
-        if kinds is not None and kinds.get(self.source) != "sql":
-            raise ValueError(f"source: {self.source!r} is not a SQL source under kpis.sources")
-        return self
+    @pydantic.field_validator("source")
+    @classmethod
+    def _sql_source(cls, value: str) -> str:
+        return _check_source_name(value, want="sql")
 
     def expand(self, source: SqlSourceConfig, source_name: str) -> list[QueryConfig]:
         try:
@@ -435,17 +445,17 @@ class KpisConfig(StrictModel):
     packs: list[PackConfig] = []
     queries: list[QueryConfig] = []
     # Defaults for every query / metric that does not set its own.
-    interval: Duration = DEFAULT_INTERVAL
-    timeout: Duration = DEFAULT_TIMEOUT
+    interval: PositiveDuration = DEFAULT_INTERVAL
+    timeout: PositiveDuration = DEFAULT_TIMEOUT
     series_limit: int = pydantic.Field(DEFAULT_SERIES_LIMIT, ge=1)
     expire_after: Duration | None = None  # default: 3 runs of the query (3 x interval)
 
     @pydantic.model_validator(mode="wrap")
     @classmethod
     def _with_source_kinds(cls, data: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
-        kinds: dict[str, str] = {}
+        kinds: dict[str, str | None] = {}
         if isinstance(data, dict) and isinstance(data.get("sources"), dict):
-            kinds = {str(name): kind for name, raw in data["sources"].items() if (kind := source_kind(raw))}
+            kinds = {str(name): source_kind(raw) for name, raw in data["sources"].items()}
         token = _SOURCE_KINDS.set(kinds)
         try:
             return handler(data)

@@ -15,13 +15,16 @@ are strict, so a blackbox option Pulse does not support is an error naming it, n
 
 from __future__ import annotations
 
+import contextvars
+import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from exporter.config.loader import ConfigError, _describe, parse_yaml
+from exporter.config.loader import ConfigError, UnreadableFile, _describe, parse_yaml, read_text_file
 from exporter.config.types import Duration, Regex, StrictModel
 from exporter.probes import PROBERS
 
@@ -91,6 +94,25 @@ class ProbeTarget(StrictModel):
             raise ValueError("a target cannot be empty")
         return value
 
+    @pydantic.field_validator("module")
+    @classmethod
+    def _defined_module(cls, value: str) -> str:
+        state = _VALIDATING.get()
+        if state is not None and state.modules is not None and value not in state.modules:
+            close = difflib.get_close_matches(value, state.modules, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"defined: {', '.join(sorted(state.modules)) or 'none'}"
+            raise ValueError(f"{value!r} is not a defined module ({hint})")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _listed_once(self) -> ProbeTarget:
+        state = _VALIDATING.get()
+        if state is not None:
+            if (self.target, self.module) in state.targets_seen:
+                raise ValueError(f"{self.target} with module {self.module} is listed twice")
+            state.targets_seen.add((self.target, self.module))
+        return self
+
     @pydantic.field_validator("labels")
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
@@ -110,11 +132,9 @@ def load_modules_file(path: Path) -> dict[str, ProbeModule]:
     """
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ValueError(f"modules_file: cannot read {name}: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"modules_file: {name} is not UTF-8 text: {err}") from None
+        text = read_text_file(path)
+    except UnreadableFile as err:
+        raise ValueError(f"modules_file: cannot read {name}: {err}") from None
     try:
         data, lines = parse_yaml(name, text)
     except ConfigError as err:
@@ -128,6 +148,21 @@ def load_modules_file(path: Path) -> dict[str, ProbeModule]:
     return parsed.modules
 
 
+@dataclass
+class _Validating:
+    """What a ProbesConfig being validated tells its fields, so that a target naming an unknown module
+    is reported at its own line in the same pass as every other problem, not in a second round."""
+
+    modules: frozenset[str] | None  # None: unknown (modules_file unreadable), so targets are not checked
+    modules_file: Path | None = None
+    modules_file_problem: str | None = None
+    defined_twice: tuple[str, ...] = ()
+    targets_seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+_VALIDATING: contextvars.ContextVar[_Validating | None] = contextvars.ContextVar("probes_config", default=None)
+
+
 class ProbesConfig(StrictModel):
     modules_file: str | None = None
     modules: dict[str, ProbeModule] = {}
@@ -138,41 +173,60 @@ class ProbesConfig(StrictModel):
 
     _listed: frozenset[tuple[str, str]] = pydantic.PrivateAttr(default=frozenset())
 
-    @pydantic.model_validator(mode="before")
+    @pydantic.model_validator(mode="wrap")
     @classmethod
-    def _read_modules_file(cls, data: Any, info: pydantic.ValidationInfo) -> Any:
-        if not isinstance(data, dict) or not data.get("modules_file"):
-            return data
-        path = Path(str(data["modules_file"]))
-        base_dir = (info.context or {}).get("base_dir")
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path
-        from_file = load_modules_file(path)
-        inline = data.get("modules") or {}
-        if not isinstance(inline, dict):
-            return data  # the field's own validation reports it
-        twice = sorted(set(from_file) & set(inline))
-        if twice:
-            raise ValueError(f"modules: {', '.join(twice)} defined both here and in modules_file {path}")
-        # Already validated models pass through field validation as they are.
-        return {**data, "modules": {**from_file, **inline}}
+    def _with_modules_known(
+        cls, data: Any, handler: pydantic.ValidatorFunctionWrapHandler, info: pydantic.ValidationInfo
+    ) -> Any:
+        """Reads modules_file and merges its modules, then validates every field knowing the module names."""
+        if not isinstance(data, dict):
+            return handler(data)
+        inline = data.get("modules")
+        inline_names = frozenset(str(n) for n in inline) if isinstance(inline, dict) else frozenset()
+        state = _Validating(modules=inline_names)
+        if data.get("modules_file"):
+            path = Path(str(data["modules_file"]))
+            base_dir = (info.context or {}).get("base_dir")
+            if not path.is_absolute() and base_dir is not None:
+                path = Path(base_dir) / path
+            try:
+                from_file = load_modules_file(path)
+            except ValueError as err:
+                state = _Validating(modules=None, modules_file_problem=str(err).removeprefix("modules_file: "))
+            else:
+                state.modules = inline_names | frozenset(from_file)
+                state.defined_twice = tuple(sorted(inline_names & set(from_file)))
+                state.modules_file = path
+                if isinstance(inline, dict) or inline is None:
+                    # Already validated models pass through field validation as they are.
+                    data = {**data, "modules": {**from_file, **(inline or {})}}
+        token = _VALIDATING.set(state)
+        try:
+            return handler(data)
+        finally:
+            _VALIDATING.reset(token)
+
+    @pydantic.field_validator("modules_file")
+    @classmethod
+    def _modules_file_readable(cls, value: str | None) -> str | None:
+        state = _VALIDATING.get()
+        if state is not None and state.modules_file_problem is not None:
+            raise ValueError(state.modules_file_problem)
+        return value
+
+    @pydantic.field_validator("modules")
+    @classmethod
+    def _defined_once(cls, value: dict[str, ProbeModule]) -> dict[str, ProbeModule]:
+        state = _VALIDATING.get()
+        if state is not None and state.defined_twice:
+            raise ValueError(
+                f"{', '.join(state.defined_twice)} defined both here and in modules_file {state.modules_file}"
+            )
+        return value
 
     @pydantic.model_validator(mode="after")
-    def _targets_use_known_modules(self) -> ProbesConfig:
-        seen: set[tuple[str, str]] = set()
-        for index, target in enumerate(self.targets):
-            if target.module not in self.modules:
-                known = ", ".join(sorted(self.modules)) or "none defined"
-                raise ValueError(
-                    f"targets: targets[{index}] ({target.target}) uses module {target.module!r}, "
-                    f"which is not defined (modules: {known})"
-                )
-            if (target.target, target.module) in seen:
-                raise ValueError(
-                    f"targets: targets[{index}]: {target.target} with module {target.module} is listed twice"
-                )
-            seen.add((target.target, target.module))
-        self._listed = frozenset(seen)
+    def _remember_listed(self) -> ProbesConfig:
+        self._listed = frozenset((target.target, target.module) for target in self.targets)
         return self
 
     def allows(self, target: str, module: str) -> bool:
