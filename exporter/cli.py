@@ -38,7 +38,8 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"PULSE_{name}", default)
 
 
-def _connection_limit(text: str) -> int:
+def _limit(text: str) -> int:
+    """A limit flag: a whole number, 0 meaning none (a negative number would silently mean none too)."""
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return int(text)
@@ -100,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--web.max-requests",
         dest="max_requests",
-        type=int,
-        default=int(_env("WEB_MAX_REQUESTS", "40") or 40),
+        type=_limit,
+        default=_env("WEB_MAX_REQUESTS", "40"),  # a string default goes through `type` too
         help="Maximum concurrent scrapes of /metrics; 0 for no limit. Env: PULSE_WEB_MAX_REQUESTS",
     )
     add(
         "--web.max-connections",
         dest="max_connections",
-        type=_connection_limit,
+        type=_limit,
         default=_env("WEB_MAX_CONNECTIONS", str(MAX_CONNECTIONS)),  # a string default goes through `type` too
         help="Maximum open HTTP connections; above it a new connection closes the longest-idle keep-alive one, "
         f"or is itself closed when none is idle. 0 for no limit. Default: {MAX_CONNECTIONS}. "

@@ -301,9 +301,20 @@ def test_above_the_connection_limit_with_every_connection_busy_a_new_one_is_clos
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("flag", ["--web.max-connections", "--web.max-requests"])
 @pytest.mark.parametrize("value", ["-1", "many"])
-def test_web_max_connections_must_be_a_whole_number(start_exporter: StartExporter, value: str) -> None:
-    running = start_exporter(None, f"--web.max-connections={value}", wait=False)
+def test_limit_flags_must_be_whole_numbers(start_exporter: StartExporter, flag: str, value: str) -> None:
+    running = start_exporter(None, f"{flag}={value}", wait=False)
 
     assert running.process.wait(30) == 2
-    assert "--web.max-connections" in running.logs()
+    assert flag in running.logs()
+    assert "Traceback" not in running.logs()
+
+
+@pytest.mark.integration
+def test_a_limit_from_the_environment_that_is_not_a_number_is_a_clear_error(start_exporter: StartExporter) -> None:
+    running = start_exporter(None, wait=False, env={"PULSE_WEB_MAX_REQUESTS": "lots"})
+
+    assert running.process.wait(30) == 2
+    assert "--web.max-requests" in running.logs()
+    assert "Traceback" not in running.logs()
