@@ -12,6 +12,7 @@ import base64
 import concurrent.futures
 import datetime
 import ipaddress
+import os
 import socket
 import ssl
 import subprocess
@@ -689,6 +690,23 @@ def test_missing_certificate_or_key_error_names_the_missing_path(
 
     assert result.returncode == 1
     assert str(absent) in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("field", ["cert_file", "key_file", "client_ca_file"])
+def test_a_tls_file_that_is_a_fifo_is_refused_without_hanging(tmp_path: Path, server_cert: Issued, field: str) -> None:
+    """ssl would block opening a FIFO until a writer comes; the config check must refuse it instead."""
+    fifo = tmp_path / "not-a-file.pem"
+    os.mkfifo(fifo)
+    tls = {**tls_section(server_cert), "client_auth_type": "RequireAndVerifyClientCert"}
+    tls.setdefault("client_ca_file", str(server_cert.cert_path))
+    tls[field] = str(fifo)
+    web = write_web_config(tmp_path / "web.yml", {"tls_server_config": tls})
+
+    result = run_exporter("--config.check", f"--web.config.file={web}", cwd=tmp_path)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"tls_server_config.{field}: cannot read {fifo}: it is a FIFO, not a regular file" in output
 
 
 def test_header_value_with_a_line_break_is_a_config_error(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from exporter.config.loader import ConfigError, load_model
+from exporter.config.loader import ConfigError, UnreadableFile, load_model, read_text_file
 from exporter.config.types import StrictModel
 
 TLS_VERSIONS = {
@@ -143,11 +143,13 @@ def _tls_context(tls: TlsServerConfig, web_config_path: Path) -> ssl.SSLContext:
         return ConfigError(str(web_config_path), [f"{web_config_path}: tls_server_config.{field}: {problem}"])
 
     def readable(field: str, name: str) -> str:
+        # The same checks as every config file (a regular file, bounded size), so a FIFO or a device
+        # named here is refused instead of blocking the reload; ssl then reads the checked path.
         path = Path(name) if Path(name).is_absolute() else web_config_path.parent / name
         try:
-            path.open("rb").close()
-        except OSError as err:
-            raise fail(field, f"cannot read {path}: {err.strerror or err}") from None
+            read_text_file(path)
+        except UnreadableFile as err:
+            raise fail(field, f"cannot read {path}: {err}") from None
         return str(path)
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
