@@ -6,7 +6,9 @@ CI must never pass by running less than it claims.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import signal
 import socket
@@ -156,3 +158,12 @@ def parse_samples(text: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             samples[key] = float(value)
     return samples
+
+
+def landing_table(page: str, title: str) -> list[list[str]]:
+    """The rows of the landing page's table under `<h2>title</h2>`, each as its cells' text (no tags)."""
+    table = page.split(f"<h2>{title}</h2>", 1)[1].split("</table>", 1)[0]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    ]

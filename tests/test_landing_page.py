@@ -4,7 +4,6 @@ escapes what it quotes (error messages carry what databases and remote servers s
 
 from __future__ import annotations
 
-import html
 import re
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, parse_samples
+from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +54,7 @@ kpis:
 
 def section_rows(page: str, title: str) -> dict[str, list[str]]:
     """A table of the page as {first cell: [the other cells' text]}."""
-    table = page.split(f"<h2>{title}</h2>", 1)[1].split("</table>", 1)[0]
-    rows = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
-        rows[cells[0]] = cells[1:]
-    return rows
+    return {cells[0]: cells[1:] for cells in landing_table(page, title)}
 
 
 def wait_for_runs(exporter: RunningExporter) -> None:

@@ -4,7 +4,6 @@ and the runner's guarantees (timeouts, prober errors) with scripted probers."""
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import re
@@ -21,7 +20,7 @@ from exporter.probes import PROBERS
 from exporter.probes.base import FailureReason, ProbeFunction, Prober, ProbeSink
 from exporter.probes.config import ProbesConfig
 from exporter.probes.runner import run_probe
-from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
+from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, require_binary
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 
@@ -312,13 +311,9 @@ def test_the_landing_page_links_probes_and_service_discovery(setup: Setup) -> No
 
 def _landing_rows(pulse: RunningExporter) -> dict[tuple[str, str], str]:
     """The probe table's rows as {(target, module): the row's text without tags}."""
-    page = pulse.get("/").text
-    table = page.split("<h2>Probe targets</h2>", 1)[1].split("</table>", 1)[0]
-    rows = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]:
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
-        rows[(cells[0], cells[1])] = " | ".join(cells[2:5])
-    return rows
+    return {
+        (cells[0], cells[1]): " | ".join(cells[2:5]) for cells in landing_table(pulse.get("/").text, "Probe targets")
+    }
 
 
 def test_the_landing_page_shows_each_listed_targets_last_result_its_reason_and_when(setup: Setup) -> None:
