@@ -366,7 +366,7 @@ class KpiCollector(Collector):
                 last_success.add_metric([name], runner.last_success_time)
         up = GaugeMetricFamily(
             "pulse_kpi_source_up",
-            "Whether each KPI source answered its last query (1) or could not be reached (0).",
+            "Whether each KPI source answered its last query (1) or could not be reached or was refused (0).",
             labels=["source"],
         )
         for name in self.kpis.sources:
