@@ -388,14 +388,16 @@ def test_a_postgresql_superuser_is_refused_and_its_query_writes_no_file(
 def test_a_privileged_account_is_used_when_allowed_with_one_warning(
     postgresql_database: TestDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
-    one = query("one", "SELECT 1 AS v")
-    allowed = source(postgresql_database.url, one, allow_privileged_account=True, max_overflow=1)
+    # Two queries at once on two connections (the sleep keeps the first one busy): one warning.
+    one = query("one", "SELECT 1 AS v FROM pg_sleep(0.2)")
+    two = query("two", "SELECT 2 AS v FROM pg_sleep(0.2)")
+    allowed = source(postgresql_database.url, one, two, allow_privileged_account=True, max_overflow=1)
     with caplog.at_level(logging.WARNING), kpi_harness(allowed) as kpis:
+        kpis.run_together("one", "two")
         kpis.run("one")
-        kpis.run("one")
-        value = kpis.value("shop_one")
+        samples = kpis.samples()
     warnings = [r for r in caplog.records if r.getMessage().startswith("KPI source uses a privileged account")]
-    assert value == 1
+    assert (samples["shop_one"], samples["shop_two"]) == (1, 2)
     assert len(warnings) == 1
     assert warnings[0].__dict__["err"] == "account 'postgres' is a superuser"
 
