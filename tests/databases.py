@@ -16,6 +16,11 @@ module's asserts when it loads it as a plugin):
   that must not see other tests' tables.
 - `sqlite_database`, `postgresql_database`, `mariadb_database`: one backend only.
 
+Each database has two URLs: `url`, the admin account that created it (to create tables and insert
+rows), and `reader_url`, an account of its own that may only read it (SELECT on every table, those
+created later too). Pulse refuses an admin account as a KPI source (a superuser or an account with
+FILE could write files on the server), so KPI sources use `reader_url`. SQLite: both are the file.
+
 PostgreSQL is 127.0.0.1:5432 (user postgres) and MariaDB 127.0.0.1:3306 (user root) unless
 PULSE_TEST_POSTGRES_URL / PULSE_TEST_MARIADB_URL give another admin URL (any database in the path is
 ignored). A server that does not answer skips its tests with the reason, but fails them under CI=true:
@@ -51,7 +56,11 @@ class TestDatabase:
 
     url: str
     dialect: str  # "sqlite" | "postgresql" | "mysql" (MariaDB)
+    reader_url: str = ""  # an unprivileged account that may only read; SQLite: the same file as url
     _engines: list[Engine] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reader_url = self.reader_url or self.url
 
     def engine(self, **kwargs: Any) -> Engine:
         """A new engine on this database; disposed when the database is dropped."""
@@ -86,18 +95,60 @@ def _admin_engine(admin_url: str, what: str) -> Engine:
     return engine
 
 
+def create_reader(admin_url: str, dialect: str, reader: str) -> str:
+    """A login `reader` that may only read the admin URL's database: SELECT on its tables, including
+    those the admin creates later. Returns its URL; `drop_reader` removes it."""
+    url = make_url(admin_url)
+    password = secrets.token_hex(8)
+    if dialect == "postgresql":
+        statements = [
+            f"CREATE ROLE \"{reader}\" LOGIN PASSWORD '{password}'",
+            f'GRANT CONNECT ON DATABASE "{url.database}" TO "{reader}"',
+            f'GRANT USAGE ON SCHEMA public TO "{reader}"',
+            f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{reader}"',
+            f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{reader}"',  # tables the admin creates later
+        ]
+    else:
+        statements = [
+            f"CREATE USER '{reader}'@'%' IDENTIFIED BY '{password}'",
+            f"GRANT SELECT ON `{url.database}`.* TO '{reader}'@'%'",  # tables created later too
+        ]
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            for statement in statements:
+                conn.execute(sqlalchemy.text(statement))  # text(): escapes the % of a MariaDB host
+    finally:
+        admin.dispose()
+    return url.set(username=reader, password=password).render_as_string(hide_password=False)
+
+
+def drop_reader(admin: Engine, dialect: str, reader: str) -> None:
+    """Remove a reader (after its database: a PostgreSQL role's default privileges live in it)."""
+    with admin.connect() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{reader}"')
+        else:
+            conn.execute(sqlalchemy.text(f"DROP USER IF EXISTS '{reader}'@'%'"))
+
+
 def _server_database(admin_url: str, what: str, dialect: str) -> Iterator[TestDatabase]:
-    """CREATE DATABASE pulse_test_<random> on a server; DROP it afterwards (even when tests failed)."""
+    """CREATE DATABASE pulse_test_<random> on a server, with its reader; DROP both afterwards (even
+    when tests failed)."""
     admin = _admin_engine(admin_url, what)
     name = f"pulse_test_{secrets.token_hex(6)}"
+    reader = f"{name}_reader"
     quote = '"' if dialect == "postgresql" else "`"
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {quote}{name}{quote}"))
-    database = TestDatabase(make_url(admin_url).set(database=name).render_as_string(hide_password=False), dialect)
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    database = None
     try:
+        database = TestDatabase(url, dialect, create_reader(url, dialect, reader))
         yield database
     finally:
-        database.dispose()
+        if database is not None:
+            database.dispose()
         with admin.connect() as conn:
             if dialect == "postgresql":
                 # Connections a test left open (or an exporter process still running) must not block the drop.
@@ -106,6 +157,7 @@ def _server_database(admin_url: str, what: str, dialect: str) -> Iterator[TestDa
                     {"name": name},
                 )
             conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}"))
+        drop_reader(admin, dialect, reader)
         admin.dispose()
 
 

@@ -210,7 +210,8 @@ def test_the_erp_template_runs_against_a_real_postgresql(
             conn.execute(meta.tables[table].insert(), table_rows)
     try:
         # The exporter's session time zone must be UTC for `due_date::timestamp` to mean UTC midnight.
-        dsn = postgresql_database.url + "?options=-c%20TimeZone%3DUTC"
+        # The template's account must be unprivileged (Pulse refuses a superuser): the reader.
+        dsn = postgresql_database.reader_url + "?options=-c%20TimeZone%3DUTC"
         exporter = start_exporter(ERP.read_text(), env={"ERP_DSN": dsn})
         samples = wait_until_queries_succeed(exporter, ERP_QUERIES)
         finished = datetime.now(UTC)

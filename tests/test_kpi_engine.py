@@ -53,7 +53,14 @@ def insert_orders(engine: sqlalchemy.Engine, rows: list[tuple[int, str, str, str
 
 
 def config(database: TestDatabase, *queries: dict[str, Any], **section: Any) -> dict[str, Any]:
-    return {"sources": {"shop": {"dsn": database.url}}, "queries": list(queries), **section}
+    """The database as a source, through its unprivileged reader (what an operator should configure)."""
+    return {"sources": {"shop": {"dsn": database.reader_url}}, "queries": list(queries), **section}
+
+
+def as_admin(settings: dict[str, Any], database: TestDatabase) -> dict[str, Any]:
+    """The source through the admin account instead: it could write, so read-only must stop it."""
+    settings["sources"]["shop"] = {"dsn": database.url, "allow_privileged_account": True}
+    return settings
 
 
 def query(name: str, sql: str, *metrics: dict[str, Any], **options: Any) -> dict[str, Any]:
@@ -280,7 +287,7 @@ WRITES = ["DELETE FROM orders", "UPDATE orders SET amount = 0", "CREATE TABLE sn
 def test_queries_are_read_only(fresh_database: TestDatabase, statement: str) -> None:
     engine = create_orders(fresh_database)
     write = query("write", statement, {"name": "shop_write", "value": "n"})
-    with kpi_harness(config(fresh_database, write)) as kpis:
+    with kpi_harness(as_admin(config(fresh_database, write), fresh_database)) as kpis:
         kpis.run()
         samples = kpis.samples()
     assert samples['pulse_kpi_queries_total{query="write",status="error"}'] == 1
@@ -455,7 +462,7 @@ def test_queries_wait_for_a_free_connection_without_looking_like_an_outage(
     postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.2)
-    source = {"dsn": postgresql_database.url, "pool_size": 1, "max_overflow": 0}
+    source = {"dsn": postgresql_database.reader_url, "pool_size": 1, "max_overflow": 0}
     queries = [
         query(
             f"slow_{i}", "SELECT 1 AS n FROM pg_sleep(0.3)", {"name": f"shop_slow_{i}", "value": "n"}, timeout="500ms"

@@ -42,7 +42,8 @@ pytestmark = pytest.mark.integration
 
 
 class PrivateServer(Protocol):
-    url: str
+    url: str  # the admin account: creates the tables
+    reader_url: str  # an account that may only read: what the KPI source uses
 
     def stop(self) -> None: ...
     def start(self) -> None: ...
@@ -77,6 +78,7 @@ class PrivatePostgres:
             **_as_user("postgres"),
         )
         self.start()
+        self.reader_url = _reader(self.url, "postgresql")
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -126,6 +128,12 @@ class PrivateMariaDB:
             **_as_user("mysql"),
         )  # fmt: skip
         self.start()
+        engine = sqlalchemy.create_engine(self.url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE DATABASE shop"))  # the reader reads it, not `mysql`
+        engine.dispose()
+        self.url = f"mysql+pymysql://root@127.0.0.1:{self.port}/shop"
+        self.reader_url = _reader(self.url, "mysql")
 
     def start(self) -> None:
         assert self.server is not None
@@ -155,6 +163,12 @@ class PrivateMariaDB:
             self.process.send_signal(signal.SIGKILL)  # a crash, not a polite shutdown
             self.process.wait(30)
             self.process = None
+
+
+def _reader(admin_url: str, dialect: str) -> str:
+    from tests.databases import create_reader  # noqa: PLC0415 (a plugin module: imported at use)
+
+    return create_reader(admin_url, dialect, "pulse_reader")
 
 
 def _private_directory(owner: str) -> Iterator[Path]:
@@ -210,7 +224,7 @@ def outage_scenario(server: PrivateServer) -> None:
     engine.dispose()
     config = KpisConfig.model_validate(
         {
-            "sources": {"shop": {"dsn": server.url, "connect_timeout": "2s"}},
+            "sources": {"shop": {"dsn": server.reader_url, "connect_timeout": "2s"}},
             "queries": [
                 {"name": "orders_open", "source": "shop", "interval": "200ms", "timeout": "200ms",
                  "sql": "SELECT COUNT(*) AS n FROM orders",
@@ -278,7 +292,7 @@ def test_the_exporter_process_rides_out_a_database_outage(
         f"""\
 kpis:
   sources:
-    shop: {{dsn: "{private_postgres.url}", connect_timeout: 2s}}
+    shop: {{dsn: "{private_postgres.reader_url}", connect_timeout: 2s}}
   queries:
     - name: orders
       source: shop
@@ -358,7 +372,7 @@ def test_a_network_partition_never_hangs_the_engine(
     postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.5)
-    url = sqlalchemy.make_url(postgresql_database.url)
+    url = sqlalchemy.make_url(postgresql_database.reader_url)
     proxy = BlackholeProxy(url.port or 5432)
     dsn = url.set(port=proxy.port).render_as_string(hide_password=False)
     query = {"name": "ping", "source": "shop", "interval": "1h", "timeout": "500ms", "sql": "SELECT 1 AS n",

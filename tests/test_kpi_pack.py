@@ -451,7 +451,10 @@ def test_a_real_exporter_serves_every_kpi_of_the_pack(
     data.insert(engine)
     config = {
         "collectors": {"host": {"enabled": False}},
-        "kpis": {"sources": {"shop": {"dsn": database.url}}, "packs": [{"pack": "marketplace", "source": "shop"}]},
+        "kpis": {
+            "sources": {"shop": {"dsn": database.reader_url}},
+            "packs": [{"pack": "marketplace", "source": "shop"}],
+        },
     }
     exporter = start_exporter(yaml.safe_dump(config))
     query_names = [q["name"] for q in PACKS["marketplace"]("shop", database.dialect)]

@@ -2,13 +2,20 @@
 
 The attacks are the ones from the hardening review: several statements (`COMMIT; …; DELETE …`), a
 single statement that flips the session to read-write, SQLite statements that write files
-(`VACUUM INTO`, `ATTACH`), and a SQLite lock wait that ignored the timeout.
+(`VACUUM INTO`, `ATTACH`), a SQLite lock wait that ignored the timeout, and an account privileged
+enough to write files on the database server whatever the transaction (PostgreSQL superuser `COPY …
+TO`, MariaDB FILE `INTO OUTFILE`).
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +23,7 @@ import pytest
 import sqlalchemy
 
 from exporter.kpis import engine as engine_module
+from exporter.kpis.engine import kpi_status
 from exporter.kpis.metrics import sql_samples
 from tests.kpi_harness import Harness, kpi_harness
 
@@ -56,8 +64,9 @@ def victims(engine: sqlalchemy.Engine) -> list[int]:
 
 
 def one_connection(database: TestDatabase, *queries: dict[str, Any]) -> dict[str, Any]:
-    """A source with a single pooled connection: every run reuses the one the previous run used."""
-    source = {"dsn": database.url, "pool_size": 1, "max_overflow": 0}
+    """A source with a single pooled connection: every run reuses the one the previous run used.
+    Through the admin account, which could write: read-only must stop it all the same."""
+    source = {"dsn": database.url, "pool_size": 1, "max_overflow": 0, "allow_privileged_account": True}
     return {"sources": {"shop": source}, "queries": list(queries)}
 
 
@@ -293,3 +302,176 @@ def test_a_large_result_becomes_series_off_the_event_loop(
     assert series == 500  # the default series_limit
     assert threads, "the series were built"
     assert all(thread is not threading.current_thread() for thread in threads)
+
+
+# ------------------------------------------------------------------------------------ privileged accounts
+# A read-only transaction does not stop a PostgreSQL superuser from `COPY (…) TO '/file'` (or
+# `TO PROGRAM`), nor a MariaDB account with FILE from `SELECT … INTO OUTFILE`: such an account is
+# refused unless the source says allow_privileged_account: true.
+
+WRITE_A_FILE = {
+    "postgresql": "COPY (SELECT 1 AS v) TO '{path}'",
+    "mysql": "SELECT 1 AS v INTO OUTFILE '{path}'",
+}
+
+
+@pytest.fixture
+def server_writable_directory() -> Iterator[Path]:
+    """A directory the database servers (their own OS users) could write to; pytest's tmp_path is not."""
+    directory = Path(tempfile.mkdtemp(prefix="pulse-privileged-"))
+    directory.chmod(0o777)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def account(database: TestDatabase, *grants: str) -> Iterator[str]:
+    """A login of its own on the database's server that may read the database, with `grants`
+    (`{who}` stands for it); its URL. Dropped afterwards."""
+    name = f"pulse_test_{secrets.token_hex(4)}"
+    password = secrets.token_hex(8)
+    url = sqlalchemy.make_url(database.url).set(username=name, password=password)
+    if database.dialect == "postgresql":
+        who = f'"{name}"'
+        create = [f"CREATE ROLE {who} LOGIN PASSWORD '{password}'"]
+    else:
+        who = f"'{name}'@'%'"
+        create = [f"CREATE USER {who} IDENTIFIED BY '{password}'", f"GRANT SELECT ON `{url.database}`.* TO {who}"]
+    admin = database.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in (*create, *grants):
+            conn.execute(sqlalchemy.text(statement.format(who=who)))
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if database.dialect == "postgresql":
+                conn.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {who}"))
+            else:
+                conn.execute(sqlalchemy.text(f"DROP USER IF EXISTS {who}"))
+
+
+def source(dsn: str, *queries: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return {"sources": {"shop": {"dsn": dsn, "pool_size": 1, "max_overflow": 0, **options}}, "queries": list(queries)}
+
+
+def source_error(kpis: Harness) -> str:
+    """The source's error as the landing page shows it."""
+    sources, _ = kpi_status(kpis.collector)
+    return sources[0].error
+
+
+def test_a_postgresql_superuser_is_refused_and_its_query_writes_no_file(
+    postgresql_database: TestDatabase, server_writable_directory: Path
+) -> None:
+    target = server_writable_directory / "copied"
+    copy = query("copy", WRITE_A_FILE["postgresql"].format(path=target))
+    with kpi_harness(source(postgresql_database.url, copy)) as kpis:
+        kpis.run("copy")
+        status, error = outcome(kpis, "copy")
+        up = kpis.value('pulse_kpi_source_up{source="shop"}')
+        shown = source_error(kpis)
+    refusal = (
+        "source shop: account 'postgres' is a superuser: a KPI query could write or read files on the database "
+        "server (COPY ... TO, lo_export) or run programs there (COPY ... TO PROGRAM); connect as a role without "
+        "superuser, pg_write_server_files, pg_read_server_files and pg_execute_server_program, or set "
+        "allow_privileged_account: true"
+    )
+    assert not target.exists()
+    assert (status, error) == ("error", f"query copy: {refusal}")
+    assert up == 0
+    assert shown == refusal
+
+
+def test_a_privileged_account_is_used_when_allowed_with_one_warning(
+    postgresql_database: TestDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two queries at once on two connections (the sleep keeps the first one busy): one warning.
+    one = query("one", "SELECT 1 AS v FROM pg_sleep(0.2)")
+    two = query("two", "SELECT 2 AS v FROM pg_sleep(0.2)")
+    allowed = source(postgresql_database.url, one, two, allow_privileged_account=True, max_overflow=1)
+    with caplog.at_level(logging.WARNING), kpi_harness(allowed) as kpis:
+        kpis.run_together("one", "two")
+        kpis.run("one")
+        samples = kpis.samples()
+    warnings = [r for r in caplog.records if r.getMessage().startswith("KPI source uses a privileged account")]
+    assert (samples["shop_one"], samples["shop_two"]) == (1, 2)
+    assert len(warnings) == 1
+    assert warnings[0].__dict__["err"] == "account 'postgres' is a superuser"
+
+
+@pytest.mark.parametrize(
+    ("role", "attack"),
+    [
+        ("pg_write_server_files", "COPY (SELECT 1 AS v) TO '{path}'"),
+        ("pg_execute_server_program", "COPY (SELECT 1 AS v) TO PROGRAM 'touch {path}'"),
+    ],
+)
+def test_a_member_of_a_postgresql_file_role_is_refused(
+    postgresql_database: TestDatabase, server_writable_directory: Path, role: str, attack: str
+) -> None:
+    target = server_writable_directory / "written"
+    copy = query("copy", attack.format(path=target))
+    with account(postgresql_database, f"GRANT {role} TO {{who}}") as url, kpi_harness(source(url, copy)) as kpis:
+        kpis.run("copy")
+        status, error = outcome(kpis, "copy")
+    assert not target.exists()
+    assert status == "error"
+    assert f"is a member of {role}: a KPI query could write or read files on the database server" in error
+
+
+@pytest.mark.parametrize("through", ["grant", "role"])
+def test_a_mariadb_account_with_file_is_refused_and_writes_no_file(
+    mariadb_database: TestDatabase, server_writable_directory: Path, through: str
+) -> None:
+    """FILE granted to the account, or to a role it may enable: one `SET ROLE` query would gain it
+    for the pooled connection's later queries."""
+    target = server_writable_directory / "dumped"
+    role = f"pulse_test_filer_{secrets.token_hex(3)}"
+    grants = ["GRANT FILE ON *.* TO {who}"]
+    if through == "role":
+        grants = [f"CREATE ROLE {role}", f"GRANT FILE ON *.* TO {role}", f"GRANT {role} TO {{who}}"]
+    enable = query("enable", f"SET ROLE {role}")
+    dump = query("dump", WRITE_A_FILE["mysql"].format(path=target))
+    try:
+        with account(mariadb_database, *grants) as url, kpi_harness(source(url, enable, dump)) as kpis:
+            kpis.run("enable", "dump")
+            status, error = outcome(kpis, "dump")
+    finally:
+        with mariadb_database.engine().connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {role}"))
+    assert not target.exists()
+    assert status == "error"
+    held = "has the FILE privilege" if through == "grant" else f"has FILE through role {role}"
+    assert f"{held}: a KPI query could write or read files on the database server" in error
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"], ids=["postgresql", "mariadb"])
+def test_an_unprivileged_reader_reads_and_cannot_write_a_file(
+    dialect: str, request: pytest.FixtureRequest, server_writable_directory: Path
+) -> None:
+    database: TestDatabase = request.getfixturevalue(
+        f"{'postgresql' if dialect == 'postgresql' else 'mariadb'}_database"
+    )
+    target = server_writable_directory / "written"
+    table = f"created_after_the_reader_{secrets.token_hex(3)}"  # the reader may read it all the same
+    with database.engine().begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)"))
+        conn.execute(sqlalchemy.text(f"INSERT INTO {table} VALUES (1), (2)"))
+    count = query("count", f"SELECT COUNT(*) AS v FROM {table}")
+    write = query("write", WRITE_A_FILE[dialect].format(path=target))
+    try:
+        with kpi_harness(source(database.reader_url, count, write)) as kpis:
+            kpis.run("count", "write")
+            counted = kpis.value("shop_count")
+            status, _ = outcome(kpis, "write")
+            up = kpis.value('pulse_kpi_source_up{source="shop"}')
+    finally:
+        with database.engine().begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP TABLE {table}"))
+    assert counted == 2
+    assert status == "error"  # refused by the server: the reader may not write files
+    assert up == 1
+    assert not target.exists()

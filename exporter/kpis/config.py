@@ -109,6 +109,9 @@ class SqlSourceConfig(_SourceModel):
     max_overflow: int = pydantic.Field(2, ge=0, le=100)
     pool_recycle: PositiveDuration = 1800.0
     connect_timeout: PositiveDuration = 10.0
+    # A superuser or an account that may write/read server files (PostgreSQL COPY ... TO, MariaDB
+    # INTO OUTFILE) is refused unless this says the operator accepts it (sql.py checks at connect).
+    allow_privileged_account: bool = False
 
     @pydantic.field_validator("dsn")
     @classmethod

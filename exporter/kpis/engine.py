@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from exporter.collectors.base import Collector
 from exporter.kpis.config import KpisConfig, ResolvedQuery, SqlSourceConfig
-from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
+from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError, SourceRefusedError
 from exporter.kpis.http_source import HttpSource
 from exporter.kpis.metrics import MetricState, Samples, SqlRows, family_specs, http_samples, sql_samples
 from exporter.kpis.schedule import Schedule
@@ -211,6 +211,9 @@ class KpiCollector(Collector):
         except SourceDownError as err:
             status, error = "error", f"query {query.name}: source {query.source} unreachable: {err}"
             self._set_source_up(query.source, False, str(err))
+        except SourceRefusedError as err:  # reachable, but not to be used as it is: down until fixed
+            status, error = "error", f"query {query.name}: {err}"
+            self._set_source_up(query.source, False, str(err))
         except QueryError as err:
             status, error = "error", str(err) if str(err).startswith("query ") else f"query {query.name}: {err}"
         except Exception as err:  # a driver's own exception type, an odd value: still this query's error
@@ -363,7 +366,7 @@ class KpiCollector(Collector):
                 last_success.add_metric([name], runner.last_success_time)
         up = GaugeMetricFamily(
             "pulse_kpi_source_up",
-            "Whether each KPI source answered its last query (1) or could not be reached (0).",
+            "Whether each KPI source answered its last query (1) or could not be reached or was refused (0).",
             labels=["source"],
         )
         for name in self.kpis.sources:

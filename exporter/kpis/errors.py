@@ -13,3 +13,8 @@ class QueryTimeoutError(Exception):
 
 class QueryError(Exception):
     """The query failed for a reason of its own (SQL error, missing column, bad value, HTTP 4xx)."""
+
+
+class SourceRefusedError(Exception):
+    """The source answered, but Pulse will not run queries on it: its account could write or read
+    files on the database server (a superuser, MariaDB's FILE privilege, ...)."""

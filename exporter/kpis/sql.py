@@ -19,6 +19,10 @@ Calls here block (DBAPI drivers are synchronous); the engine runs them in worker
   default), MariaDB `SET STATEMENT max_statement_time=… FOR …`, MySQL the `MAX_EXECUTION_TIME`
   optimizer hint, SQLite a progress handler that interrupts the statement and a busy timeout that
   ends a lock wait at the deadline.
+- Privileged accounts are refused (unless `allow_privileged_account: true`): a read-only transaction
+  does not stop a PostgreSQL superuser from `COPY (…) TO '/file'` or `TO PROGRAM`, nor a MariaDB
+  account with FILE from `SELECT … INTO OUTFILE`. Each new connection checks its account first; a
+  privileged one is closed and the run fails with SourceRefusedError.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from exporter.kpis.config import SqlSourceConfig
-from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
+from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError, SourceRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,33 @@ _SQLITE_READ_PRAGMAS = {
     "freelist_count", "function_list", "module_list", "page_count", "page_size", "pragma_list",
     "query_only", "schema_version", "user_version",
 }  # fmt: skip
+# PostgreSQL: what makes an account able to reach the server's files or programs. Superuser also
+# counts when only reachable through SET ROLE (a NOINHERIT member of a superuser role).
+_POSTGRESQL_FILE_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
+_POSTGRESQL_FILE_FUNCTIONS = ("lo_export", "lo_import", "pg_read_binary_file", "pg_read_file")
+_POSTGRESQL_PRIVILEGES = f"""
+SELECT session_user::text,
+  EXISTS (SELECT 1 FROM pg_roles WHERE rolsuper AND pg_has_role(session_user, oid, 'MEMBER')),
+  ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname IN {_POSTGRESQL_FILE_ROLES}
+        AND pg_has_role(session_user, oid, 'MEMBER') ORDER BY 1),
+  ARRAY(SELECT DISTINCT proname::text FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+        AND proname IN {_POSTGRESQL_FILE_FUNCTIONS} AND has_function_privilege(session_user, oid, 'EXECUTE')
+        ORDER BY 1)
+"""
+# MariaDB/MySQL: FILE reads and writes server files (INTO OUTFILE, LOAD_FILE); SUPER changes server
+# settings (SET GLOBAL general_log_file = …). ALL PRIVILEGES ON *.* is listed as each of them.
+_MYSQL_FILE_PRIVILEGES = ("FILE", "SUPER")
+_MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO (?P<grantee>\S+)")
+_POSTGRESQL_RISK = (
+    "a KPI query could write or read files on the database server (COPY ... TO, lo_export) or run "
+    "programs there (COPY ... TO PROGRAM); connect as a role without superuser, pg_write_server_files, "
+    "pg_read_server_files and pg_execute_server_program, or set allow_privileged_account: true"
+)
+_MYSQL_RISK = (
+    "a KPI query could write or read files on the database server (SELECT ... INTO OUTFILE, LOAD_FILE) "
+    "or change its settings (SET GLOBAL); connect as a user without FILE and SUPER (nor a role that has "
+    "them), or set allow_privileged_account: true"
+)
 _SQLITE_PRAGMAS_NAMING_A_TABLE = {
     "foreign_key_list", "index_info", "index_list", "index_xinfo", "table_info", "table_list", "table_xinfo",
 }  # fmt: skip
@@ -79,6 +110,78 @@ def _sqlite_read_only_authorizer(action: int, arg1: str | None, arg2: str | None
         if (arg2 is None and name in _SQLITE_READ_PRAGMAS) or name in _SQLITE_PRAGMAS_NAMING_A_TABLE:
             return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
+
+
+def _postgresql_privileges(cursor: Any) -> tuple[str, list[str]]:
+    """The login role and what lets it reach server files ([] when nothing)."""
+    cursor.execute(_POSTGRESQL_PRIVILEGES)
+    account, superuser, roles, functions = cursor.fetchone()
+    if superuser:
+        return account, ["is a superuser"]
+    reasons = []
+    if roles:
+        reasons.append(f"is a member of {_and(roles)}")
+    if functions:
+        reasons.append(f"may execute {_and([f'{function}()' for function in functions])}")
+    return account, reasons
+
+
+def _mysql_privileges(cursor: Any, is_mariadb: bool) -> tuple[str, list[str]]:
+    """The account ('user'@'host') and its FILE / SUPER privileges, its own or (MariaDB) through a role."""
+    cursor.execute("SELECT CURRENT_USER()")
+    user, _, host = str(cursor.fetchone()[0]).rpartition("@")
+    account = f"'{user}'@'{host}'"  # how information_schema names it
+    placeholders = ", ".join(["%s"] * len(_MYSQL_FILE_PRIVILEGES))
+    cursor.execute(
+        "SELECT DISTINCT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "
+        f"WHERE GRANTEE = %s AND PRIVILEGE_TYPE IN ({placeholders}) ORDER BY 1",
+        (account, *_MYSQL_FILE_PRIVILEGES),
+    )
+    own = [str(row[0]) for row in cursor.fetchall()]
+    reasons = [f"has the {_and(own)} privilege{'s' if len(own) > 1 else ''}"] if own else []
+    if is_mariadb:
+        reasons += [
+            f"has {privilege} through role {role}"
+            for role, privilege in _mariadb_role_privileges(cursor, f"{user}@{host}")
+        ]
+    return account, reasons
+
+
+def _mariadb_role_privileges(cursor: Any, user: str) -> list[tuple[str, str]]:
+    """(role, privilege) for FILE / SUPER held by a role the account may enable. A role's grants are
+    only visible to its members while it is enabled, so each is enabled in turn (its nested roles
+    come with it), then the session's own role is restored: one `SET ROLE` in a KPI query would
+    otherwise be enough to gain them."""
+    cursor.execute("SELECT ROLE_NAME FROM information_schema.APPLICABLE_ROLES WHERE GRANTEE = %s", (user,))
+    roles = sorted(str(row[0]) for row in cursor.fetchall())
+    if not roles:
+        return []
+    cursor.execute("SELECT CURRENT_ROLE()")
+    current = cursor.fetchone()[0]
+    found: list[tuple[str, str]] = []
+    try:
+        for role in roles:
+            cursor.execute(f"SET ROLE {_backquoted(role)}")
+            cursor.execute("SHOW GRANTS")
+            for (line,) in cursor.fetchall():
+                grant = _MYSQL_GLOBAL_GRANT.match(str(line))
+                if grant is None or "`@`" in grant["grantee"]:
+                    continue  # not global, or a user's grant (the account's own: checked above)
+                held = {p.strip().upper() for p in grant["privileges"].split(",")}
+                for privilege in _MYSQL_FILE_PRIVILEGES:
+                    if privilege in held or "ALL PRIVILEGES" in held:
+                        found.append((grant["grantee"].strip("`"), privilege))
+    finally:
+        cursor.execute("SET ROLE NONE" if current is None else f"SET ROLE {_backquoted(str(current))}")
+    return sorted(set(found))
+
+
+def _and(items: Sequence[str]) -> str:
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 class _SessionNotReadOnly(Exception):
@@ -104,6 +207,8 @@ class SqlSource:
         self._killer: Engine | None = None  # MariaDB/MySQL: opened at the first statement to kill
         self._killer_lock = threading.Lock()
         self._sqlite_path = _sqlite_file(self._engine.url) if self.dialect == "sqlite" else ""
+        self._privileged_warned = False  # allow_privileged_account: warned once, then never checked again
+        self._warn_lock = threading.Lock()
 
     def _create_engine(self) -> Engine:
         url = make_url(self.config.dsn)
@@ -156,7 +261,9 @@ class SqlSource:
         return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
 
     def _prepare_session(self, dbapi_connection: Any, _record: Any) -> None:
-        """Set up a new connection: read-only by default, and the longest timeout as a backstop."""
+        """Set up a new connection: its account checked, read-only by default, and the longest
+        timeout as a backstop."""
+        self._check_account(dbapi_connection)
         statements: list[str] = []
         if self.dialect == "postgresql":
             if self.config.read_only:
@@ -181,6 +288,38 @@ class SqlSource:
             dbapi_connection.commit()  # a SET inside a rolled-back transaction would be undone
         if self.dialect == "postgresql" and self.config.read_only:
             dbapi_connection.read_only = True  # psycopg: every transaction starts BEGIN READ ONLY
+
+    def _check_account(self, dbapi_connection: Any) -> None:
+        """Refuse an account that can reach the server's files or programs: SourceRefusedError,
+        raised out of the pool's connect (which closes the connection), so out of `run`."""
+        if self.dialect not in ("postgresql", "mysql") or self._privileged_warned:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            if self.dialect == "postgresql":
+                account, reasons = _postgresql_privileges(cursor)
+            else:
+                account, reasons = _mysql_privileges(cursor, bool(getattr(self._engine.dialect, "is_mariadb", False)))
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()
+        if not reasons:
+            return
+        who = f"account {account!r}" if self.dialect == "postgresql" else f"account {account}"
+        risk = _POSTGRESQL_RISK if self.dialect == "postgresql" else _MYSQL_RISK
+        if self.config.allow_privileged_account:
+            with self._warn_lock:
+                if self._privileged_warned:
+                    return
+                self._privileged_warned = True
+            log.warning(
+                "KPI source uses a privileged account (allow_privileged_account: true)",
+                extra={"source": self.name, "target": self.safe_dsn, "err": f"{who} {', '.join(reasons)}"},
+            )
+            return
+        raise SourceRefusedError(  # the pool closes the connection on the way out
+            f"source {self.name}: {who} {', '.join(reasons)}: {risk}"
+        )
 
     def run(self, sql: str, params: dict[str, Any], timeout: float) -> tuple[list[str], Sequence[Sequence[Any]]]:
         """Run one query; return its column names and rows. Raises one of the errors in errors.py."""
