@@ -4,12 +4,11 @@ The target is a URL (`http://` is assumed when the scheme is missing). The probe
 (preferred IP protocol with fallback), sends the request on a new connection, follows redirects (up to
 10, on new connections, re-resolving each host; within the rules of redirects.py: credentials stay with
 the target's origin, no redirect to a more internal address), then checks the last response: status
-code, headers, body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when the runner
-cancels it at the deadline, so a timed-out probe still shows how far it got (as in blackbox).
+code, headers, body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when
+the runner cancels it at the deadline, so a timed-out probe still shows how far it got (as in blackbox).
 
-Differences from blackbox_exporter: regular expressions are Python's `re` (RE2 syntax is mostly the
-same; lookarounds that RE2 refuses work here), only HTTP/1.x is spoken (no HTTP/2 over ALPN), and
-compression supports gzip and deflate (not br).
+Differences from blackbox_exporter: only HTTP/1.x is spoken (no HTTP/2 over ALPN), compression
+supports gzip and deflate (not br), and the redirect rules above (blackbox has no address check).
 """
 
 from __future__ import annotations
