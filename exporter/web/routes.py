@@ -35,7 +35,6 @@ from exporter.exposition import encode, encode_text
 from exporter.kpis.engine import KpiCollector, QueryStatus, SourceStatus, kpi_status
 from exporter.probes.config import ProbeModule
 from exporter.probes.runner import InvalidTimeoutHeader, Recorder, run_probe
-from exporter.probes.section import COLLECTOR_NAME as PROBES_COLLECTOR
 from exporter.probes.section import ProbesCollector
 from exporter.web.server import Request, Response
 
@@ -169,8 +168,7 @@ class Routes:
         return Response(200, body, content_type=content_type)
 
     def _probes_collector(self) -> ProbesCollector | None:
-        collector = next((c for c in self.exporter.collectors if c.name == PROBES_COLLECTOR), None)
-        return collector if isinstance(collector, ProbesCollector) else None
+        return next((c for c in self.exporter.collectors if isinstance(c, ProbesCollector)), None)
 
     def _sd_probes(self) -> Response:
         groups = [
