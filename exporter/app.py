@@ -15,12 +15,12 @@ import logging
 import platform
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
@@ -30,7 +30,6 @@ from exporter.config.loader import ConfigError
 from exporter.config.model import DEFAULT_CONFIG_NAME, PulseConfig, load_config
 from exporter.exposition import Encoder
 from exporter.scrape import Outcome, collect_all, encode
-from exporter.web.server import ConnectionStats
 from exporter.web.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,8 @@ class Exporter:
         self.last_reload_success = time.time()
         self.last_outcomes: dict[str, Outcome] = {}
         self.encoder = Encoder()  # reuses the text of families returned unchanged (cached KPI results)
-        self.http_connections: ConnectionStats | None = None  # set by the HTTP server that serves it
+        # The HTTP server's own metrics (connections), set by whoever serves this exporter (cli.py).
+        self.server_metrics: Callable[[], list[Metric]] = list
         self._reload_lock = asyncio.Lock()
 
     @property
@@ -221,27 +221,4 @@ class Exporter:
             "Timestamp of the last successful configuration reload (or of the start).",
             value=self.last_reload_success,
         )
-        return [build, duration, success, reload_ok, reload_time, *self._connection_metrics()]
-
-    def _connection_metrics(self) -> list[Metric]:
-        stats = self.http_connections
-        if stats is None:
-            return []
-        return [
-            GaugeMetricFamily("pulse_exporter_http_connections", "Open HTTP connections.", value=stats.open),
-            GaugeMetricFamily(
-                "pulse_exporter_http_connections_limit",
-                "Maximum open HTTP connections (--web.max-connections); 0 for no limit.",
-                value=stats.limit,
-            ),
-            CounterMetricFamily(
-                "pulse_exporter_http_idle_connections_closed",
-                "Idle keep-alive connections closed early to make room for a new connection at the limit.",
-                value=stats.idle_closed,
-            ),
-            CounterMetricFamily(
-                "pulse_exporter_http_connections_rejected",
-                "New connections closed unanswered at the limit because no connection was idle.",
-                value=stats.rejected,
-            ),
-        ]
+        return [build, duration, success, reload_ok, reload_time, *self.server_metrics()]

@@ -181,7 +181,7 @@ async def _serve(
     server = HttpServer(
         Routes(exporter, max_requests), tls=lambda: exporter.ssl_context, max_connections=max_connections
     )
-    exporter.http_connections = server.stats
+    exporter.server_metrics = server.stats.metrics
     await exporter.start()
     try:
         for host, port in listen:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import h11
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,26 @@ class ConnectionStats:
     open: int = 0
     idle_closed: int = 0  # idle keep-alive connections closed early to make room for a new one
     rejected: int = 0  # new connections closed at once: at the limit, with no idle connection to close
+
+    def metrics(self) -> list[Metric]:
+        return [
+            GaugeMetricFamily("pulse_exporter_http_connections", "Open HTTP connections.", value=self.open),
+            GaugeMetricFamily(
+                "pulse_exporter_http_connections_limit",
+                "Maximum open HTTP connections (--web.max-connections); 0 for no limit.",
+                value=self.limit,
+            ),
+            CounterMetricFamily(
+                "pulse_exporter_http_idle_connections_closed",
+                "Idle keep-alive connections closed early to make room for a new connection at the limit.",
+                value=self.idle_closed,
+            ),
+            CounterMetricFamily(
+                "pulse_exporter_http_connections_rejected",
+                "New connections closed unanswered at the limit because no connection was idle.",
+                value=self.rejected,
+            ),
+        ]
 
 
 @dataclass
