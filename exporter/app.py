@@ -4,8 +4,8 @@ A reload (SIGHUP or POST /-/reload) reads both config files again. Only when bot
 swap anything in; otherwise the running config stays and the failure is logged, answered and exposed as
 `pulse_exporter_config_last_reload_successful 0`. Any exception while loading is such a failure, not
 only a ConfigError: a bug must never pass for a successful reload (or answer 500 with the metric at 1).
-Collectors whose name and config section did not
-change are kept as they are, with their state (counters, caches).
+Collectors whose name and config section did not change are kept as they are, with their state
+(counters, caches).
 """
 
 from __future__ import annotations

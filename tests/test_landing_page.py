@@ -5,13 +5,12 @@ escapes what it quotes (error messages carry what databases and remote servers s
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples
+from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +57,14 @@ def section_rows(page: str, title: str) -> dict[str, list[str]]:
 
 
 def wait_for_runs(exporter: RunningExporter) -> None:
-    deadline = time.monotonic() + 30
     wanted = [f'pulse_kpi_queries_total{{query="{q}",status="error"}}' for q in ("hostile", "archived_orders")]
     wanted.append('pulse_kpi_queries_total{query="orders",status="success"}')
-    while True:
+
+    def ran() -> bool:
         samples = parse_samples(exporter.metrics_text())
-        if all(samples.get(name, 0) >= 1 for name in wanted):
-            return
-        assert time.monotonic() < deadline, f"the queries never ran:\n{exporter.logs()}"
-        time.sleep(0.05)
+        return all(samples.get(name, 0) >= 1 for name in wanted)
+
+    wait_until(ran, timeout=30, what="every query ran once")
 
 
 def test_the_landing_page_shows_each_kpi_source_up_or_down_and_each_query_with_its_last_error(
