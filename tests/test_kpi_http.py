@@ -238,3 +238,33 @@ def test_https_with_a_private_ca_and_a_client_certificate(
     assert samples['pay_trusted_attempts{method="card"}'] == 120
     assert samples['pulse_kpi_source_up{source="trusted"}'] == 1
     assert samples['pulse_kpi_source_up{source="untrusted"}'] == 0
+
+
+def test_tls_server_name_is_the_name_checked_in_the_certificate(
+    mtls_api: ThreadingHTTPServer, certificates: Certificates
+) -> None:
+    """tls_config is the probes' (prometheus/common's): server_name is sent in SNI and verified."""
+    url = f"https://127.0.0.1:{mtls_api.server_address[1]}"
+    tls = {
+        "ca_file": str(certificates.ca_file),
+        "cert_file": str(certificates.client.cert_file),
+        "key_file": str(certificates.client.key_file),
+    }
+    sources = {
+        "named": {"url": url, "bearer_token": TOKEN, "tls_config": {**tls, "server_name": "localhost"}},
+        "misnamed": {"url": url, "bearer_token": TOKEN, "tls_config": {**tls, "server_name": "other.example"}},
+    }
+    queries = [
+        payments_query(
+            name=name,
+            source=name,
+            metrics=[{"name": f"pay_{name}_attempts", "value": "attempts", "labels": ["method"]}],
+        )
+        for name in sources
+    ]
+    with kpi_harness({"sources": sources, "queries": queries}) as kpis:
+        kpis.run()
+        samples = kpis.samples()
+    assert samples['pay_named_attempts{method="card"}'] == 120
+    assert samples['pulse_kpi_source_up{source="named"}'] == 1
+    assert samples['pulse_kpi_source_up{source="misnamed"}'] == 0

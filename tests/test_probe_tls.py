@@ -12,8 +12,9 @@ import pydantic
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.probes.base import FailureReason, ProbeSink
-from exporter.probes.tls import TLSConfig, report_tls, report_tls_failure, ssl_context
+from exporter.probes.tls import report_tls, report_tls_failure
 from tests.probe_servers import (
     Certificates,
     KeyPair,
@@ -45,12 +46,12 @@ def serve(servers: LoopThread, pair: KeyPair, client_ca: Path | None = None, **k
     return start_http(servers, {"/": fixed(200, b"ok")}, tls=context).port
 
 
-async def handshake(port: int, config: TLSConfig, server_name: str = "localhost") -> tuple[ProbeSink, bool]:
+async def handshake(port: int, config: TLSClientConfig, server_name: str = "localhost") -> tuple[ProbeSink, bool]:
     """What a prober does: handshake, then report the TLS metrics or why it failed."""
     sink = ProbeSink()
     try:
         _, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=ssl_context(config), server_hostname=config.server_name or server_name
+            "127.0.0.1", port, ssl=client_ssl_context(config), server_hostname=config.server_name or server_name
         )
     except (ssl.SSLError, ConnectionError) as err:  # a server may just reset a handshake it refuses
         ok = await report_tls_failure(
@@ -70,7 +71,7 @@ def test_a_verified_handshake_reports_the_chain_version_cipher_and_leaf(
     certs: Certificates, servers: LoopThread
 ) -> None:
     port = serve(servers, certs.ca_signed)
-    sink, ok = asyncio.run(handshake(port, TLSConfig(ca_file=certs.ca_file)))
+    sink, ok = asyncio.run(handshake(port, TLSClientConfig(ca_file=certs.ca_file)))
     assert ok
     assert sink.failure is None
     samples = sink_samples(sink)
@@ -93,13 +94,13 @@ def test_a_verified_handshake_reports_the_chain_version_cipher_and_leaf(
 
 def test_min_and_max_version_are_applied(certs: Certificates, servers: LoopThread) -> None:
     port = serve(servers, certs.ca_signed)
-    config = TLSConfig(ca_file=certs.ca_file, max_version="TLS12")
+    config = TLSClientConfig(ca_file=certs.ca_file, max_version="TLS12")
     sink, ok = asyncio.run(handshake(port, config))
     assert ok
     assert 'probe_tls_version_info{version="TLS 1.2"}' in sink_samples(sink)
 
     old_server = serve(servers, certs.ca_signed, maximum_version=ssl.TLSVersion.TLSv1_2)
-    sink, ok = asyncio.run(handshake(old_server, TLSConfig(ca_file=certs.ca_file, min_version="TLS13")))
+    sink, ok = asyncio.run(handshake(old_server, TLSClientConfig(ca_file=certs.ca_file, min_version="TLS13")))
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.TLS_ERROR
@@ -110,7 +111,7 @@ def test_an_expired_certificate_fails_as_expired_and_still_reports_the_leaf(
     certs: Certificates, servers: LoopThread
 ) -> None:
     port = serve(servers, certs.expired)
-    sink, ok = asyncio.run(handshake(port, TLSConfig(ca_file=certs.ca_file)))
+    sink, ok = asyncio.run(handshake(port, TLSClientConfig(ca_file=certs.ca_file)))
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CERTIFICATE_EXPIRED
@@ -124,7 +125,7 @@ def test_an_untrusted_certificate_fails_as_invalid_and_still_reports_the_leaf(
     certs: Certificates, servers: LoopThread
 ) -> None:
     port = serve(servers, certs.self_signed)
-    sink, ok = asyncio.run(handshake(port, TLSConfig(ca_file=certs.ca_file)))
+    sink, ok = asyncio.run(handshake(port, TLSClientConfig(ca_file=certs.ca_file)))
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CERTIFICATE_INVALID
@@ -133,7 +134,7 @@ def test_an_untrusted_certificate_fails_as_invalid_and_still_reports_the_leaf(
 
 def test_a_wrong_server_name_fails_as_invalid(certs: Certificates, servers: LoopThread) -> None:
     port = serve(servers, certs.ca_signed)
-    sink, ok = asyncio.run(handshake(port, TLSConfig(ca_file=certs.ca_file, server_name="other.example")))
+    sink, ok = asyncio.run(handshake(port, TLSClientConfig(ca_file=certs.ca_file, server_name="other.example")))
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CERTIFICATE_INVALID
@@ -144,7 +145,7 @@ def test_insecure_skip_verify_accepts_any_certificate_and_reports_no_verified_ch
     certs: Certificates, servers: LoopThread
 ) -> None:
     port = serve(servers, certs.self_signed)
-    sink, ok = asyncio.run(handshake(port, TLSConfig(insecure_skip_verify=True)))
+    sink, ok = asyncio.run(handshake(port, TLSClientConfig(insecure_skip_verify=True)))
     assert ok
     samples = sink_samples(sink)
     assert samples["probe_ssl_earliest_cert_expiry"] == timestamp(certs.self_signed)
@@ -154,10 +155,10 @@ def test_insecure_skip_verify_accepts_any_certificate_and_reports_no_verified_ch
 def test_a_client_certificate_is_presented_when_configured(certs: Certificates, servers: LoopThread) -> None:
     port = serve(servers, certs.ca_signed, client_ca=certs.ca_file)
 
-    async def get(config: TLSConfig) -> bytes:
+    async def get(config: TLSClientConfig) -> bytes:
         # TLS 1.3 reports a rejected client certificate after the handshake, so make a request.
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=ssl_context(config), server_hostname="localhost"
+            "127.0.0.1", port, ssl=client_ssl_context(config), server_hostname="localhost"
         )
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
@@ -167,20 +168,20 @@ def test_a_client_certificate_is_presented_when_configured(certs: Certificates, 
         finally:
             writer.close()
 
-    with_cert = TLSConfig(ca_file=certs.ca_file, cert_file=certs.client.cert_file, key_file=certs.client.key_file)
+    with_cert = TLSClientConfig(ca_file=certs.ca_file, cert_file=certs.client.cert_file, key_file=certs.client.key_file)
     assert asyncio.run(get(with_cert)).startswith(b"HTTP/1.1 200")
-    assert asyncio.run(get(TLSConfig(ca_file=certs.ca_file))) == b""
+    assert asyncio.run(get(TLSClientConfig(ca_file=certs.ca_file))) == b""
 
 
 def test_tls_config_checks_files_and_versions_when_loaded(tmp_path: Path) -> None:
     with pytest.raises(pydantic.ValidationError, match=r"cannot read .*missing\.pem"):
-        TLSConfig(ca_file=tmp_path / "missing.pem")
+        TLSClientConfig(ca_file=tmp_path / "missing.pem")
     (tmp_path / "c.pem").write_text("x")
     with pytest.raises(pydantic.ValidationError, match="cert_file and key_file must be given together"):
-        TLSConfig(cert_file=tmp_path / "c.pem")
+        TLSClientConfig(cert_file=tmp_path / "c.pem")
     with pytest.raises(pydantic.ValidationError, match="min_version TLS13 is above max_version TLS12"):
-        TLSConfig(min_version="TLS13", max_version="TLS12")
+        TLSClientConfig(min_version="TLS13", max_version="TLS12")
     with pytest.raises(pydantic.ValidationError, match="min_version"):
-        TLSConfig(min_version="TLS14")
-    relative = TLSConfig.model_validate({"ca_file": "c.pem"}, context={"base_dir": tmp_path})
+        TLSClientConfig(min_version="TLS14")
+    relative = TLSClientConfig.model_validate({"ca_file": "c.pem"}, context={"base_dir": tmp_path})
     assert relative.ca_file == tmp_path / "c.pem"

@@ -25,6 +25,7 @@ import jmespath
 import jmespath.exceptions
 import pydantic
 
+from exporter.config.tls import TLSClientConfig
 from exporter.config.types import Duration, PositiveDuration, StrictModel, secret_field
 
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -149,19 +150,6 @@ class SqlSourceConfig(_SourceModel):
         return make_url(self.dsn).render_as_string(hide_password=True)
 
 
-class TlsConfig(StrictModel):
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure_skip_verify: bool = False
-
-    @pydantic.model_validator(mode="after")
-    def _key_with_cert(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
-
-
 class HttpSourceConfig(_SourceModel):
     """A JSON API. Queries add a path and parameters to `url`."""
 
@@ -171,7 +159,7 @@ class HttpSourceConfig(_SourceModel):
     params: dict[str, str] = {}
     bearer_token: str | None = secret_field(default=None)
     timeout: PositiveDuration = 10.0  # connect timeout; each query's own timeout bounds the whole request
-    tls_config: TlsConfig = TlsConfig()
+    tls_config: TLSClientConfig = TLSClientConfig()
 
     @pydantic.field_validator("url")
     @classmethod

@@ -11,25 +11,14 @@ fit the mapping are the query's own errors.
 from __future__ import annotations
 
 import json
-import ssl
 from typing import Any
 
 import httpx
 import jmespath
 
+from exporter.config.tls import client_ssl_context
 from exporter.kpis.config import HttpSourceConfig, RequestConfig
 from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError
-
-
-def _ssl_context(config: HttpSourceConfig) -> ssl.SSLContext:
-    tls = config.tls_config
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class HttpSource:
@@ -41,10 +30,13 @@ class HttpSource:
         if config.bearer_token is not None:
             headers["Authorization"] = f"Bearer {config.bearer_token}"
         headers.setdefault("Accept", "application/json")
+        # tls_config.server_name: the name sent in SNI and checked in the certificate, as in prometheus/common.
+        server_name = config.tls_config.server_name
+        self._extensions = {"sni_hostname": server_name} if server_name else None
         self._client = httpx.AsyncClient(
             headers=headers,
             params=config.params,
-            verify=_ssl_context(config) if config.url.startswith("https:") else True,
+            verify=client_ssl_context(config.tls_config) if config.url.startswith("https:") else True,
             follow_redirects=True,
             timeout=httpx.Timeout(None, connect=config.timeout),
         )
@@ -60,6 +52,7 @@ class HttpSource:
                 params=request.params or None,
                 json=request.body,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, self.config.timeout)),
+                extensions=self._extensions,
             )
         except httpx.TimeoutException:
             raise QueryTimeoutError(f"no answer within the {timeout:g}s timeout") from None

@@ -22,10 +22,11 @@ import dns.rdataclass
 import dns.rdatatype
 import pydantic
 
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.tcp import IPProtocol, resolve_for_probe
-from exporter.probes.tls import TLSConfig, report_tls_failure, ssl_context
+from exporter.probes.tls import report_tls_failure
 
 if TYPE_CHECKING:  # dnspython's query machinery is imported by the first probe: configs without dns save 1.6 MiB
     import dns.message
@@ -51,7 +52,7 @@ class DNSProbe(StrictModel):
     source_ip_address: str | None = None
     recursion_desired: bool = True
     dns_over_tls: bool = False
-    tls_config: TLSConfig = TLSConfig()
+    tls_config: TLSClientConfig = TLSClientConfig()
     valid_rcodes: list[str] = ["NOERROR"]
     validate_answer_rrs: RRValidator = RRValidator()
     validate_authority_rrs: RRValidator = RRValidator()
@@ -219,7 +220,7 @@ async def _exchange(
     # A connected socket, also for UDP, so an ICMP port-unreachable comes back as "connection refused".
     destination = (server.ip, port)
     source = (config.source_ip_address, 0) if config.source_ip_address else None
-    tls = ssl_context(config.tls_config) if config.dns_over_tls else None
+    tls = client_ssl_context(config.tls_config) if config.dns_over_tls else None
     started = time.perf_counter()
     socktype = socket.SOCK_DGRAM if config.transport == "udp" else socket.SOCK_STREAM
     server_name = (config.tls_config.server_name or server.host) if tls else None

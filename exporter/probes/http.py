@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 import pydantic
 
 from exporter import __version__
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel, secret_field
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.httpclient import (
@@ -39,12 +40,10 @@ from exporter.probes.httpclient import (
 from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, origin
 from exporter.probes.tcp import IPProtocol, ResolveError, ip_addr_hash, resolve_target
 from exporter.probes.tls import (
-    TLSConfig,
     classify_tls_error,
     describe_tls_error,
     report_tls,
     report_tls_failure,
-    ssl_context,
 )
 
 REDIRECT_LIMIT = 10  # Go's http.Client default, which blackbox keeps
@@ -130,7 +129,7 @@ class HttpProbe(StrictModel):
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = secret_field(default=None)
     authorization: Authorization | None = None
-    tls_config: TLSConfig = TLSConfig()
+    tls_config: TLSClientConfig = TLSClientConfig()
     preferred_ip_protocol: IPProtocol = "ip6"
     ip_protocol_fallback: bool = True
     body_size_limit: int = 0  # bytes after decoding; 0 = no limit
@@ -295,7 +294,7 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         tls = None
         if parts.scheme == "https":
             name = config.tls_config.server_name if host == first_host and config.tls_config.server_name else host
-            tls = TLSSettings(ssl_context(config.tls_config), name)
+            tls = TLSSettings(client_ssl_context(config.tls_config), name)
         route = f"through proxy {proxy[0]}:{proxy[1]}" if proxy else f"connecting to {address}:{port}"
         sink.log(f"{request.method} {urllib.parse.urlunsplit(parts)} ({route})")
         try:

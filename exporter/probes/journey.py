@@ -27,18 +27,17 @@ import jmespath.exceptions
 import jmespath.parser
 import pydantic
 
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.http import HttpMethod
 from exporter.probes.redirects import RedirectBlocked, RedirectRules, address_class, origin
 from exporter.probes.tcp import ResolveError
 from exporter.probes.tls import (
-    TLSConfig,
     classify_tls_error,
     describe_tls_error,
     fetch_leaf_certificate,
     report_leaf,
-    ssl_context,
 )
 
 if TYPE_CHECKING:  # httpx is imported where a journey runs: ~1.5 MiB RSS a config without journeys never pays
@@ -139,7 +138,7 @@ class JourneyProbe(StrictModel):
     # Send `headers` (the module's and the step's) also after a redirect to another origin than the step's.
     cross_origin_redirect_credentials: bool = False
     headers: dict[str, str] = {}  # sent with every step (a step's own headers win)
-    tls_config: TLSConfig = TLSConfig()
+    tls_config: TLSClientConfig = TLSClientConfig()
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> JourneyProbe:
@@ -319,7 +318,7 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     # exporter's environment changes what is probed. The runner owns the deadline, so no httpx timeout.
     # Redirects are followed by _follow, which checks each hop.
     async with httpx.AsyncClient(
-        transport=PinnedTransport(backend, ssl_context(config.tls_config)),
+        transport=PinnedTransport(backend, client_ssl_context(config.tls_config)),
         follow_redirects=False,
         trust_env=False,
         timeout=None,
@@ -345,7 +344,7 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     return True
 
 
-async def _report_rejected_certificate(err: httpx.HTTPError, tls_config: TLSConfig, sink: ProbeSink) -> None:
+async def _report_rejected_certificate(err: httpx.HTTPError, tls_config: TLSClientConfig, sink: ProbeSink) -> None:
     """The leaf's validity also when verification failed (as the http prober does): a second handshake
     without verification reads it."""
     try:

@@ -22,15 +22,14 @@ from typing import Literal
 
 import pydantic
 
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import CompiledRegex, Regex, RegexMatch, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
 from exporter.probes.tls import (
-    TLSConfig,
     classify_tls_error,
     describe_tls_error,
     report_tls,
     report_tls_failure,
-    ssl_context,
 )
 
 IPProtocol = Literal["ip4", "ip6"]
@@ -195,7 +194,7 @@ class TCPProbe(StrictModel):
     source_ip_address: str | None = None
     query_response: list[QueryResponse] = []
     tls: bool = False
-    tls_config: TLSConfig = TLSConfig()
+    tls_config: TLSClientConfig = TLSClientConfig()
 
     @pydantic.field_validator("source_ip_address")
     @classmethod
@@ -237,7 +236,7 @@ async def _probe(target: str, config: TCPProbe, sink: ProbeSink) -> bool:
         reader, writer = await asyncio.open_connection(
             ip,
             port,
-            ssl=ssl_context(config.tls_config) if config.tls else None,
+            ssl=client_ssl_context(config.tls_config) if config.tls else None,
             server_hostname=server_name if config.tls else None,
             local_addr=local_addr,
             limit=MAX_LINE_BYTES,
@@ -288,7 +287,7 @@ async def _query_response(
         if step.starttls:
             sink.log("starting TLS")
             try:
-                await writer.start_tls(ssl_context(config.tls_config), server_hostname=server_name)
+                await writer.start_tls(client_ssl_context(config.tls_config), server_hostname=server_name)
             except ssl.SSLError as err:
                 # No second handshake for the certificate here: it would have to replay the protocol.
                 return sink.fail(classify_tls_error(err), describe_tls_error(err))

@@ -23,89 +23,16 @@ import functools
 import hashlib
 import ssl
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-import pydantic
-
-from exporter.config.types import StrictModel
+from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.probes.base import FailureReason, ProbeSink
-
-
-class TLSVersionName(StrEnum):
-    """blackbox's spelling of TLS versions in tls_config (min_version, max_version)."""
-
-    TLS10 = "TLS10"
-    TLS11 = "TLS11"
-    TLS12 = "TLS12"
-    TLS13 = "TLS13"
-
-
-_SSL_VERSIONS = {
-    TLSVersionName.TLS10: ssl.TLSVersion.TLSv1,
-    TLSVersionName.TLS11: ssl.TLSVersion.TLSv1_1,
-    TLSVersionName.TLS12: ssl.TLSVersion.TLSv1_2,
-    TLSVersionName.TLS13: ssl.TLSVersion.TLSv1_3,
-}
 
 # probe_tls_version_info{version} uses Go's names, so dashboards built on blackbox keep matching.
 _VERSION_LABELS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
 
 # OpenSSL's X509_V_ERR_* codes that mean "the certificate's validity period is over".
 _X509_V_ERR_CERT_HAS_EXPIRED = 10
-
-
-class TLSConfig(StrictModel):
-    """blackbox_exporter's `tls_config` (prometheus/common's TLS client settings)."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    server_name: str | None = None
-    insecure_skip_verify: bool = False
-    min_version: TLSVersionName | None = None
-    max_version: TLSVersionName | None = None
-
-    @pydantic.field_validator("ca_file", "cert_file", "key_file", mode="after")
-    @classmethod
-    def _readable_file(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base_dir = (info.context or {}).get("base_dir")
-        path = value if value.is_absolute() or base_dir is None else Path(base_dir) / value
-        if not path.is_file():
-            raise ValueError(f"cannot read {path}: no such file")
-        return path
-
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> TLSConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
-        if self.min_version and self.max_version and _SSL_VERSIONS[self.min_version] > _SSL_VERSIONS[self.max_version]:
-            raise ValueError(f"min_version {self.min_version} is above max_version {self.max_version}")
-        return self
-
-
-@functools.lru_cache(maxsize=64)
-def ssl_context(config: TLSConfig, verify: bool = True) -> ssl.SSLContext:
-    """The client context for `config`, built once: loading the system's CA store costs milliseconds.
-
-    `verify=False` is the context used to read a certificate that failed verification. A changed
-    ca_file/cert_file is read again after a config reload (a new TLSConfig object compares equal
-    though, so replacing a certificate file in place needs a restart or a changed config).
-    """
-    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-    if config.insecure_skip_verify or not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if config.cert_file and config.key_file:
-        context.load_cert_chain(str(config.cert_file), str(config.key_file))
-    if config.min_version:
-        context.minimum_version = _SSL_VERSIONS[config.min_version]
-    if config.max_version:
-        context.maximum_version = _SSL_VERSIONS[config.max_version]
-    return context
 
 
 @dataclass(frozen=True)
@@ -233,13 +160,13 @@ def describe_tls_error(err: BaseException) -> str:
 
 
 async def fetch_leaf_certificate(
-    address: str, port: int, server_hostname: str | None, config: TLSConfig
+    address: str, port: int, server_hostname: str | None, config: TLSClientConfig
 ) -> bytes | None:
     """A second handshake without verification, only to read the certificate the server presents."""
     writer: asyncio.StreamWriter | None = None
     try:
         _, writer = await asyncio.open_connection(
-            address, port, ssl=ssl_context(config, verify=False), server_hostname=server_hostname or ""
+            address, port, ssl=client_ssl_context(config, verify=False), server_hostname=server_hostname or ""
         )
         ssl_object = writer.get_extra_info("ssl_object")
         return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -257,7 +184,7 @@ async def report_tls_failure(
     address: str,
     port: int,
     server_hostname: str | None,
-    config: TLSConfig,
+    config: TLSClientConfig,
 ) -> bool:
     """Record a failed handshake as the probe's failure; for a certificate failure, the leaf's metrics too.
 
