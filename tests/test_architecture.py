@@ -87,7 +87,7 @@ def within(module: str, prefix: str) -> bool:
 def imports_of(module: str, file: Path, source: str, modules: Iterable[str]) -> list[Import]:
     """Every import of a Pulse module in `source`, wherever it stands in the file."""
     known, where = set(modules), str(file)
-    found = []
+    found: list[Import] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.extend(Import(module, alias.name, where, node.lineno, ()) for alias in node.names)
