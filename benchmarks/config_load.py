@@ -1,7 +1,7 @@
 """Config loading cost on hostile and large files: Pulse's loader against plain PyYAML, side by side.
 
 Each case is written to a temporary file and loaded in a fresh Python process, twice: once by Pulse
-(`exporter.config.model.load_config`, what `--config.check` and `/-/reload` run) and once by
+(`exporter.registry.load_config`, what `--config.check` and `/-/reload` run) and once by
 `yaml.safe_load` followed by one walk over the result (the anchor: what most Python exporters, and
 Pulse before its limits, do; safe_load shares aliased objects, so a bomb explodes in whatever walks
 the data next, validation for instance, and the walk stands for it). Each child
@@ -41,7 +41,7 @@ limit = int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 import yaml
 from exporter.config.loader import ConfigError
-from exporter.config.model import load_config
+from exporter.registry import load_config
 from pathlib import Path
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()

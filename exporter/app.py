@@ -24,11 +24,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
-from exporter.collectors import COLLECTOR_TYPES, SECTIONS
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.config.loader import ConfigError
-from exporter.config.model import DEFAULT_CONFIG_NAME, PulseConfig, load_config
 from exporter.exposition import Encoder
+from exporter.registry import DEFAULT_CONFIG_NAME, PulseConfig, build_collectors, load_config
 from exporter.scrape import Outcome, collect_all, encode
 from exporter.web.webconfig import BasicAuth, WebConfig, load_web_config
 
@@ -74,13 +73,8 @@ def unexpected_load_error(config_name: str, err: Exception) -> str:
     return f"{config_name}: cannot load the config ({type(err).__name__}: {detail}); please report this as a bug"
 
 
-def build_collectors(config: PulseConfig, previous: Sequence[Collector] = ()) -> list[Collector]:
-    """The collectors `config` asks for, reusing any of `previous` whose name and config are unchanged."""
-    wanted: list[Collector] = []
-    for kind in COLLECTOR_TYPES:
-        wanted.extend(kind.build(getattr(config.collectors, kind.name)))
-    for kind in SECTIONS:
-        wanted.extend(kind.build(getattr(config, kind.name)))
+def keep_unchanged(wanted: Sequence[Collector], previous: Sequence[Collector]) -> list[Collector]:
+    """`wanted`, with each collector replaced by the one of `previous` whose name and config are the same."""
     result = []
     for collector in wanted:
         same = next((p for p in previous if p.name == collector.name and p.config == collector.config), None)
@@ -131,7 +125,7 @@ class Exporter:
                         str(self.web_config_path),
                         [f"{self.web_config_path}: tls_server_config: turning TLS on or off needs a restart"],
                     )
-                collectors = build_collectors(loaded.config, self.collectors)
+                collectors = keep_unchanged(build_collectors(loaded.config), self.collectors)
             except ConfigError as err:
                 return self._reload_failed(str(err))
             except Exception as err:  # a bug in loading must not pass for a successful reload

@@ -10,54 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
 from exporter import exposition
 from exporter.collectors.base import BlockingCollector, Collector
+from exporter.workers import WORKERS
 
 log = logging.getLogger(__name__)
 
 STALL_SECONDS = 0.5  # host collectors finish in well under a millisecond; this long means stuck
-
-
-class DaemonWorkers:
-    """Threads for blocking collectors. Daemon threads, unlike asyncio's default executor: a
-    collector stuck in the kernel (statvfs on a dead NFS server) must not keep the exporter from
-    exiting on SIGTERM. A thread is added whenever none is idle, so a stuck one never blocks others."""
-
-    def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-
-    def submit(self, task: Callable[[], None]) -> None:
-        with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
-                self._idle -= 1
-        self._tasks.put(task)
-        if spawn:
-            threading.Thread(target=self._work, name="pulse-collector", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            try:
-                task()
-            except Exception:
-                log.exception("collector worker task failed")
-            with self._lock:
-                self._idle += 1
-
-
-WORKERS = DaemonWorkers()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
+from exporter.collectors import host
 from exporter.collectors.base import BlockingCollector, Collector
+from exporter.collectors.host import processes
 from exporter.exposition import Encoder
 from exporter.scrape import collect_all, encode
 from exporter.web.routes import Routes
@@ -146,6 +148,20 @@ def test_reload_keeps_unchanged_collectors_and_replaces_changed_ones(tmp_path: P
         await exporter.stop()
 
     asyncio.run(scenario())
+
+
+def test_each_host_collector_is_a_key_of_collectors_host_and_named_after_it() -> None:
+    """A host module's COLLECTOR is all it takes: its key under collectors.host, its settings, its
+    collector `host.<key>`, switched off by its own settings."""
+    assert list(host.HostConfig.model_fields) == ["enabled", *(kind.name for kind in host.KINDS)]
+    for kind in host.KINDS:
+        assert kind.build(kind.default).name == f"host.{kind.name}"
+    one_group = {"processes": [{"name": "me", "match": {"cmdline": "pytest"}}]}
+    everything = host.build(host.HostConfig.model_validate(one_group))
+    assert [c.name for c in everything] == [f"host.{kind.name}" for kind in host.KINDS]
+    off = {kind.name: {"enabled": False} for kind in host.KINDS if kind is not processes.COLLECTOR}
+    assert host.build(host.HostConfig.model_validate(off)) == []
+    assert host.build(host.HostConfig(enabled=False)) == []
 
 
 def test_a_bad_reload_keeps_the_running_collectors(tmp_path: Path) -> None:

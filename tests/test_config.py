@@ -14,9 +14,10 @@ import pytest
 
 from exporter import app
 from exporter.app import Exporter, load_files
+from exporter.collectors.host import filesystem
 from exporter.config.loader import ConfigError, load_model
-from exporter.config.model import PulseConfig, default_config_text, load_config
 from exporter.config.types import Duration, StrictModel, secret_field
+from exporter.registry import PulseConfig, default_config_text, load_config
 from tests.conftest import exporter_command
 
 
@@ -28,7 +29,7 @@ def problems(text: str, name: str = "pulse.yml", model: type[pydantic.BaseModel]
 
 def test_embedded_default_config_enables_host_metrics() -> None:
     config = load_config(None)
-    assert config.collectors.host.enabled  # type: ignore[attr-defined]
+    assert config.collectors.host.enabled
     assert "collectors:" in default_config_text()
 
 
@@ -90,14 +91,16 @@ def test_broken_yaml_names_the_line() -> None:
 def test_environment_variables_are_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PULSE_TEST_ENABLED", "false")
     config = load_model(PulseConfig, "pulse.yml", "collectors:\n  host:\n    enabled: ${PULSE_TEST_ENABLED}\n")
-    assert config.collectors.host.enabled is False  # type: ignore[attr-defined]
+    assert config.collectors.host.enabled is False
 
 
 def test_dollar_dollar_brace_is_a_literal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X", "should-not-appear")
     text = "collectors:\n  host:\n    filesystem:\n      exclude_mountpoints: '^/$${X}'\n"
     config = load_model(PulseConfig, "pulse.yml", text)
-    assert config.collectors.host.filesystem.exclude_mountpoints.pattern == "^/${X}"  # type: ignore[attr-defined]
+    exclude = config.collectors.host.settings(filesystem.COLLECTOR).exclude_mountpoints
+    assert exclude is not None
+    assert exclude.pattern == "^/${X}"
 
 
 def test_unset_environment_variable_names_field_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,9 +142,9 @@ def test_secret_given_twice_is_rejected() -> None:
 
 def test_include_regex_replaces_the_default_exclude() -> None:
     text = "collectors:\n  host:\n    filesystem:\n      include_mountpoints: '^/run$'\n"
-    filesystem = load_model(PulseConfig, "pulse.yml", text).collectors.host.filesystem  # type: ignore[attr-defined]
-    assert filesystem.exclude_mountpoints is None
-    assert load_config(None).collectors.host.filesystem.exclude_mountpoints is not None  # type: ignore[attr-defined]
+    given = load_model(PulseConfig, "pulse.yml", text).collectors.host.settings(filesystem.COLLECTOR)
+    assert given.exclude_mountpoints is None
+    assert load_config(None).collectors.host.settings(filesystem.COLLECTOR).exclude_mountpoints is not None
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

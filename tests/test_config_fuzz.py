@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config.loader import ConfigError, load_model
-from exporter.config.model import PulseConfig
+from exporter.registry import PulseConfig
 
 ROOT = Path(__file__).parent.parent
 SEED_FILES = sorted(

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
-from exporter.config.model import load_config
 from exporter.demo import generator
 from exporter.demo.shop import make_server
 from exporter.kpis.config import SqlSourceConfig
 from exporter.kpis.packs import PACKS
+from exporter.registry import load_config
 from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def test_the_demo_config_loads_with_the_marketplace_pack_every_10s() -> None:
     queries = config.kpis.resolved_queries()
     assert {q.name for q in queries} == {q["name"] for q in PACKS["marketplace"]("shop", "sqlite")}
     assert {q.period for q in queries} == {10.0}
-    assert config.collectors.host.enabled  # type: ignore[attr-defined]
+    assert config.collectors.host.enabled
 
 
 def test_the_demo_config_serves_kpis_over_generated_data(tmp_path: Path, start_exporter: StartExporter) -> None:

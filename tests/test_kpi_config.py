@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exporter.config.loader import ConfigError
-from exporter.config.model import PulseConfig, load_config
 from exporter.kpis.config import KpisConfig, load_packs
+from exporter.registry import PulseConfig, load_config
 
 
 def load(tmp_path: Path, text: str) -> PulseConfig:

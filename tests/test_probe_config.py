@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from exporter.config.loader import ConfigError
-from exporter.config.model import load_config
 from exporter.probes import PROBERS
 from exporter.probes.config import ProbeModule, ProbesConfig
 from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
 from exporter.probes.tcp import TCPProbe
+from exporter.registry import load_config
 from tests.conftest import exporter_command, require_binary
 
 BLACKBOX_YML = """\

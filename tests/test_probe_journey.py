@@ -21,12 +21,12 @@ import pydantic
 import pytest
 
 from exporter.config.loader import ConfigError
-from exporter.config.model import load_config
 from exporter.demo.shop import DEFAULT_PORT, make_server
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
 from exporter.probes.runner import run_probe
+from exporter.registry import load_config
 from tests.conftest import StartExporter, free_port, parse_samples, require_binary
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from exporter.config.model import load_config
+from exporter.registry import load_config
 from tests.conftest import StartExporter, free_port, require_binary
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 

@@ -1,19 +1,4 @@
-"""Every kind of collector Pulse knows, by its key in the config file.
+"""Sources of metrics: the collector contract (base.py) and the host collectors (host/).
 
-COLLECTOR_TYPES live under `collectors:` (collectors.host); SECTIONS are whole top-level sections of
-pulse.yml that also build collectors (`probes:`, `kpis:`), because users know them by those names.
-Adding one: write its module (a config model and a `build` function, see base.CollectorType) and
-list it here. The config schema, the landing page and reloads pick it up from these tuples.
+Which collectors a config asks for is decided by exporter/registry.py, above every kind of collector.
 """
-
-from __future__ import annotations
-
-from exporter.collectors.base import Collector, CollectorType
-from exporter.collectors.host import HOST
-from exporter.kpis.section import KPIS
-from exporter.probes.section import PROBES
-
-COLLECTOR_TYPES: tuple[CollectorType, ...] = (HOST,)  # type: ignore[type-arg]
-SECTIONS: tuple[CollectorType, ...] = (PROBES, KPIS)  # type: ignore[type-arg]
-
-__all__ = ["COLLECTOR_TYPES", "SECTIONS", "Collector", "CollectorType"]

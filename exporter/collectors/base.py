@@ -14,15 +14,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Sequence
 
 from prometheus_client.metrics_core import Metric
-
-from exporter.config.types import StrictModel
-
-ConfigT = TypeVar("ConfigT", bound=StrictModel)
 
 
 class CollectorBusyError(RuntimeError):
@@ -79,16 +73,3 @@ class BlockingCollector(Collector):
     async def collect(self) -> Sequence[Metric]:
         """For direct use; a scrape runs its blocking collectors in one batch instead (scrape.py)."""
         return await asyncio.to_thread(self.run_guarded)
-
-
-@dataclass(frozen=True)
-class CollectorType(Generic[ConfigT]):
-    """A kind of collector that lives under `collectors.<name>` in the config file.
-
-    To add one: write a module with a config model (a `StrictModel` with an `enabled` field) and a
-    `build` function, then list its `CollectorType` in `exporter/collectors/__init__.py`.
-    """
-
-    name: str
-    config_model: type[ConfigT]
-    build: Callable[[ConfigT], list[Collector]]

@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -28,45 +28,17 @@ from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError,
 from exporter.kpis.http_source import HttpSource
 from exporter.kpis.metrics import MetricState, Samples, SqlRows, family_specs, http_samples, sql_samples
 from exporter.kpis.schedule import Schedule
-from exporter.scrape import WORKERS
+from exporter.workers import run_in_daemon_thread
 
 if TYPE_CHECKING:
     from exporter.kpis.sql import SqlSource
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 STATUSES = ("success", "error", "timeout")
 # How much longer than its timeout we wait for a database call before giving up on the thread
 # (the server-side timeout normally ends it well before).
 THREAD_GRACE_SECONDS = 5.0
-
-
-async def run_in_daemon_thread(function: Callable[[], T]) -> T:
-    """Run a blocking call in a daemon worker (a stuck driver must not block the exporter's exit)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def work() -> None:
-        try:
-            result = function()
-        except BaseException as err:  # handed to the awaiting task
-            outcome: tuple[T | None, BaseException | None] = (None, err)
-        else:
-            outcome = (result, None)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (exporter shutting down)
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    WORKERS.submit(work)
-    return await future
 
 
 class QueryRunner:

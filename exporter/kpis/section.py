@@ -6,19 +6,12 @@ cached results at scrape time. Config models live in config.py, the engine in en
 
 from __future__ import annotations
 
-from exporter.collectors.base import Collector, CollectorType
+from exporter.collectors.base import Collector
 from exporter.kpis.config import KpisConfig
+from exporter.kpis.engine import KpiCollector
 
 
 def build(config: KpisConfig) -> list[Collector]:
-    # Imported here: the engine imports the collector framework, whose package imports this module.
-    from exporter.kpis.engine import KpiCollector  # noqa: PLC0415
-
     if not config.queries and not config.packs:
         return []
     return [KpiCollector(config)]
-
-
-KPIS = CollectorType("kpis", KpisConfig, build)
-
-__all__ = ["KPIS", "KpisConfig", "build"]

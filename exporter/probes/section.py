@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.base import Collector, CollectorType
+from exporter.collectors.base import Collector
 from exporter.probes.base import FailureReason
 from exporter.probes.config import ProbesConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "LastProbe", "ProbesCollector", "ProbesConfig"]
+__all__ = ["LastProbe", "ProbesCollector", "ProbesConfig"]
 
 COLLECTOR_NAME = "probes"
 # From a local TCP connect (well under 5 ms) to blackbox's 120 s ceiling; fine where SLOs are set
@@ -171,6 +171,3 @@ def _bound_label(bound: float) -> str:
 def build(config: ProbesConfig) -> list[Collector]:
     # Without modules /probe can only answer 400: no collector, nothing added to /metrics.
     return [ProbesCollector(config.modules)] if config.modules else []
-
-
-PROBES = CollectorType("probes", ProbesConfig, build)

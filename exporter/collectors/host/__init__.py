@@ -2,42 +2,58 @@
 
 Each subsystem is its own collector (`host.cpu`, `host.filesystem`, ...), switchable in the config and
 reported separately in `pulse_exporter_collector_success`, so one failing subsystem hides nothing else.
+Each module declares its collector as `COLLECTOR` (see kind.py); KINDS lists them, and `HostConfig`
+(`collectors.host` in pulse.yml) gets one key per kind, in this order. Adding one: write the module and
+add its line to KINDS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from exporter.collectors.base import Collector, CollectorType
-from exporter.collectors.host.config import HostConfig
-from exporter.collectors.host.cpu import CpuCollector
-from exporter.collectors.host.disk import DiskCollector
-from exporter.collectors.host.filesystem import FilesystemCollector
-from exporter.collectors.host.loadavg import LoadavgCollector
-from exporter.collectors.host.memory import MemoryCollector
-from exporter.collectors.host.network import NetworkCollector
-from exporter.collectors.host.processes import ProcessGroupsCollector
-from exporter.collectors.host.system import SystemCollector
-from exporter.collectors.host.timex import TimexCollector
-from exporter.collectors.host.vmstat import VmstatCollector
+import pydantic
+
+from exporter.collectors.base import Collector
+from exporter.collectors.host import cpu, disk, filesystem, loadavg, memory, network, processes, system, timex, vmstat
+from exporter.collectors.host.kind import HostCollectorKind
+from exporter.config.types import StrictModel
+
+SettingsT = TypeVar("SettingsT")
+
+KINDS: tuple[HostCollectorKind[Any], ...] = (
+    cpu.COLLECTOR,
+    memory.COLLECTOR,
+    loadavg.COLLECTOR,
+    system.COLLECTOR,
+    vmstat.COLLECTOR,
+    timex.COLLECTOR,
+    filesystem.COLLECTOR,
+    disk.COLLECTOR,
+    network.COLLECTOR,
+    processes.COLLECTOR,
+)
+
+
+class HostBase(StrictModel):
+    """What `collectors.host` has besides one key per kind, which HostConfig adds from KINDS."""
+
+    enabled: bool = True
+
+    def settings(self, kind: HostCollectorKind[SettingsT]) -> SettingsT:
+        """One collector's settings, typed: `config.collectors.host.settings(cpu.COLLECTOR).enabled`."""
+        settings: SettingsT = getattr(self, kind.name)
+        return settings
+
+
+if TYPE_CHECKING:
+    HostConfig = HostBase
+else:
+    HostConfig = pydantic.create_model(
+        "HostConfig", __base__=HostBase, **{kind.name: (kind.config, kind.default) for kind in KINDS}
+    )
 
 
 def build(config: HostConfig) -> list[Collector]:
     if not config.enabled:
         return []
-    factories: list[tuple[bool, Callable[[], Collector]]] = [
-        (config.cpu.enabled, lambda: CpuCollector(config.cpu)),
-        (config.memory.enabled, lambda: MemoryCollector(config.memory)),
-        (config.loadavg.enabled, lambda: LoadavgCollector(config.loadavg)),
-        (config.system.enabled, lambda: SystemCollector(config.system)),
-        (config.vmstat.enabled, lambda: VmstatCollector(config.vmstat)),
-        (config.timex.enabled, lambda: TimexCollector(config.timex)),
-        (config.filesystem.enabled, lambda: FilesystemCollector(config.filesystem)),
-        (config.disk.enabled, lambda: DiskCollector(config.disk)),
-        (config.network.enabled, lambda: NetworkCollector(config.network)),
-        (bool(config.processes), lambda: ProcessGroupsCollector(config.processes)),
-    ]
-    return [factory() for enabled, factory in factories if enabled]
-
-
-HOST = CollectorType(name="host", config_model=HostConfig, build=build)
+    return [kind.build(config.settings(kind)) for kind in KINDS if kind.wanted(config.settings(kind))]

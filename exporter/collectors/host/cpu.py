@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 # /proc/stat columns after the cpu name; user and nice include guest time, as in the kernel.
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
@@ -62,3 +63,6 @@ class CpuCollector(BlockingCollector):
         else:
             self._last[cpu] = [max(new, old) for new, old in zip(values, last, strict=True)]
         return self._last[cpu]
+
+
+COLLECTOR = HostCollectorKind(name="cpu", config=Toggle, default=Toggle(), build=CpuCollector)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import DiskConfig, allowed
+from exporter.collectors.host.config import DeviceFilter
+from exporter.collectors.host.kind import HostCollectorKind
+from exporter.config.types import Regex
 
 SECTOR_BYTES = 512
+# node_exporter's default: partitions, RAM disks, loop and floppy devices.
+DEFAULT_DISKS_EXCLUDE = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 
 # (column after the device name, metric name, help, scale); columns as in the kernel's iostats.rst.
 COUNTERS = (
@@ -29,6 +34,10 @@ COUNTERS = (
     (9, "io_time_seconds_total", "Total seconds spent doing I/Os.", 0.001),
     (10, "io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", 0.001),
 )
+
+
+class DiskConfig(DeviceFilter):
+    exclude_devices: Regex | None = pydantic.Field(default=DEFAULT_DISKS_EXCLUDE, validate_default=True)
 
 
 class DiskCollector(BlockingCollector):
@@ -48,11 +57,12 @@ class DiskCollector(BlockingCollector):
         with open(self.diskstats_path, encoding="ascii") as diskstats:
             for line in diskstats:
                 _major, _minor, device, *columns = line.split()
-                if len(columns) < 11 or not allowed(
-                    device, self.settings.include_devices, self.settings.exclude_devices
-                ):
+                if len(columns) < 11 or not self.settings.allows(device):
                     continue
                 for column, family, scale in counters:
                     family.add_metric([device], int(columns[column]) * scale)
                 in_progress.add_metric([device], int(columns[8]))
         return [family for _, family, _ in counters] + [in_progress]
+
+
+COLLECTOR = HostCollectorKind(name="disk", config=DiskConfig, default=DiskConfig(), build=DiskCollector)

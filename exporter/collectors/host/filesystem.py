@@ -12,20 +12,46 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
+import pydantic
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import FilesystemConfig, allowed
+from exporter.collectors.host.config import allowed, drop_default_excludes
+from exporter.collectors.host.kind import HostCollectorKind
+from exporter.config.types import Regex, StrictModel
 
 log = logging.getLogger(__name__)
+DEFAULT_MOUNTPOINTS_EXCLUDE = r"^/(dev|proc|run|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+DEFAULT_FSTYPES_EXCLUDE = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue"
+    r"|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$"
+)
 LABELS = ["device", "fstype", "mountpoint"]
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")  # the kernel writes space, tab, newline, backslash as \040 ...
 
 
 def _unescape(field: str) -> str:
     return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+class FilesystemConfig(StrictModel):
+    """Which mounts are reported: node_exporter's defaults leave out pseudo and container filesystems."""
+
+    enabled: bool = True
+    include_mountpoints: Regex | None = None
+    exclude_mountpoints: Regex | None = pydantic.Field(default=DEFAULT_MOUNTPOINTS_EXCLUDE, validate_default=True)
+    include_fstypes: Regex | None = None
+    exclude_fstypes: Regex | None = pydantic.Field(default=DEFAULT_FSTYPES_EXCLUDE, validate_default=True)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _include_replaces_default(cls, data: Any) -> Any:
+        return drop_default_excludes(
+            data, ("include_mountpoints", "exclude_mountpoints"), ("include_fstypes", "exclude_fstypes")
+        )
 
 
 class FilesystemCollector(BlockingCollector):
@@ -82,3 +108,8 @@ class FilesystemCollector(BlockingCollector):
             files_free.add_metric(labels, st.f_ffree)
             readonly.add_metric(labels, 1 if is_readonly else 0)
         return [size, free, avail, files, files_free, readonly, device_error]
+
+
+COLLECTOR = HostCollectorKind(
+    name="filesystem", config=FilesystemConfig, default=FilesystemConfig(), build=FilesystemCollector
+)

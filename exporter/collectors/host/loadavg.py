@@ -10,6 +10,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 
 class LoadavgCollector(BlockingCollector):
@@ -25,3 +26,6 @@ class LoadavgCollector(BlockingCollector):
             GaugeMetricFamily("node_load5", "5m load average.", value=load5),
             GaugeMetricFamily("node_load15", "15m load average.", value=load15),
         ]
+
+
+COLLECTOR = HostCollectorKind(name="loadavg", config=Toggle, default=Toggle(), build=LoadavgCollector)

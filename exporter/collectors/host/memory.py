@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 
 class MemoryCollector(BlockingCollector):
@@ -38,3 +39,6 @@ class MemoryCollector(BlockingCollector):
                 help_text = f"Memory information field {name.removeprefix('node_memory_')}."
                 families.append(GaugeMetricFamily(name, help_text, value=value))
         return families
+
+
+COLLECTOR = HostCollectorKind(name="memory", config=Toggle, default=Toggle(), build=MemoryCollector)

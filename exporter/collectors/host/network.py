@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psutil
+import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import NetworkConfig, allowed
+from exporter.collectors.host.config import DeviceFilter
+from exporter.collectors.host.kind import HostCollectorKind
+from exporter.config.types import Regex
+
+DEFAULT_NETWORK_EXCLUDE = r"^lo$"
 
 # (psutil field, metric name, help)
 COUNTERS = (
@@ -23,6 +28,10 @@ COUNTERS = (
     ("errout", "transmit_errs_total", "Network device statistic transmit_errs."),
     ("dropout", "transmit_drop_total", "Network device statistic transmit_drop."),
 )
+
+
+class NetworkConfig(DeviceFilter):
+    exclude_devices: Regex | None = pydantic.Field(default=DEFAULT_NETWORK_EXCLUDE, validate_default=True)
 
 
 class NetworkCollector(BlockingCollector):
@@ -39,7 +48,7 @@ class NetworkCollector(BlockingCollector):
         up = GaugeMetricFamily("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"])
         # nowrap=False: report the kernel's numbers as they are; rate() handles a counter reset.
         for device, stats in sorted(psutil.net_io_counters(pernic=True, nowrap=False).items()):
-            if allowed(device, self.settings.include_devices, self.settings.exclude_devices):
+            if self.settings.allows(device):
                 for field, family in families:
                     family.add_metric([device], getattr(stats, field))
                 operstate = _operstate(self.sysfs_net, device)
@@ -54,3 +63,6 @@ def _operstate(sysfs_net: str, device: str) -> str | None:
             return f.read().strip()
     except OSError:
         return None
+
+
+COLLECTOR = HostCollectorKind(name="network", config=NetworkConfig, default=NetworkConfig(), build=NetworkCollector)

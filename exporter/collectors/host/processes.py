@@ -18,17 +18,51 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+import pydantic
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import ProcessGroup, ProcessMatch
+from exporter.collectors.host.kind import HostCollectorKind
+from exporter.config.types import Regex, StrictModel
 
 USER_HZ = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 ProcessKey = tuple[int, int]  # (pid, start time in ticks): unique even when pids are reused
+
+
+class ProcessMatch(StrictModel):
+    """Which processes belong to a group; every matcher given must match."""
+
+    name: Regex | None = None  # the kernel's process name (comm, at most 15 characters)
+    cmdline: Regex | None = None  # the command line, arguments joined by spaces
+    exe: Regex | None = None  # the path of the executable
+
+    @pydantic.model_validator(mode="after")
+    def _needs_one(self) -> ProcessMatch:
+        if self.name is None and self.cmdline is None and self.exe is None:
+            raise ValueError("give at least one of name, cmdline, exe")
+        return self
+
+
+class ProcessGroup(StrictModel):
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    match: ProcessMatch
+
+
+def _unique_names(groups: list[ProcessGroup]) -> list[ProcessGroup]:
+    names = [group.name for group in groups]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"process group names must be unique; repeated: {', '.join(duplicates)}")
+    return groups
+
+
+# `collectors.host.processes`: a list of groups, no `enabled` key; the collector runs when there is one.
+ProcessGroups = Annotated[list[ProcessGroup], pydantic.AfterValidator(_unique_names)]
 
 
 @dataclass
@@ -189,3 +223,8 @@ def _matches(match: ProcessMatch, comm: str, cmdline: str, exe: str) -> bool:
         and (match.cmdline is None or match.cmdline.search(cmdline) is not None)
         and (match.exe is None or match.exe.search(exe) is not None)
     )
+
+
+COLLECTOR = HostCollectorKind[list[ProcessGroup]](
+    name="processes", config=ProcessGroups, default=[], build=ProcessGroupsCollector, wanted=bool
+)

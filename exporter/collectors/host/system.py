@@ -16,6 +16,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 
 def _read_ints(path: str) -> list[int] | None:
@@ -99,3 +100,6 @@ class SystemCollector(BlockingCollector):
                 )
             )
         return families
+
+
+COLLECTOR = HostCollectorKind(name="system", config=Toggle, default=Toggle(), build=SystemCollector)

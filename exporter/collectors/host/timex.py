@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 TIME_ERROR = 5  # adjtimex's return value when the clock is not synchronised
 STA_NANO = 0x2000  # status bit: offset is in nanoseconds rather than microseconds
@@ -80,3 +81,6 @@ class TimexCollector(BlockingCollector):
             ),
         )
         return [GaugeMetricFamily(f"node_timex_{name}", help_text, value=value) for name, help_text, value in values]
+
+
+COLLECTOR = HostCollectorKind(name="timex", config=Toggle, default=Toggle(), build=TimexCollector)

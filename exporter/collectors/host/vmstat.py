@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
+from exporter.collectors.host.kind import HostCollectorKind
 
 FIELDS = re.compile(r"^(oom_kill|pgpg|pswp|pg.*fault).*")
 
@@ -35,3 +36,6 @@ class VmstatCollector(BlockingCollector):
                         )
                     )
         return families
+
+
+COLLECTOR = HostCollectorKind(name="vmstat", config=Toggle, default=Toggle(), build=VmstatCollector)

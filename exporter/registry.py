@@ -1,0 +1,57 @@
+"""The registry: every section of pulse.yml and the collectors each one builds, listed in one place.
+
+`PulseConfig` is the schema of pulse.yml, declared here, above the plugins (collectors/host, probes,
+kpis), which know nothing of each other or of this module. Adding a section is one field in
+`PulseConfig` (or `CollectorsConfig`, for `collectors.<name>`) and one line in `build_collectors`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pydantic
+
+from exporter.collectors import host
+from exporter.collectors.base import Collector
+from exporter.collectors.host import HostConfig
+from exporter.config.loader import load_model
+from exporter.config.types import StrictModel
+from exporter.kpis.config import KpisConfig
+from exporter.kpis.section import build as build_kpis
+from exporter.probes.config import ProbesConfig
+from exporter.probes.section import build as build_probes
+
+DEFAULT_CONFIG_NAME = "<embedded default config>"
+
+
+class CollectorsConfig(StrictModel):
+    host: HostConfig = HostConfig()
+
+
+class PulseConfig(StrictModel):
+    """pulse.yml. `probes:` and `kpis:` are top-level sections because users know them by those names."""
+
+    collectors: CollectorsConfig = pydantic.Field(default_factory=CollectorsConfig)
+    probes: ProbesConfig = pydantic.Field(default_factory=ProbesConfig)
+    kpis: KpisConfig = pydantic.Field(default_factory=KpisConfig)
+
+
+def build_collectors(config: PulseConfig) -> list[Collector]:
+    """The collectors `config` asks for, freshly built (app.py keeps the unchanged ones of a reload)."""
+    return [
+        *host.build(config.collectors.host),
+        *build_probes(config.probes),
+        *build_kpis(config.kpis),
+    ]
+
+
+def default_config_text() -> str:
+    return resources.files("exporter.config").joinpath("default.yml").read_text(encoding="utf-8")
+
+
+def load_config(path: Path | None) -> PulseConfig:
+    """Load pulse.yml from `path`, or the embedded default when there is none."""
+    if path is None:
+        return load_model(PulseConfig, DEFAULT_CONFIG_NAME, default_config_text())
+    return load_model(PulseConfig, path)
