@@ -22,8 +22,8 @@ import sqlalchemy
 from exporter.config.model import load_config
 from exporter.demo import generator
 from exporter.demo.shop import make_server
-from exporter.kpis.config import SqlSourceConfig
 from exporter.kpis.packs import PACKS
+from exporter.kpis.sources.sql_config import SqlSourceConfig
 from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
 
 if TYPE_CHECKING:
