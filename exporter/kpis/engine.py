@@ -79,7 +79,7 @@ class QueryRunner:
         self.last_duration = 0.0
         self.last_success_time = 0.0
         self.last_error = ""
-        self.in_flight: asyncio.Future[Any] | None = None  # a database call we stopped waiting for
+        self.in_flight: asyncio.Future[Any] | None = None  # a source call we stopped waiting for (stalled)
         self.lock = asyncio.Lock()  # one run at a time, even while a reload hands the runner over
         self.generation = 0  # runs completed: the cached families are stale when this moves
 
