@@ -448,16 +448,16 @@ def scrapers_phase(exporter: Exporter, scrapers: int, period: float) -> tuple[fl
 
 
 IMPORTS = (
-    "import exporter.cli, exporter.app, exporter.kpis.engine, exporter.kpis.sql, exporter.kpis.http_source, "
-    "exporter.kpis.packs, sqlalchemy.dialects.sqlite"
+    "import exporter.cli, exporter.app, exporter.kpis.engine, exporter.kpis.sources.sql_database, "
+    "exporter.kpis.sources.http, exporter.kpis.packs, sqlalchemy.dialects.sqlite"
 )
 # Imported one after the other in a fresh process; each is charged the RSS growth its import causes
 # (including dependencies not imported before it), the exporter's own modules last.
 IMPORT_STEPS = (
     "ssl", "asyncio", "pydantic", "sqlalchemy", "sqlalchemy.dialects.sqlite", "httpx", "prometheus_client",
     "cryptography.x509", "dns.resolver", "psutil", "croniter", "jmespath", "yaml",
-    "exporter.cli", "exporter.app", "exporter.kpis.engine", "exporter.kpis.sql", "exporter.kpis.http_source",
-    "exporter.kpis.packs",
+    "exporter.cli", "exporter.app", "exporter.kpis.engine", "exporter.kpis.sources.sql_database",
+    "exporter.kpis.sources.http", "exporter.kpis.packs",
 )  # fmt: skip
 
 

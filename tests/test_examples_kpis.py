@@ -21,8 +21,8 @@ import sqlalchemy
 
 from exporter.demo import generator
 from exporter.demo.shop import make_server
-from exporter.kpis.config import SqlSourceConfig
 from exporter.kpis.packs import PACKS
+from exporter.kpis.sources.sql_config import SqlSourceConfig
 from exporter.registry import load_config
 from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
-from exporter.kpis import engine as engine_module
 from exporter.kpis.schedule import Schedule
+from exporter.kpis.sources import sql as sql_source_module
 from tests.kpi_harness import kpi_harness
 
 if TYPE_CHECKING:
@@ -461,7 +461,7 @@ def test_cron_schedule_runs_on_start_only_when_asked() -> None:
 def test_queries_wait_for_a_free_connection_without_looking_like_an_outage(
     postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(sql_source_module, "THREAD_GRACE_SECONDS", 0.2)
     source = {"dsn": postgresql_database.reader_url, "pool_size": 1, "max_overflow": 0}
     queries = [
         query(

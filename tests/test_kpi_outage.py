@@ -27,9 +27,9 @@ import pytest
 import sqlalchemy
 
 from exporter.exposition import encode_text
-from exporter.kpis import engine as engine_module
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
+from exporter.kpis.sources import sql as sql_source_module
 from tests.conftest import IN_CI, StartExporter, free_port, parse_samples
 from tests.kpi_harness import kpi_harness
 
@@ -371,7 +371,7 @@ class BlackholeProxy:
 def test_a_network_partition_never_hangs_the_engine(
     postgresql_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "THREAD_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(sql_source_module, "THREAD_GRACE_SECONDS", 0.5)
     url = sqlalchemy.make_url(postgresql_database.reader_url)
     proxy = BlackholeProxy(url.port or 5432)
     dsn = url.set(port=proxy.port).render_as_string(hide_password=False)

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy
 
-from exporter.kpis import engine as engine_module
 from exporter.kpis.engine import kpi_status
-from exporter.kpis.metrics import sql_samples
+from exporter.kpis.sources import sql as sql_source_module
+from exporter.kpis.sources.sql import sql_samples
 from tests.kpi_harness import Harness, kpi_harness
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def test_a_large_result_becomes_series_off_the_event_loop(
         threads.append(threading.current_thread())
         return sql_samples(*args)
 
-    monkeypatch.setattr(engine_module, "sql_samples", recording_sql_samples)
+    monkeypatch.setattr(sql_source_module, "sql_samples", recording_sql_samples)
     rows = query(
         "rows",
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x, 1 AS v FROM c",

@@ -12,33 +12,27 @@ series. Failures are logged when they start, change or end, not at every run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, ClassVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.collectors.base import Collector
-from exporter.kpis.config import KpisConfig, ResolvedQuery, SqlSourceConfig
-from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError, SourceRefusedError
-from exporter.kpis.http_source import HttpSource
-from exporter.kpis.metrics import MetricState, Samples, SqlRows, family_specs, http_samples, sql_samples
+from exporter.kpis.config import KpisConfig
+from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError, SourceRefusedError, SourceStalledError
+from exporter.kpis.resolved import ResolvedQuery
 from exporter.kpis.schedule import Schedule
+from exporter.kpis.series import MetricState, family_specs
+from exporter.kpis.sources import kind_of
+from exporter.kpis.sources.base import Opening, Source
 from exporter.workers import run_in_daemon_thread
-
-if TYPE_CHECKING:
-    from exporter.kpis.sql import SqlSource
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("success", "error", "timeout")
-# How much longer than its timeout we wait for a database call before giving up on the thread
-# (the server-side timeout normally ends it well before).
-THREAD_GRACE_SECONDS = 5.0
 
 
 class QueryRunner:
@@ -56,7 +50,7 @@ class QueryRunner:
         self.last_duration = 0.0
         self.last_success_time = 0.0
         self.last_error = ""
-        self.in_flight: asyncio.Future[Any] | None = None  # a database call we stopped waiting for
+        self.in_flight: asyncio.Future[Any] | None = None  # a source call we stopped waiting for (stalled)
         self.lock = asyncio.Lock()  # one run at a time, even while a reload hands the runner over
         self.generation = 0  # runs completed: the cached families are stale when this moves
 
@@ -72,12 +66,11 @@ class KpiCollector(Collector):
         self.runners = {q.name: QueryRunner(q) for q in self.queries}
         states = {(r.query.name, name): state for r in self.runners.values() for name, state in r.states.items()}
         self.families = family_specs(self.queries, states)
-        self.sources: dict[str, SqlSource | HttpSource] = {}
+        self.sources: dict[str, Source] = {}
         self.source_errors: dict[str, str] = {}  # sources that could not even be set up
         self.source_up: dict[str, bool] = {}
         self.source_last_error: dict[str, str] = {}  # why each source was last found unreachable
         self._tasks: list[asyncio.Task[None]] = []
-        self._slots: dict[str, asyncio.Semaphore] = {}  # per SQL source: its pool's connections
         self._families_cache: list[Metric] | None = None  # what collect() returns until the next change
         self._cache_generations: tuple[int, ...] = ()
 
@@ -119,18 +112,13 @@ class KpiCollector(Collector):
 
     def open_sources(self) -> None:
         """Set up every source (no connection yet: SQL pools connect on first use)."""
-        # SQLAlchemy costs ~25 MiB of RSS: loaded only by an exporter that has SQL sources.
-        from exporter.kpis.sql import SqlSource  # noqa: PLC0415
-
         longest = dict.fromkeys(self.kpis.sources, 0.0)
         for query in self.queries:
             longest[query.source] = max(longest[query.source], query.timeout)
         for name, source_config in self.kpis.sources.items():
             try:
-                if isinstance(source_config, SqlSourceConfig):
-                    self.sources[name] = SqlSource(name, source_config, longest[name])
-                else:
-                    self.sources[name] = HttpSource(name, source_config)
+                opening = Opening(longest_timeout=longest[name], run_blocking=run_in_daemon_thread)
+                self.sources[name] = kind_of(source_config).open(name, source_config, opening)
             except Exception as err:  # e.g. a driver that is not installed: this source's queries fail
                 self.source_errors[name] = f"cannot set up source: {type(err).__name__}: {err}"
                 log.error("KPI source cannot be set up", extra={"source": name, "err": self.source_errors[name]})
@@ -143,12 +131,7 @@ class KpiCollector(Collector):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for source in self.sources.values():
-            if isinstance(source, HttpSource):
-                await source.aclose()
-            else:
-                # Disposing closes connections: a network call, so off the event loop.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(run_in_daemon_thread(source.close), 10)
+            await source.close()
         self.sources.clear()
 
     async def _loop(self, runner: QueryRunner) -> None:
@@ -212,64 +195,20 @@ class KpiCollector(Collector):
         source = self.sources[query.source]
         if runner.in_flight is not None and not runner.in_flight.done():
             raise QueryTimeoutError("the previous run is still waiting for the database")
-        if isinstance(source, HttpSource):
-            try:
-                rows = await source.fetch(query.config.request, query.config.rows, query.timeout)
-            except QueryError:
-                self._set_source_up(query.source, True)  # it answered, with an error of the query's own
-                raise
-            self._set_source_up(query.source, True)
-            samples = {m.name: http_samples(m, query.name, rows) for m in query.metrics}
-        else:
-            samples = await self._run_sql(runner, source)
-        now = time.monotonic()
-        for name, metric_samples in samples.items():
-            runner.states[name].update(metric_samples, now)
-
-    async def _run_sql(self, runner: QueryRunner, source: SqlSource) -> dict[str, Samples]:
-        query = runner.query
-        sql = query.config.sql or ""
-        params = {"cursor": runner.cursor} if runner.cursor_config else {}
-        # One run per pooled connection at a time: a run queued inside the pool would look like a
-        # database that does not answer. A slot is held until the database call really ends.
-        slots = self._slots.setdefault(query.source, asyncio.Semaphore(source.slots))
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=query.period)
-        except TimeoutError:
-            raise QueryTimeoutError(
-                f"all {source.slots} connections to source {query.source} stayed busy for a whole interval"
-            ) from None
-        cursor, cursor_column = runner.cursor, runner.cursor_config.column if runner.cursor_config else None
-
-        def run_and_build() -> tuple[dict[str, Samples], Any]:
-            # In the worker thread: turning a large result into series takes long enough to stall
-            # the event loop (a 100,000-row result took 0.6 s).
-            columns, rows = source.run(sql, params, query.timeout)
-            return _build_samples(query, columns, rows, cursor_column, cursor)
-
-        call = asyncio.ensure_future(run_in_daemon_thread(run_and_build))
-        call.add_done_callback(lambda _: slots.release())
-        try:
-            done, _ = await asyncio.wait({call}, timeout=query.timeout + THREAD_GRACE_SECONDS)
-        except asyncio.CancelledError:  # the collector is closing: stop waiting for the thread too
-            call.cancel()
+            fetched = await source.fetch(query, runner.cursor)
+        except SourceStalledError as err:
+            runner.in_flight = err.pending
+            self._set_source_up(query.source, False, str(err))
             raise
-        if not done:
-            # Even the server-side timeout did not end it: the server or the network is not answering
-            # (a partition). The call ends when the driver gives up (TCP keepalive, read timeout);
-            # until then this query's runs are skipped rather than piling up threads.
-            runner.in_flight = call
-            call.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieve it, silently
-            error = f"no answer from the database {THREAD_GRACE_SECONDS:g}s after the {query.timeout:g}s timeout"
-            self._set_source_up(query.source, False, error)
-            raise QueryTimeoutError(error)
-        try:
-            samples, runner.cursor = call.result()
         except QueryError:
-            self._set_source_up(query.source, True)  # the server answered (an SQL error)
+            self._set_source_up(query.source, True)  # it answered, with an error of the query's own
             raise
         self._set_source_up(query.source, True)
-        return samples
+        runner.cursor = fetched.cursor
+        now = time.monotonic()
+        for name, metric_samples in fetched.samples.items():
+            runner.states[name].update(metric_samples, now)
 
     def _set_source_up(self, name: str, up: bool, error: str = "") -> None:
         previous = self.source_up.get(name)
@@ -279,7 +218,7 @@ class KpiCollector(Collector):
         if previous is None or previous == up:
             return
         source = self.sources.get(name)
-        where = source.safe_url if isinstance(source, HttpSource) else source.safe_dsn if source else ""
+        where = source.where if source is not None else ""
         if up:
             log.info("KPI source is reachable again", extra={"source": name, "target": where})
         else:
@@ -358,26 +297,14 @@ class KpiCollector(Collector):
         return [success, duration, last_success, interval, runs, up, series, dropped]
 
 
-def _build_samples(
-    query: ResolvedQuery, columns: list[str], rows: Sequence[Sequence[Any]], cursor_column: str | None, cursor: Any
-) -> tuple[dict[str, Samples], Any]:
-    """Each metric's samples from a SQL result, and the cursor advanced past its rows."""
-    result = SqlRows(query.name, columns, rows)
-    samples = {m.name: sql_samples(m, result) for m in query.metrics}
-    if cursor_column is not None:
-        index = result.column(cursor_column, "cursor")
-        cursor = _advance(cursor, (row[index] for row in rows))
-    return samples, cursor
-
-
 # ------------------------------------------------------------------------------------ status (landing page)
 
 
 @dataclass(frozen=True)
 class SourceStatus:
     name: str
-    kind: str  # "sql" or "http"
-    where: str  # the DSN or URL without credentials
+    kind: str  # the source kind's name: "sql", "http"
+    where: str  # the source's own description, without credentials (the DSN or URL)
     up: bool | None  # None: no query has reached it yet
     error: str  # why it is down (or could not be set up); empty while up
 
@@ -397,8 +324,9 @@ def kpi_status(collector: KpiCollector) -> tuple[list[SourceStatus], list[QueryS
     """A read-only snapshot of each source's and each query's state, for the landing page."""
     sources = []
     for name, config in collector.kpis.sources.items():
-        kind = "sql" if isinstance(config, SqlSourceConfig) else "http"
-        where = _source_location(collector.sources.get(name))
+        kind = kind_of(config).name
+        source = collector.sources.get(name)
+        where = source.where if source is not None else ""
         if name in collector.source_errors:
             sources.append(SourceStatus(name, kind, where, False, collector.source_errors[name]))
         else:
@@ -418,22 +346,3 @@ def kpi_status(collector: KpiCollector) -> tuple[list[SourceStatus], list[QueryS
         for name, runner in collector.runners.items()
     ]
     return sources, queries
-
-
-def _source_location(source: SqlSource | HttpSource | None) -> str:
-    if isinstance(source, HttpSource):
-        parts = urlsplit(source.safe_url)
-        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no user:password@
-    return source.safe_dsn if source is not None else ""
-
-
-def _advance(cursor: Any, values: Any) -> Any:
-    """The new high-water mark: the largest non-NULL cursor value returned, if above the old one."""
-    candidates = [v for v in values if v is not None]
-    if not candidates:
-        return cursor
-    highest = max(candidates)
-    try:
-        return highest if highest > cursor else cursor
-    except TypeError:  # the initial value's type differs from the column's (0 vs a timestamp)
-        return highest

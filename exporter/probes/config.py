@@ -15,7 +15,6 @@ are strict, so a blackbox option Pulse does not support is an error naming it, n
 
 from __future__ import annotations
 
-import contextvars
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from exporter.config.loader import ConfigError, UnreadableFile, _describe, parse_yaml, read_text_file
+from exporter.config.scope import ValidationScope
 from exporter.config.types import Duration, Regex, StrictModel
 from exporter.probes import PROBERS
 
@@ -160,7 +160,7 @@ class _Validating:
     targets_seen: set[tuple[str, str]] = field(default_factory=set)
 
 
-_VALIDATING: contextvars.ContextVar[_Validating | None] = contextvars.ContextVar("probes_config", default=None)
+_VALIDATING: ValidationScope[_Validating] = ValidationScope("probes_config")
 
 
 class ProbesConfig(StrictModel):
@@ -200,11 +200,7 @@ class ProbesConfig(StrictModel):
                 if isinstance(inline, dict) or inline is None:
                     # Already validated models pass through field validation as they are.
                     data = {**data, "modules": {**from_file, **(inline or {})}}
-        token = _VALIDATING.set(state)
-        try:
-            return handler(data)
-        finally:
-            _VALIDATING.reset(token)
+        return _VALIDATING.validate_within(state, handler, data)
 
     @pydantic.field_validator("modules_file")
     @classmethod

@@ -11,6 +11,8 @@ Conventions the pack relies on:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -45,30 +47,37 @@ FAILURE_REASONS = (
 )
 REFUND_KINDS = ("refund", "return")
 
-users = Table(
+
+def _table(name: str, *columns: Column[Any], indexed: tuple[str, ...] = ()) -> Table:
+    """A table of the schema: its `id` first (increasing with insertion time: the pack's cursors), then
+    `columns`, and an index `ix_<table>_<column>` on each `indexed` column."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True, autoincrement=True),
+        *columns,
+        *(Index(f"ix_{name}_{column}", column) for column in indexed),
+    )
+
+
+users = _table(
     "users",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("created_at", DateTime, nullable=False),
     Column("country", String(2), nullable=False),
 )
 
-sessions = Table(
+sessions = _table(
     "sessions",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("user_id", Id, ForeignKey("users.id"), nullable=True),  # NULL: an anonymous visitor
     Column("started_at", DateTime, nullable=False),
     Column("ended_at", DateTime, nullable=True),  # NULL while the session is still open
     Column("landing_page", String(200), nullable=False),
     Column("page_views", Integer, nullable=False),
-    Index("ix_sessions_started_at", "started_at"),
+    indexed=("started_at",),
 )
 
-orders = Table(
+orders = _table(
     "orders",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     # Nullable on purpose: an order without a customer is a data-integrity violation the pack reports.
     Column("customer_id", Id, nullable=True),
     Column("session_id", Id, nullable=True),  # the session the order was placed in (conversion)
@@ -76,46 +85,37 @@ orders = Table(
     Column("currency", String(3), nullable=False),
     Column("amount", Money, nullable=False),
     Column("created_at", DateTime, nullable=False),
-    Index("ix_orders_created_at", "created_at"),
-    Index("ix_orders_session_id", "session_id"),
-    Index("ix_orders_customer_id", "customer_id"),
+    indexed=("created_at", "session_id", "customer_id"),
 )
 
-order_items = Table(
+order_items = _table(
     "order_items",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("order_id", Id, nullable=False),
     Column("product", String(200), nullable=False),
     Column("category", String(100), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("price", Money, nullable=False),  # unit price, the order's currency
-    Index("ix_order_items_order_id", "order_id"),
+    indexed=("order_id",),
 )
 
-payments = Table(
+payments = _table(
     "payments",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("order_id", Id, nullable=True),  # NULL or dangling: a payment without an order (integrity check)
     Column("status", String(20), nullable=False),
     Column("failure_reason", String(40), nullable=True),  # one of FAILURE_REASONS when status = 'failed'
     Column("method", String(20), nullable=False),
     Column("amount", Money, nullable=False),
     Column("created_at", DateTime, nullable=False),
-    Index("ix_payments_order_id", "order_id"),
-    Index("ix_payments_created_at", "created_at"),
+    indexed=("order_id", "created_at"),
 )
 
-refunds = Table(
+refunds = _table(
     "refunds",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("order_id", Id, nullable=False),
     Column("amount", Money, nullable=False),
     Column("kind", String(10), nullable=False),  # refund (money back) | return (goods sent back)
     Column("created_at", DateTime, nullable=False),
-    Index("ix_refunds_order_id", "order_id"),
+    indexed=("order_id",),
 )
 
 TABLES = (users, sessions, orders, order_items, payments, refunds)
