@@ -16,9 +16,9 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
 from exporter.collectors.base import BlockingCollector, Collector
-from exporter.exposition import Encoder
-from exporter.scrape import collect_all, encode
-from exporter.web.routes import Routes
+from exporter.exposition import encode_as_accepted
+from exporter.scrape import collect_all, unique_families
+from exporter.web.landing import landing_page
 from tests.conftest import landing_table
 
 
@@ -65,7 +65,7 @@ def test_a_failing_collector_hides_nothing_else() -> None:
     outcomes = asyncio.run(collect_all(collectors, timeout=5))
     assert [o.collector for o in outcomes] == ["a", "broken", "b", "async"]
     assert [o.success for o in outcomes] == [True, False, True, True]
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
+    body, _ = encode_as_accepted([f for o in outcomes for f in o.families], "text/plain")
     for sample in (b"test_a 1.0", b"test_b 1.0", b"test_async 2.0"):
         assert sample in body
 
@@ -106,13 +106,13 @@ def test_a_collector_still_stuck_from_the_last_scrape_is_not_started_again() -> 
 
 def test_the_same_family_name_from_two_collectors_is_exposed_once() -> None:
     outcomes = asyncio.run(collect_all([Constant("x", 1), Constant("x", 2)], timeout=5))
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
+    body, _ = encode_as_accepted(unique_families(f for o in outcomes for f in o.families), "text/plain")
     assert body.count(b"# TYPE test_x gauge") == 1
 
 
 def test_openmetrics_is_served_when_asked_for() -> None:
     outcomes = asyncio.run(collect_all([Constant("a")], timeout=5))
-    body, content_type = encode(outcomes[0].families, "application/openmetrics-text; version=1.0.0", Encoder())
+    body, content_type = encode_as_accepted(outcomes[0].families, "application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
 
@@ -192,7 +192,7 @@ def test_a_lasting_failure_is_logged_when_it_starts_changes_and_ends(caplog: pyt
         flaky.error = error
         for _ in range(times):
             await exporter.scrape([flaky], 5, "")
-        pages.append(Routes(exporter)._landing_page())
+        pages.append(landing_page(exporter))
 
     async def scenario() -> None:
         await scrape_with("disk on fire", 3)

@@ -14,8 +14,9 @@ from exporter.config.loader import ConfigError
 from exporter.config.model import load_config
 from exporter.probes import PROBERS
 from exporter.probes.config import ProbeModule, ProbesConfig
-from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
+from exporter.probes.runner import probe_timeout
 from exporter.probes.tcp import TCPProbe
+from exporter.scrape_timeout import InvalidTimeoutHeader
 from tests.conftest import exporter_command, require_binary
 
 BLACKBOX_YML = """\

@@ -11,7 +11,7 @@ from __future__ import annotations
 from exporter.collectors.base import Collector, CollectorType
 from exporter.collectors.host import HOST
 from exporter.kpis.section import KPIS
-from exporter.probes.section import PROBES
+from exporter.probes.collector import PROBES
 
 COLLECTOR_TYPES: tuple[CollectorType, ...] = (HOST,)  # type: ignore[type-arg]
 SECTIONS: tuple[CollectorType, ...] = (PROBES, KPIS)  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     CollectorsConfig = StrictModel
 
     from exporter.kpis.section import KpisConfig
-    from exporter.probes.section import ProbesConfig
+    from exporter.probes.collector import ProbesConfig
 
     class PulseConfig(StrictModel):
         collectors: CollectorsConfig
