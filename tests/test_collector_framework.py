@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
-from exporter.collectors.base import BlockingCollector, Collector
+from exporter.collectors.base import BlockingCollector, Cell, Collector, Link, StatusTable
 from exporter.exposition import encode_as_accepted
 from exporter.scrape import collect_all, unique_families
 from exporter.web.landing import landing_page
@@ -219,3 +220,43 @@ def test_a_lasting_failure_is_logged_when_it_starts_changes_and_ends(caplog: pyt
     assert ["flaky", "FAILED OSError: disk flooded"] in landing_table(pages[1], "Collectors")
     [[_, result]] = [row for row in landing_table(pages[2], "Collectors") if row[0] == "flaky"]
     assert result.startswith("ok in ")
+
+
+class Reporting(Collector):
+    """A collector that tells the landing page how it is doing."""
+
+    async def collect(self) -> Sequence[Metric]:
+        return []
+
+    def status_tables(self) -> list[StatusTable]:
+        failing = [
+            Cell("<nightly>"),
+            Cell("FAILING", "bad"),
+            Cell(when=time.time() - 5),
+            Cell("disk <full>", "error"),
+            Cell(links=(Link("log", "log?job=nightly&lines=10"),)),
+        ]
+        never = [Cell("weekly"), Cell("not run yet", "none"), Cell("never"), Cell("", "error"), Cell()]
+        return [
+            StatusTable("Jobs", ("Job", "State", "Last run", "Error", ""), [failing, never], "Each job's last run."),
+            StatusTable("Nothing yet", ("Job",), []),
+        ]
+
+    def status_note(self) -> Cell:
+        return Cell("1 of 2 jobs failing", "bad")
+
+
+def test_a_collectors_status_tables_and_note_are_on_the_landing_page_escaped() -> None:
+    exporter = Exporter(None, None, load_files(None, None))
+    exporter.collectors = [Reporting("jobs")]
+    page = landing_page(exporter)
+    [failing, never] = landing_table(page, "Jobs")
+    assert failing[:2] == ["<nightly>", "FAILING"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)", failing[2])
+    assert failing[3:] == ["disk <full>", "log"]
+    assert never == ["weekly", "not run yet", "never", "", ""]
+    assert "<td>&lt;nightly&gt;</td>" in page
+    assert '<a href="log?job=nightly&amp;lines=10">log</a>' in page
+    assert "<p>Each job&#x27;s last run.</p>" in page
+    assert "Nothing yet" not in page  # a table without rows is left out
+    assert landing_table(page, "Collectors") == [["jobs", "not scraped yet (1 of 2 jobs failing)"]]
