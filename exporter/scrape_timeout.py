@@ -13,7 +13,7 @@ HEADER = "x-prometheus-scrape-timeout-seconds"  # lower-case, as the HTTP server
 # long while a collector hangs (node_exporter would wait for ever).
 DEFAULT_SCRAPE_TIMEOUT = 120.0
 TIMEOUT_OFFSET = 0.5  # blackbox's --timeout-offset default; /probe's is probes.timeout_offset
-MIN_TIMEOUT = 0.1  # a scrape timeout at or below the offset still gets a (likely hopeless) attempt
+MIN_TIMEOUT = 0.01  # a scrape timeout at or below the offset still gets a (likely hopeless) attempt
 
 
 class InvalidTimeoutHeader(ValueError):

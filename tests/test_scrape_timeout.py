@@ -18,7 +18,7 @@ from exporter.scrape_timeout import InvalidTimeoutHeader, parse_scrape_timeout, 
         ("0", 119.5),  # 0 means "not set", as in blackbox
         ("-3", 119.5),
         ("nan", 119.5),
-        ("0.5", 0.1),  # at or below the offset: still a short attempt, never none
+        ("0.5", 0.01),  # at or below the offset: still a short attempt, never none
     ],
 )
 def test_the_budget_is_prometheus_timeout_less_the_offset(header: str | None, expected: float) -> None:

@@ -78,14 +78,13 @@ class ProbesCollector(Collector):
     _live: ClassVar[list[ProbesCollector]] = []
 
     def __init__(self, config: ProbesConfig) -> None:
-        names = tuple(sorted(config.modules))
-        self.module_names = names
+        self.module_names = tuple(sorted(config.modules))
         self.targets = tuple((target.target, target.module) for target in config.targets)  # for the landing page
         # A reload that changes neither keeps this collector as it is; one that changes only the targets
         # builds a successor, which takes over the counts when it starts.
-        super().__init__(COLLECTOR_NAME, (names, self.targets))
+        super().__init__(COLLECTOR_NAME, (self.module_names, self.targets))
         # Every configured module from the start, at 0: rate() needs the series before the first probe.
-        self._records = {name: _ModuleRecord() for name in names}
+        self._records = {name: _ModuleRecord() for name in self.module_names}
         self._rejected = dict.fromkeys(REJECTION_REASONS, 0)
         self._failing: dict[tuple[str, str], str | None] = {}  # (module, target) -> reason of the last probe
         # (module, target) -> its last probe, for listed targets; least recently probed first. Bounded
