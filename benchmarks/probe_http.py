@@ -67,7 +67,7 @@ PROFILE_PARTS = [
     ("  runner: deadline, self-metrics, probe_success (and below)", "exporter/probes/runner.py", "run_probe"),
     ("    http prober: resolve, connect, request, response", "exporter/probes/http.py", "probe"),
     ("      of which ProbeSink.gauge (metric families)", "exporter/probes/base.py", "gauge"),
-    ("  exposition: text format of the probe's metrics", "exporter/exposition.py", "encode"),
+    ("  exposition: text format of the probe's metrics", "exporter/exposition.py", "encode_as_accepted"),
 ]
 
 NGINX_CONF = """\

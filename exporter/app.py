@@ -26,10 +26,10 @@ from prometheus_client.metrics_core import Metric
 from exporter import __version__
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.config.loader import ConfigError
+from exporter.config.web import WebConfig, load_web_config
 from exporter.exposition import Encoder
 from exporter.registry import DEFAULT_CONFIG_NAME, PulseConfig, build_collectors, load_config
-from exporter.scrape import Outcome, collect_all, encode
-from exporter.web.webconfig import BasicAuth, WebConfig, load_web_config
+from exporter.scrape import Outcome, collect_all, unique_families
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,8 @@ class Exporter:
         self.config_path = config_path
         self.web_config_path = web_config_path
         self.config = loaded.config
-        self.web = loaded.web
+        self.web = loaded.web  # the web layer checks passwords against its users (web/auth.py)
         self.ssl_context = loaded.ssl_context
-        self.auth = BasicAuth(loaded.web.basic_auth_users)
         self.collectors: list[Collector] = []
         self.own_process = OwnProcessCollector()
         self.ready = False
@@ -134,7 +133,6 @@ class Exporter:
             # A freshly built TLS context: new connections get the new certificate and client CAs
             # (a live context can gain trusted CAs but never lose one); open connections finish as they are.
             self.config, self.web, self.ssl_context = loaded.config, loaded.web, loaded.ssl_context
-            self.auth = BasicAuth(loaded.web.basic_auth_users)
             await self._activate(collectors)
             self.reload_successful = True
             self.last_reload_success = time.time()
@@ -170,7 +168,7 @@ class Exporter:
             self.last_outcomes[outcome.collector] = outcome
         families: list[Metric] = [f for o in outcomes for f in o.families]
         families.extend(self._self_metrics(outcomes))
-        return encode(families, accept, self.encoder)
+        return self.encoder.encode_memoized(unique_families(families), accept)
 
     @staticmethod
     def _log_change(previous: Outcome | None, outcome: Outcome) -> None:

@@ -46,7 +46,8 @@ def wants_openmetrics(accept_header: str) -> bool:
     return best_openmetrics > 0 and best_openmetrics >= best_text
 
 
-def encode(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+def encode_as_accepted(families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+    """The families in the format the Accept header prefers, and its content type."""
     if wants_openmetrics(accept_header):
         return encode_openmetrics(families), OPENMETRICS_CONTENT_TYPE
     return encode_text(families), TEXT_CONTENT_TYPE
@@ -73,7 +74,8 @@ class Encoder:
     def __init__(self) -> None:
         self._memos: dict[bool, dict[int, tuple[Metric, str]]] = {False: {}, True: {}}
 
-    def encode(self, families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+    def encode_memoized(self, families: Iterable[Metric], accept_header: str) -> tuple[bytes, str]:
+        """As encode_as_accepted(), taking the text of families seen in the last call from the memo."""
         openmetrics = wants_openmetrics(accept_header)
         render = _openmetrics_family if openmetrics else _text_family
         previous, memo = self._memos[openmetrics], {}

@@ -19,8 +19,8 @@ from exporter.config.loader import load_model
 from exporter.config.types import StrictModel
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.section import build as build_kpis
+from exporter.probes.collector import build as build_probes
 from exporter.probes.config import ProbesConfig
-from exporter.probes.section import build as build_probes
 
 DEFAULT_CONFIG_NAME = "<embedded default config>"
 

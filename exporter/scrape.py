@@ -1,4 +1,4 @@
-"""One scrape: run the collectors side by side, time each, and encode what they returned.
+"""One scrape: run the collectors side by side, time each, and drop duplicate families from their results.
 
 A collector that raises or overruns the timeout is reported as `success 0`, with the reason in its
 Outcome; the others' metrics are served as usual (node_exporter's rule: one failing collector hides
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import Metric
 
-from exporter import exposition
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.workers import WORKERS
 
@@ -66,7 +65,7 @@ class _BlockingBatch:
             try:
                 outcome = Outcome(collector.name, collector.run_guarded(), time.perf_counter() - start, True)
             except Exception as err:
-                outcome = Outcome(collector.name, (), time.perf_counter() - start, False, _describe(err))
+                outcome = Outcome(collector.name, (), time.perf_counter() - start, False, _error_text(err))
             with self.lock:
                 self.outcomes[collector.name] = outcome
                 finished = len(self.outcomes) == self._total
@@ -111,7 +110,7 @@ async def collect_all(collectors: Sequence[Collector], timeout: float) -> list[O
         except TimeoutError:
             error = _timed_out(timeout)
         except Exception as err:
-            error = _describe(err)
+            error = _error_text(err)
         return Outcome(collector.name, (), time.perf_counter() - start, False, error)
 
     blocking_done = asyncio.ensure_future(batch.run(deadline))
@@ -138,12 +137,12 @@ def _timed_out(timeout: float) -> str:
     return f"timed out after {timeout:.1f}s"
 
 
-def _describe(err: Exception) -> str:
+def _error_text(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def encode(families: Iterable[Metric], accept_header: str, encoder: exposition.Encoder) -> tuple[bytes, str]:
-    """Encode in the format the scraper asked for: OpenMetrics if it says so, else the text format."""
+def unique_families(families: Iterable[Metric]) -> list[Metric]:
+    """The families without any whose name an earlier one already has (logged as an error)."""
     unique: list[Metric] = []
     names: set[str] = set()
     for family in families:
@@ -153,4 +152,4 @@ def encode(families: Iterable[Metric], accept_header: str, encoder: exposition.E
             continue
         names.add(family.name)
         unique.append(family)
-    return encoder.encode(unique, accept_header)
+    return unique

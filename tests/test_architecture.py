@@ -36,6 +36,7 @@ LAYERS = {
     "exporter.scrape": 1,
     "exporter.config": 0,
     "exporter.workers": 0,
+    "exporter.scrape_timeout": 0,
     "exporter.exposition": 0,
     "exporter.logs": 0,
 }

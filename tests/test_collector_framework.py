@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -16,11 +17,11 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.app import Exporter, load_files
 from exporter.collectors import host
-from exporter.collectors.base import BlockingCollector, Collector
+from exporter.collectors.base import BlockingCollector, Cell, Collector, Link, StatusTable
 from exporter.collectors.host import processes
-from exporter.exposition import Encoder
-from exporter.scrape import collect_all, encode
-from exporter.web.routes import Routes
+from exporter.exposition import encode_as_accepted
+from exporter.scrape import collect_all, unique_families
+from exporter.web.landing import landing_page
 from tests.conftest import landing_table
 
 
@@ -67,7 +68,7 @@ def test_a_failing_collector_hides_nothing_else() -> None:
     outcomes = asyncio.run(collect_all(collectors, timeout=5))
     assert [o.collector for o in outcomes] == ["a", "broken", "b", "async"]
     assert [o.success for o in outcomes] == [True, False, True, True]
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
+    body, _ = encode_as_accepted([f for o in outcomes for f in o.families], "text/plain")
     for sample in (b"test_a 1.0", b"test_b 1.0", b"test_async 2.0"):
         assert sample in body
 
@@ -108,13 +109,13 @@ def test_a_collector_still_stuck_from_the_last_scrape_is_not_started_again() -> 
 
 def test_the_same_family_name_from_two_collectors_is_exposed_once() -> None:
     outcomes = asyncio.run(collect_all([Constant("x", 1), Constant("x", 2)], timeout=5))
-    body, _ = encode([f for o in outcomes for f in o.families], "text/plain", Encoder())
+    body, _ = encode_as_accepted(unique_families(f for o in outcomes for f in o.families), "text/plain")
     assert body.count(b"# TYPE test_x gauge") == 1
 
 
 def test_openmetrics_is_served_when_asked_for() -> None:
     outcomes = asyncio.run(collect_all([Constant("a")], timeout=5))
-    body, content_type = encode(outcomes[0].families, "application/openmetrics-text; version=1.0.0", Encoder())
+    body, content_type = encode_as_accepted(outcomes[0].families, "application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
 
@@ -208,7 +209,7 @@ def test_a_lasting_failure_is_logged_when_it_starts_changes_and_ends(caplog: pyt
         flaky.error = error
         for _ in range(times):
             await exporter.scrape([flaky], 5, "")
-        pages.append(Routes(exporter)._landing_page())
+        pages.append(landing_page(exporter))
 
     async def scenario() -> None:
         await scrape_with("disk on fire", 3)
@@ -235,3 +236,43 @@ def test_a_lasting_failure_is_logged_when_it_starts_changes_and_ends(caplog: pyt
     assert ["flaky", "FAILED OSError: disk flooded"] in landing_table(pages[1], "Collectors")
     [[_, result]] = [row for row in landing_table(pages[2], "Collectors") if row[0] == "flaky"]
     assert result.startswith("ok in ")
+
+
+class Reporting(Collector):
+    """A collector that tells the landing page how it is doing."""
+
+    async def collect(self) -> Sequence[Metric]:
+        return []
+
+    def status_tables(self) -> list[StatusTable]:
+        failing = [
+            Cell("<nightly>"),
+            Cell("FAILING", "bad"),
+            Cell(when=time.time() - 5),
+            Cell("disk <full>", "error"),
+            Cell(links=(Link("log", "log?job=nightly&lines=10"),)),
+        ]
+        never = [Cell("weekly"), Cell("not run yet", "none"), Cell("never"), Cell("", "error"), Cell()]
+        return [
+            StatusTable("Jobs", ("Job", "State", "Last run", "Error", ""), [failing, never], "Each job's last run."),
+            StatusTable("Nothing yet", ("Job",), []),
+        ]
+
+    def status_note(self) -> Cell:
+        return Cell("1 of 2 jobs failing", "bad")
+
+
+def test_a_collectors_status_tables_and_note_are_on_the_landing_page_escaped() -> None:
+    exporter = Exporter(None, None, load_files(None, None))
+    exporter.collectors = [Reporting("jobs")]
+    page = landing_page(exporter)
+    [failing, never] = landing_table(page, "Jobs")
+    assert failing[:2] == ["<nightly>", "FAILING"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)", failing[2])
+    assert failing[3:] == ["disk <full>", "log"]
+    assert never == ["weekly", "not run yet", "never", "", ""]
+    assert "<td>&lt;nightly&gt;</td>" in page
+    assert '<a href="log?job=nightly&amp;lines=10">log</a>' in page
+    assert "<p>Each job&#x27;s last run.</p>" in page
+    assert "Nothing yet" not in page  # a table without rows is left out
+    assert landing_table(page, "Collectors") == [["jobs", "not scraped yet (1 of 2 jobs failing)"]]

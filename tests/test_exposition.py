@@ -11,7 +11,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.exposition import Encoder, encode, encode_openmetrics, encode_text, wants_openmetrics
+from exporter.exposition import Encoder, encode_as_accepted, encode_openmetrics, encode_text, wants_openmetrics
 from tests.conftest import require_binary
 
 
@@ -85,7 +85,7 @@ def test_promtool_accepts_the_text_format() -> None:
 )
 def test_content_negotiation(accept: str, openmetrics: bool) -> None:
     assert wants_openmetrics(accept) is openmetrics
-    _, content_type = encode([], accept)
+    _, content_type = encode_as_accepted([], accept)
     assert content_type.startswith("application/openmetrics-text" if openmetrics else "text/plain; version=0.0.4")
 
 
@@ -96,28 +96,28 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 def test_the_scrape_encoder_writes_exactly_what_the_plain_encoders_write(accept: str) -> None:
     encoder = Encoder()
     families = tricky_families()
-    expected = encode(families, accept)
-    assert encoder.encode(families, accept) == expected
-    assert encoder.encode(families, accept) == expected  # second time from its memo
-    assert encoder.encode(families[1:], accept) == encode(families[1:], accept)
+    expected = encode_as_accepted(families, accept)
+    assert encoder.encode_memoized(families, accept) == expected
+    assert encoder.encode_memoized(families, accept) == expected  # second time from its memo
+    assert encoder.encode_memoized(families[1:], accept) == encode_as_accepted(families[1:], accept)
 
 
 def test_a_family_handed_out_again_is_not_written_again_but_a_new_family_is() -> None:
     encoder = Encoder()
     cached = GaugeMetricFamily("test_orders", "Orders, cached between query runs.", value=1)
-    first, _ = encoder.encode([cached], "text/plain")
+    first, _ = encoder.encode_memoized([cached], "text/plain")
     # The collector contract: a returned family never changes. Breaking it here shows the memo is used.
     cached.samples[0] = cached.samples[0]._replace(value=2)
-    again, _ = encoder.encode([cached], "text/plain")
+    again, _ = encoder.encode_memoized([cached], "text/plain")
     assert again == first
     fresh = GaugeMetricFamily("test_orders", "Orders, cached between query runs.", value=3)
-    assert encoder.encode([fresh], "text/plain")[0] == first.replace(b"test_orders 1.0", b"test_orders 3.0")
+    assert encoder.encode_memoized([fresh], "text/plain")[0] == first.replace(b"test_orders 1.0", b"test_orders 3.0")
 
 
 def test_the_memo_holds_only_the_latest_scrape() -> None:
     encoder = Encoder()
     old = GaugeMetricFamily("test_old", "Dropped by its collector.", value=1)
-    encoder.encode([old], "text/plain")
-    encoder.encode([GaugeMetricFamily("test_new", "Its successor.", value=1)], "text/plain")
+    encoder.encode_memoized([old], "text/plain")
+    encoder.encode_memoized([GaugeMetricFamily("test_new", "Its successor.", value=1)], "text/plain")
     old.samples[0] = old.samples[0]._replace(value=5)  # not memoised any more: written afresh
-    assert b"test_old 5.0" in encoder.encode([old], "text/plain")[0]
+    assert b"test_old 5.0" in encoder.encode_memoized([old], "text/plain")[0]

@@ -86,6 +86,16 @@ def test_the_scrape_timeout_header_bounds_a_slow_collector() -> None:
     assert took < 5, "timeout minus the 0.5 s offset, not the collector's 30 s"
 
 
+def test_a_scrape_timeout_header_that_is_not_a_number_is_400() -> None:
+    async def scenario() -> httpx.Response:
+        async with serving([]) as (url, _), httpx.AsyncClient() as client:
+            return await client.get(url + "/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "soon"})
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 400
+    assert response.text == "X-Prometheus-Scrape-Timeout-Seconds is not a number: 'soon'\n"
+
+
 def test_concurrent_scrapes_beyond_the_limit_get_503() -> None:
     slow = Slow(5)
 

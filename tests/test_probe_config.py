@@ -13,9 +13,10 @@ import pytest
 from exporter.config.loader import ConfigError
 from exporter.probes import PROBERS
 from exporter.probes.config import ProbeModule, ProbesConfig
-from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
+from exporter.probes.runner import probe_timeout
 from exporter.probes.tcp import TCPProbe
 from exporter.registry import load_config
+from exporter.scrape_timeout import InvalidTimeoutHeader
 from tests.conftest import exporter_command, require_binary
 
 BLACKBOX_YML = """\

@@ -303,6 +303,20 @@ def test_a_reload_that_keeps_the_modules_keeps_the_counters(setup: Setup, tmp_pa
     assert json.loads(setup.pulse.get("/sd/probes").text)[0]["labels"]["team"] == "platform"
 
 
+def test_a_reload_that_adds_a_target_keeps_the_counters_and_lists_the_target(setup: Setup, tmp_path: Path) -> None:
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    config = tmp_path / "pulse.yml"
+    added = "    - {target: 'localhost:1', module: tcp_connect}\n"
+    config.write_text(config.read_text().replace("  allow:", added + "  allow:"))
+    assert setup.pulse.post("/-/reload").status_code == 200
+    probe(setup.pulse, setup.listening, "tcp_connect")
+    samples = parse_samples(setup.pulse.metrics_text())
+    assert samples['pulse_probes_total{module="tcp_connect",result="success"}'] == 2
+    rows = _landing_rows(setup.pulse)
+    assert rows[("localhost:1", "tcp_connect")] == "not probed yet |  | "
+    assert rows[(setup.listening, "tcp_connect")].startswith("success in ")
+
+
 def test_the_landing_page_links_probes_and_service_discovery(setup: Setup) -> None:
     page = setup.pulse.get("/").text
     assert 'href="sd/probes"' in page

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from exporter.web.webconfig import BasicAuth, bcrypt_cost, load_web_config
+from exporter.config.web import bcrypt_cost, load_web_config
+from exporter.web.auth import BasicAuthenticator
 from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 
 pytestmark = pytest.mark.integration
@@ -496,7 +497,7 @@ def test_an_unknown_user_costs_the_bcrypt_work_of_the_costliest_configured_hash(
     web = write_web_config(
         tmp_path / "web.yml", {"basic_auth_users": {"alice": htpasswd_style, "bob": bcrypt_hash("builder")}}
     )
-    auth = BasicAuth(load_web_config(web)[0].basic_auth_users)
+    auth = BasicAuthenticator(load_web_config(web)[0].basic_auth_users)
 
     checked_for_unknown = auth.hash_to_check("mallory")
 
@@ -508,7 +509,7 @@ def test_an_unknown_user_costs_the_bcrypt_work_of_the_costliest_configured_hash(
 
 
 def test_password_checks_do_not_wait_for_the_threads_collectors_run_on() -> None:
-    auth = BasicAuth({"alice": bcrypt_hash("wonderland")})
+    auth = BasicAuthenticator({"alice": bcrypt_hash("wonderland")})
     release = threading.Event()
 
     async def scenario() -> bool:

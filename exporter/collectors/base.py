@@ -7,6 +7,10 @@ needs (a cursor, a cache), owned by the collector itself.
 Most host statistics come from blocking calls (file reads, statvfs). `BlockingCollector` runs them
 off the event loop, so it keeps answering `/metrics` and the health endpoints, and refuses to start
 a second run while a previous one is still stuck (a hung NFS mount must not eat one thread per scrape).
+
+A collector may also tell people how it is doing, on the landing page: `status_tables()` (say, each probe
+target's last result) and `status_note()` (a remark beside its last scrape). Both return plain data,
+`StatusTable` and `Cell`; the web layer renders them, knowing no collector type.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client.metrics_core import Metric
 
@@ -45,6 +51,15 @@ class Collector(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (background tasks, connections). Called once, when the collector is dropped."""
 
+    def status_tables(self) -> list[StatusTable]:
+        """Tables of this collector's state for the landing page (optional)."""
+        return []
+
+    def status_note(self) -> Cell | None:
+        """A remark beside this collector's last scrape on the landing page, e.g. when a successful
+        scrape hides failures (optional)."""
+        return None
+
 
 class BlockingCollector(Collector):
     """A collector whose work is synchronous: it runs in a worker thread, one run at a time.
@@ -73,3 +88,39 @@ class BlockingCollector(Collector):
     async def collect(self) -> Sequence[Metric]:
         """For direct use; a scrape runs its blocking collectors in one batch instead (scrape.py)."""
         return await asyncio.to_thread(self.run_guarded)
+
+
+# A cell's look: plain text; a result, coloured (ok, bad, or none: no result yet); an error message,
+# which may be long and unbroken and wraps anywhere.
+CellStyle = Literal["text", "ok", "bad", "none", "error"]
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    href: str  # relative to the landing page, e.g. "probe?target=...&module=..."
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a status table: `text` in `style`; or, when set, a moment or links instead."""
+
+    text: str = ""
+    style: CellStyle = "text"
+    when: float | None = None  # a Unix time, shown as date, time and age: "... UTC (5 s ago)"
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusTable:
+    """A titled table for the landing page; left out while it has no rows."""
+
+    title: str
+    headings: tuple[str, ...]
+    rows: Sequence[Sequence[Cell]]
+    note: str = ""  # a line under the title
+
+
+def milliseconds(seconds: float) -> str:
+    """A duration as status tables show it: `12.3 ms`."""
+    return f"{seconds * 1000:.1f} ms"

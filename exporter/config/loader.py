@@ -363,7 +363,7 @@ def _field_names(model: type[pydantic.BaseModel], path: Path_) -> list[str]:
         current = _unwrap(current, part)
         if current is None:
             return []
-    if typing.get_origin(current) in (typing.Union, types.UnionType):  # e.g. `TlsServerConfig | None`
+    if typing.get_origin(current) in (typing.Union, types.UnionType):  # e.g. `TLSServerConfig | None`
         current = next((a for a in typing.get_args(current) if _is_model(a)), None)
     if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
         names = []

@@ -11,6 +11,7 @@
   10 years. `PositiveDuration` also refuses 0, for intervals and timeouts where 0 makes no sense.
 - `secret_field()`: a string that may come from a file instead, as `<name>_file: /path`, so secrets
   never need to sit in the config (`${ENV}` interpolation is the other way, see loader.py).
+  `redacted(model)` is a model as plain data with those fields, and credentials in mappings, hidden.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pydantic
 import re2
 from pydantic import ConfigDict, PlainSerializer
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
 from exporter.config.loader import UnreadableFile, read_text_file
 
@@ -143,7 +146,46 @@ PositiveDuration = Annotated[Duration, pydantic.AfterValidator(_positive)]
 
 def secret_field(**kwargs: Any) -> Any:
     """A field whose value may be given directly, or read from `<name>_file`."""
-    return pydantic.Field(json_schema_extra={"secret": True}, **kwargs)
+    return pydantic.Field(json_schema_extra=_SECRET, **kwargs)
+
+
+_SECRET: JsonDict = {"secret": True}  # how secret_field() marks its fields
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.json_schema_extra == _SECRET
+
+
+# Credentials inside mappings, whatever option holds them: http/journey `headers` (Authorization, Cookie,
+# X-Api-Key), a journey step's `form` (password).
+_SECRET_KEY = re.compile(r"(?i)authorization|cookie|token|secret|password|passwd|api[-_]?key")
+
+
+def redacted(model: pydantic.BaseModel) -> Any:
+    """The model as plain data (e.g. for a debug page), with secret fields shown as <secret>."""
+    data = model.model_dump(mode="json", by_alias=True)  # the keys as written in the config
+    _redact(model, data)
+    return data
+
+
+def _redact(model: pydantic.BaseModel, data: Any) -> None:
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = field.alias or name  # the key in the by-alias dump
+        if _is_secret(field) and value is not None:
+            data[key] = "<secret>"
+        elif isinstance(value, pydantic.BaseModel):
+            _redact(value, data[key])
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, pydantic.BaseModel):
+                    _redact(item, data[key][index])
+        elif isinstance(value, dict):
+            for item_key, item in value.items():
+                if isinstance(item, str) and _SECRET_KEY.search(str(item_key)):
+                    data[key][item_key] = "<secret>"
+                elif isinstance(item, pydantic.BaseModel):
+                    _redact(item, data[key][item_key])
 
 
 class StrictModel(pydantic.BaseModel):
@@ -156,7 +198,7 @@ class StrictModel(pydantic.BaseModel):
             return data
         for name, field in cls.model_fields.items():
             file_key = f"{name}_file"
-            if field.json_schema_extra != {"secret": True} or file_key not in data:
+            if not _is_secret(field) or file_key not in data:
                 continue
             if name in data:
                 raise ValueError(f"set either {name} or {file_key}, not both")

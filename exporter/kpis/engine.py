@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.collectors.base import Collector
+from exporter.collectors.base import Cell, Collector, StatusTable
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.errors import QueryError, QueryTimeoutError, SourceDownError, SourceRefusedError, SourceStalledError
 from exporter.kpis.resolved import ResolvedQuery
@@ -296,6 +296,20 @@ class KpiCollector(Collector):
             dropped.add_metric([spec.name], sum(state.dropped_total for state, _ in spec.states))
         return [success, duration, last_success, interval, runs, up, series, dropped]
 
+    # ------------------------------------------------------------------------------------ landing page
+
+    def status_tables(self) -> list[StatusTable]:
+        sources, queries = kpi_status(self)
+        return [_source_table(sources), _query_table(queries)]
+
+    def status_note(self) -> Cell:
+        # It serves cached results: a successful scrape says nothing of whether the queries work.
+        queries = kpi_status(self)[1]
+        failing = sum(1 for q in queries if q.ran and not q.success)
+        if failing:
+            return Cell(f"{failing} of {len(queries)} queries failing", "bad")
+        return Cell("served from the last runs", "none")
+
 
 # ------------------------------------------------------------------------------------ status (landing page)
 
@@ -346,3 +360,27 @@ def kpi_status(collector: KpiCollector) -> tuple[list[SourceStatus], list[QueryS
         for name, runner in collector.runners.items()
     ]
     return sources, queries
+
+
+def _source_table(sources: Sequence[SourceStatus]) -> StatusTable:
+    rows = []
+    for source in sources:
+        if source.up is None:
+            state = Cell("not queried yet", "none")
+        else:
+            state = Cell("up", "ok") if source.up else Cell("DOWN", "bad")
+        rows.append([Cell(source.name), Cell(source.kind), Cell(source.where), state, Cell(source.error, "error")])
+    return StatusTable("KPI sources", ("Source", "Kind", "Where", "State", "Last error"), rows)
+
+
+def _query_table(queries: Sequence[QueryStatus]) -> StatusTable:
+    rows = []
+    for query in queries:
+        if not query.ran:
+            state = Cell("not run yet", "none")
+        else:
+            state = Cell("ok", "ok") if query.success else Cell("FAILING", "bad")
+        last_success = Cell(when=query.last_success_time) if query.last_success_time else Cell("never")
+        runs = ", ".join(f"{count} {status}" for status, count in query.runs.items())
+        rows.append([Cell(query.name), Cell(query.source), state, last_success, Cell(query.error, "error"), Cell(runs)])
+    return StatusTable("KPI queries", ("Query", "Source", "State", "Last success", "Last error", "Runs"), rows)

@@ -27,6 +27,7 @@ from exporter.config.loader import ConfigError, UnreadableFile, _describe, parse
 from exporter.config.scope import ValidationScope
 from exporter.config.types import Duration, Regex, StrictModel
 from exporter.probes import PROBERS
+from exporter.scrape_timeout import TIMEOUT_OFFSET
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # /sd/probes sets these itself: `module` (so two modules probing one target stay two series) and the
@@ -169,7 +170,7 @@ class ProbesConfig(StrictModel):
     targets: list[ProbeTarget] = []
     allow: list[Regex] = []
     # Subtracted from Prometheus' scrape timeout to leave time for the answer (blackbox's --timeout-offset).
-    timeout_offset: Duration = 0.5
+    timeout_offset: Duration = TIMEOUT_OFFSET
 
     _listed: frozenset[tuple[str, str]] = pydantic.PrivateAttr(default=frozenset())
 

@@ -19,36 +19,19 @@ from prometheus_client.metrics_core import Metric
 from exporter.probes import PROBERS
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
+from exporter.scrape_timeout import MIN_TIMEOUT, TIMEOUT_OFFSET, parse_scrape_timeout
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCRAPE_TIMEOUT = 120.0  # blackbox's value when Prometheus sends no timeout header
-TIMEOUT_OFFSET = 0.5  # default of probes.timeout_offset (blackbox's --timeout-offset): time to answer
-MIN_TIMEOUT = 0.01  # a header below the offset still gets a (hopeless) attempt rather than none
-
 # (module, target, success, seconds, (reason, detail) of a failure or None)
 Recorder = Callable[[str, str, bool, float, "tuple[FailureReason, str] | None"], None]
-
-
-class InvalidTimeoutHeader(ValueError):
-    """X-Prometheus-Scrape-Timeout-Seconds is not a number."""
 
 
 def probe_timeout(
     scrape_timeout_header: str | None, module_timeout: float | None, offset: float = TIMEOUT_OFFSET
 ) -> float:
     """Seconds the probe may take; raises InvalidTimeoutHeader for a header that is not a number."""
-    scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
-    if scrape_timeout_header:
-        try:
-            scrape_timeout = float(scrape_timeout_header)
-        except ValueError:
-            raise InvalidTimeoutHeader(
-                f"X-Prometheus-Scrape-Timeout-Seconds is not a number: {scrape_timeout_header!r}"
-            ) from None
-        if not scrape_timeout > 0:  # also NaN
-            scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
-    available = scrape_timeout - offset
+    available = parse_scrape_timeout(scrape_timeout_header) - offset
     if module_timeout and (module_timeout < available or available <= 0):
         return module_timeout
     return max(MIN_TIMEOUT, available)

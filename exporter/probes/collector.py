@@ -1,6 +1,6 @@
 """The `probes:` section of pulse.yml and the collector of the probes' own metrics on /metrics.
 
-Probes themselves run when Prometheus scrapes /probe (web/routes.py, probes/runner.py). What /metrics
+Probes themselves run when Prometheus scrapes /probe (probes/endpoint.py, probes/runner.py). What /metrics
 shows is the exporter's record of them, counted at every /probe call, so probe SLOs can be computed
 from Pulse's own history even between (or without) the probe scrapes being stored:
 
@@ -13,7 +13,8 @@ The last one counts /probe requests refused before any probe ran: a rising `forb
 a person looking, not monitoring: they count nowhere.
 
 For the landing page it keeps the last result of each target listed in `probes.targets` (not of the
-targets an `allow` rule admits, which anyone may name: that memory would grow with every new name).
+targets an `allow` rule admits, which anyone may name: that memory would grow with every new name),
+and shows them in its status table.
 
 It also logs a target's changes of state: a warning when it starts failing or fails for another
 reason, an info line when it recovers; not a line per scrape of a target that is down for a day.
@@ -24,13 +25,15 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
+from urllib.parse import urlencode
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.base import Collector
+from exporter.collectors.base import Cell, Collector, Link, StatusTable, milliseconds
 from exporter.probes.base import FailureReason
 from exporter.probes.config import ProbesConfig
 
@@ -67,20 +70,39 @@ class _ModuleRecord:
 
 
 class ProbesCollector(Collector):
-    """Counts of probes run through /probe, per module. Kept across reloads while the set of module
-    names is unchanged (its `config`), so adding a target or changing a module's options does not reset
-    the counters; modules that appear or disappear give a fresh collector, so no stale series remain."""
+    """Counts of probes run through /probe, per module. They carry on across reloads while the set of
+    module names is unchanged, so adding a target or changing a module's options does not reset them;
+    modules that appear or disappear give fresh counts, so no stale series remain."""
 
-    def __init__(self, module_names: Iterable[str]) -> None:
-        names = tuple(sorted(module_names))
-        super().__init__(COLLECTOR_NAME, names)
+    # Started and not yet closed: a successor for the same module names takes over their counts.
+    _live: ClassVar[list[ProbesCollector]] = []
+
+    def __init__(self, config: ProbesConfig) -> None:
+        self.module_names = tuple(sorted(config.modules))
+        self.targets = tuple((target.target, target.module) for target in config.targets)  # for the landing page
+        # A reload that changes neither keeps this collector as it is; one that changes only the targets
+        # builds a successor, which takes over the counts when it starts.
+        super().__init__(COLLECTOR_NAME, (self.module_names, self.targets))
         # Every configured module from the start, at 0: rate() needs the series before the first probe.
-        self._records = {name: _ModuleRecord() for name in names}
+        self._records = {name: _ModuleRecord() for name in self.module_names}
         self._rejected = dict.fromkeys(REJECTION_REASONS, 0)
         self._failing: dict[tuple[str, str], str | None] = {}  # (module, target) -> reason of the last probe
         # (module, target) -> its last probe, for listed targets; least recently probed first. Bounded
         # like _failing: targets removed by reloads are forgotten once the limit is reached.
         self._last: dict[tuple[str, str], LastProbe] = {}
+
+    async def start(self) -> None:
+        for previous in ProbesCollector._live:
+            if previous.module_names == self.module_names:
+                # The same objects, not copies: a probe still running on the predecessor counts here too.
+                self._records, self._rejected = previous._records, previous._rejected
+                self._failing, self._last = previous._failing, previous._last
+                break
+        ProbesCollector._live.append(self)
+
+    async def close(self) -> None:
+        if self in ProbesCollector._live:
+            ProbesCollector._live.remove(self)
 
     def record(
         self,
@@ -120,6 +142,29 @@ class ProbesCollector(Collector):
     def last_probe(self, module: str, target: str) -> LastProbe | None:
         """The last counted probe of a listed target; None before its first one."""
         return self._last.get((module, target))
+
+    def status_tables(self) -> list[StatusTable]:
+        rows = []
+        for target, module in self.targets:
+            last = self.last_probe(module, target)
+            if last is None:
+                result = [Cell("not probed yet", "none"), Cell(), Cell()]
+            elif last.success:
+                result = [Cell(f"success in {milliseconds(last.seconds)}", "ok"), Cell(), Cell(when=last.at)]
+            else:
+                failed = Cell(f"FAILED after {milliseconds(last.seconds)}", "bad")
+                result = [failed, Cell(f"{last.reason}: {last.detail}", "error"), Cell(when=last.at)]
+            query = urlencode({"target": target, "module": module})
+            links = (Link("probe", f"probe?{query}"), Link("debug", f"probe?{query}&debug=true"))
+            rows.append([Cell(target), Cell(module), *result, Cell(links=links)])
+        return [
+            StatusTable(
+                "Probe targets",
+                ("Target", "Module", "Last result", "Failure reason", "When", ""),
+                rows,
+                "Results of the probes Prometheus runs through /probe; debug probes are not recorded.",
+            )
+        ]
 
     def _log_change(self, module: str, target: str, failure: tuple[FailureReason, str] | None) -> None:
         key, reason = (module, target), failure[0].value if failure else None
@@ -170,4 +215,4 @@ def _bound_label(bound: float) -> str:
 
 def build(config: ProbesConfig) -> list[Collector]:
     # Without modules /probe can only answer 400: no collector, nothing added to /metrics.
-    return [ProbesCollector(config.modules)] if config.modules else []
+    return [ProbesCollector(config)] if config.modules else []
