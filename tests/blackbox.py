@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, parse_samples, require_binary
+from tests.helpers import free_port, parse_samples, require_binary
 
 
 @contextmanager

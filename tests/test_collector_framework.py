@@ -19,7 +19,7 @@ from exporter.collectors.base import BlockingCollector, Collector
 from exporter.exposition import Encoder
 from exporter.scrape import collect_all, encode
 from exporter.web.routes import Routes
-from tests.conftest import landing_table
+from tests.helpers import landing_table
 
 
 class Constant(BlockingCollector):

@@ -17,7 +17,7 @@ from exporter.app import Exporter, load_files
 from exporter.config.loader import ConfigError, load_model
 from exporter.config.model import PulseConfig, default_config_text, load_config
 from exporter.config.types import Duration, StrictModel, secret_field
-from tests.conftest import exporter_command
+from tests.helpers import exporter_command
 
 
 def problems(text: str, name: str = "pulse.yml", model: type[pydantic.BaseModel] = PulseConfig) -> list[str]:

@@ -24,7 +24,7 @@ from exporter.demo import generator
 from exporter.demo.shop import make_server
 from exporter.kpis.config import SqlSourceConfig
 from exporter.kpis.packs import PACKS
-from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
+from tests.helpers import RunningExporter, StartExporter, free_port, parse_samples
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 from tests.test_config import BILLION_LAUGHS
 
 ALL_HOST = {

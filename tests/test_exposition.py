@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.exposition import Encoder, encode, encode_openmetrics, encode_text, wants_openmetrics
-from tests.conftest import require_binary
+from tests.helpers import require_binary
 
 
 def tricky_families() -> list[Metric]:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from exporter.config.types import CompiledRegex, compile_regex
-from tests.conftest import RunningExporter, StartExporter, free_port, require_binary
+from tests.helpers import RunningExporter, StartExporter, free_port, require_binary
 
 pytestmark = pytest.mark.integration
 

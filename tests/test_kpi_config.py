@@ -10,7 +10,7 @@ import pytest
 
 from exporter.config.loader import ConfigError
 from exporter.config.model import PulseConfig, load_config
-from exporter.kpis.config import KpisConfig, load_packs
+from exporter.kpis.config import KpisConfig
 
 
 def load(tmp_path: Path, text: str) -> PulseConfig:
@@ -260,7 +260,6 @@ def test_a_password_in_a_bad_dsn_is_not_echoed(tmp_path: Path) -> None:
     assert "hunter2" not in message
 
 
-@pytest.mark.skipif("marketplace" not in load_packs(), reason="the marketplace pack is not in this checkout yet")
 def test_packs_expand_into_queries_for_their_source(tmp_path: Path) -> None:
     config = load(
         tmp_path,
@@ -289,18 +288,17 @@ def test_pack_errors(tmp_path: Path) -> None:
         tmp_path, "kpis:\n  sources: {shop: {dsn: 'sqlite:///x.db'}}\n  packs:\n    - {pack: nope, source: shop}\n"
     )
     assert "pulse.yml:4: kpis.packs[0].pack: unknown pack 'nope'" in unknown
-    if "marketplace" in load_packs():
-        http = errors(
-            tmp_path, "kpis:\n  sources: {pay: {url: 'http://x'}}\n  packs:\n    - {pack: marketplace, source: pay}\n"
-        )
-        assert "kpis.packs[0].source: 'pay' is not a SQL source" in http
-        twice = errors(
-            tmp_path,
-            "kpis:\n  sources: {a: {dsn: 'sqlite:///a.db'}, b: {dsn: 'sqlite:///b.db'}}\n  packs:\n"
-            "    - {pack: marketplace, source: a, static_labels: {shop: a}}\n"
-            "    - {pack: marketplace, source: b, static_labels: {shop: b}}\n",
-        )
-        assert "a pack used twice needs a name_prefix" in twice
+    http = errors(
+        tmp_path, "kpis:\n  sources: {pay: {url: 'http://x'}}\n  packs:\n    - {pack: marketplace, source: pay}\n"
+    )
+    assert "kpis.packs[0].source: 'pay' is not a SQL source" in http
+    twice = errors(
+        tmp_path,
+        "kpis:\n  sources: {a: {dsn: 'sqlite:///a.db'}, b: {dsn: 'sqlite:///b.db'}}\n  packs:\n"
+        "    - {pack: marketplace, source: a, static_labels: {shop: a}}\n"
+        "    - {pack: marketplace, source: b, static_labels: {shop: b}}\n",
+    )
+    assert "a pack used twice needs a name_prefix" in twice
 
 
 def test_an_unchanged_section_compares_equal_so_a_reload_keeps_the_collector(tmp_path: Path) -> None:

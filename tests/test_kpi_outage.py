@@ -30,7 +30,7 @@ from exporter.exposition import encode_text
 from exporter.kpis import engine as engine_module
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
-from tests.conftest import IN_CI, StartExporter, free_port, parse_samples
+from tests.helpers import StartExporter, free_port, parse_samples, unavailable
 from tests.kpi_harness import kpi_harness
 
 if TYPE_CHECKING:
@@ -50,10 +50,7 @@ class PrivateServer(Protocol):
 
 
 def _missing(what: str) -> NoReturn:
-    reason = f"{what} (install postgresql / mariadb-server, or run ./scripts/test)"
-    if IN_CI:
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
+    unavailable(f"{what} (install postgresql / mariadb-server, or run ./scripts/test)")
 
 
 def _as_user(user: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import yaml
 
 from exporter.kpis.packs import PACKS
 from exporter.kpis.packs import marketplace_schema as schema
-from tests.conftest import StartExporter, parse_samples, require_binary
+from tests.helpers import StartExporter, parse_samples, require_binary
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase

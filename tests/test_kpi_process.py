@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
+from tests.helpers import RunningExporter, StartExporter, parse_samples, require_binary
 
 pytestmark = pytest.mark.integration
 

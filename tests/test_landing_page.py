@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, wait_until
+from tests.helpers import RunningExporter, StartExporter, landing_table, parse_samples, wait_until
 
 pytestmark = pytest.mark.integration
 

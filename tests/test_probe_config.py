@@ -16,7 +16,7 @@ from exporter.probes import PROBERS
 from exporter.probes.config import ProbeModule, ProbesConfig
 from exporter.probes.runner import InvalidTimeoutHeader, probe_timeout
 from exporter.probes.tcp import TCPProbe
-from tests.conftest import exporter_command, require_binary
+from tests.helpers import exporter_command, require_binary
 
 BLACKBOX_YML = """\
 modules:

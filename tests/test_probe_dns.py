@@ -15,8 +15,8 @@ from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
 from exporter.probes.runner import run_probe
 from tests.blackbox import differences, probe_through, running_blackbox
-from tests.conftest import StartExporter, free_port
 from tests.dns_server import DNSServer, dns_server
+from tests.helpers import StartExporter, free_port
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]

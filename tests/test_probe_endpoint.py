@@ -20,7 +20,7 @@ from exporter.probes import PROBERS
 from exporter.probes.base import FailureReason, ProbeFunction, Prober, ProbeSink
 from exporter.probes.config import ProbesConfig
 from exporter.probes.runner import run_probe
-from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, require_binary
+from tests.helpers import RunningExporter, StartExporter, landing_table, parse_samples, require_binary
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 

@@ -27,7 +27,7 @@ from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
 from exporter.probes.runner import run_probe
-from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.helpers import StartExporter, free_port, parse_samples, require_binary
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"

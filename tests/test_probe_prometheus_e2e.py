@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from exporter.config.model import load_config
-from tests.conftest import StartExporter, free_port, require_binary
+from tests.helpers import StartExporter, free_port, require_binary
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "probes"

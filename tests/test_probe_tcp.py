@@ -28,7 +28,7 @@ from exporter.probes.tcp import (
     probe as tcp_probe,
 )
 from tests.blackbox import probe_through, running_blackbox
-from tests.conftest import StartExporter, wait_until
+from tests.helpers import StartExporter, wait_until
 from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context, sink_samples
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

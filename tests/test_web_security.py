@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exporter.web.webconfig import BasicAuth, bcrypt_cost, load_web_config
-from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 
 pytestmark = pytest.mark.integration
 
