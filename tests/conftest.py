@@ -47,7 +47,9 @@ def start_exporter(tmp_path: Path) -> Iterator[StartExporter]:
         running = RunningExporter(process, port, scheme, log_path, client_kwargs)
         started.append(running)
         if wait:
-            wait_until(lambda: _healthy(running), 20, lambda: f"pulse-exporter not healthy:\n{running.logs()}")
+            wait_until(
+                lambda: _healthy(running), 20, lambda: f"pulse-exporter not healthy:\n{running.logs()}", interval=0.05
+            )
         return running
 
     yield start

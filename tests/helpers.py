@@ -62,18 +62,19 @@ def wait_until(
     timeout: float = 10.0,
     what: str | Callable[[], str] = "condition",
     *,
+    interval: float = 0.01,
     sleep: Callable[[float], object] = time.sleep,
 ) -> T:
     """Poll `condition` until it returns something true, and return that; AssertionError naming `what`
     (a text, or a function giving one with the latest state) at the deadline. For state another thread
     or process changes, which a test must not read once and hope. `condition` may raise to give up at
-    once (a process it waits on has exited). `sleep` passes the time between polls: a test driving an
-    asyncio loop itself lets the loop run there."""
+    once (a process it waits on has exited). `interval` spaces polls that cost something (a query to a
+    server); `sleep` passes that time: a test that drives an asyncio loop itself lets the loop run."""
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what if isinstance(what, str) else what()}: not reached within {timeout:g}s")
-        sleep(0.01)
+        sleep(interval)
     return result
 
 
@@ -192,7 +193,7 @@ class RunningExporter:
             found = parse_samples(last)
             return [found] if condition(found) else None
 
-        return wait_until(holds, timeout, lambda: f"{what}; last scrape:\n{last}\n{self.logs()}")[0]
+        return wait_until(holds, timeout, lambda: f"{what}; last scrape:\n{last}\n{self.logs()}", interval=0.05)[0]
 
 
 StartExporter = Callable[..., RunningExporter]

@@ -26,8 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exporter.probes.base import ProbeSink
-
 T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------- certificates
@@ -446,13 +444,3 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()
-
-
-def sink_samples(sink: ProbeSink) -> dict[str, float]:
-    """The sink's samples as {'name{a="x",b="y"}': value} ({'name': value} without labels)."""
-    samples = {}
-    for family in sink.families():
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
