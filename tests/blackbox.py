@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, parse_samples, require_binary
+from tests.helpers import free_port, parse_samples, require_binary, wait_until
 
 
 @contextmanager
@@ -29,17 +28,18 @@ def running_blackbox(modules: str, directory: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            if httpx.get(f"{url}/-/healthy", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, (directory / "blackbox.log").read_text()
+        return False
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/-/healthy", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (directory / "blackbox.log").read_text()
-            assert time.monotonic() < deadline, "blackbox_exporter did not start"
-            time.sleep(0.05)
+        wait_until(healthy, 15, "blackbox_exporter started", interval=0.05)
         yield url
     finally:
         process.terminate()

@@ -34,13 +34,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy
 from sqlalchemy.engine import Engine, make_url
 
-from tests.conftest import IN_CI
+from tests.helpers import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("PULSE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("PULSE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql")
@@ -74,12 +74,9 @@ class TestDatabase:
         self._engines.clear()
 
 
-def _unreachable(what: str, err: Exception) -> None:
+def _unreachable(what: str, err: Exception) -> NoReturn:
     reason = f"{what} is not reachable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-    reason += "run ./scripts/test, which starts the database servers"
-    if IN_CI:
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
+    unavailable(reason + "run ./scripts/test, which starts the database servers")
 
 
 def _admin_engine(admin_url: str, what: str) -> Engine:

@@ -14,7 +14,7 @@ from typing import Any
 from exporter.exposition import encode_text
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
-from tests.conftest import parse_samples
+from tests.helpers import parse_samples
 
 
 class Harness:

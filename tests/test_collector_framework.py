@@ -22,7 +22,7 @@ from exporter.collectors.host import processes
 from exporter.exposition import encode_as_accepted
 from exporter.scrape import collect_all, unique_families
 from exporter.web.landing import landing_page
-from tests.conftest import landing_table
+from tests.helpers import landing_table
 
 
 class Constant(BlockingCollector):

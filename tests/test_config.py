@@ -18,7 +18,7 @@ from exporter.collectors.host import filesystem
 from exporter.config.loader import ConfigError, load_model
 from exporter.config.types import Duration, StrictModel, secret_field
 from exporter.registry import PulseConfig, default_config_text, load_config
-from tests.conftest import exporter_command
+from tests.helpers import exporter_command
 
 
 def problems(text: str, name: str = "pulse.yml", model: type[pydantic.BaseModel] = PulseConfig) -> list[str]:

@@ -19,7 +19,7 @@ import yaml
 from exporter.demo import generator
 from exporter.demo.shop import DEFAULT_PORT
 from exporter.probes.config import ProbesConfig
-from tests.conftest import free_port, parse_samples, require_binary, wait_until
+from tests.helpers import free_port, parse_samples, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ import sqlalchemy
 from exporter.demo import generator
 from exporter.kpis.packs import PACKS
 from exporter.kpis.packs import marketplace_schema as schema
+from tests.helpers import wait_until
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -135,13 +135,11 @@ def count_rows(url: str, table: sqlalchemy.Table) -> int:
 
 
 def wait_for_rows(url: str, table: sqlalchemy.Table, more_than: int, process: subprocess.Popen[str]) -> int:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def more() -> int:
         assert process.poll() is None, process.communicate()[1]
-        if (count := count_rows(url, table)) > more_than:
-            return count
-        time.sleep(0.2)
-    raise AssertionError(f"no new {table.name} rows within 60s")
+        return count if (count := count_rows(url, table)) > more_than else 0
+
+    return wait_until(more, 60, f"new {table.name} rows", interval=0.2)
 
 
 def test_live_mode_keeps_writing_until_it_is_stopped(fresh_database: TestDatabase) -> None:
@@ -223,8 +221,8 @@ def test_live_mode_rides_out_a_locked_database_without_losing_rows(tmp_path: Pat
 
 
 def wait_for_log(path: Path, text: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while text not in path.read_text():
+    def logged() -> bool:
         assert process.poll() is None, path.read_text()
-        assert time.monotonic() < deadline, f"{text!r} not logged within 60s:\n{path.read_text()}"
-        time.sleep(0.2)
+        return text in path.read_text()
+
+    wait_until(logged, 60, lambda: f"{text!r} logged; the log:\n{path.read_text()}", interval=0.2)

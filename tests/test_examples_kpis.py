@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +23,7 @@ from exporter.demo.shop import make_server
 from exporter.kpis.packs import PACKS
 from exporter.kpis.sources.sql_config import SqlSourceConfig
 from exporter.registry import load_config
-from tests.conftest import RunningExporter, StartExporter, free_port, parse_samples
+from tests.helpers import RunningExporter, Samples, StartExporter, free_port, parse_samples
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -44,15 +43,12 @@ ERP_QUERIES = [
 ]
 
 
-def wait_until_queries_succeed(exporter: RunningExporter, queries: list[str]) -> dict[str, float]:
-    deadline = time.monotonic() + 60
-    while True:
-        samples = parse_samples(exporter.metrics_text())
-        status = {name: samples.get(f'pulse_kpi_query_success{{query="{name}"}}') for name in queries}
-        if all(value == 1 for value in status.values()):
-            return samples
-        assert time.monotonic() < deadline, f"not every query succeeded within 60s: {status}\n{exporter.logs()}"
-        time.sleep(0.2)
+def wait_until_queries_succeed(exporter: RunningExporter, queries: list[str]) -> Samples:
+    return exporter.wait_for_samples(
+        lambda s: all(s.get(f'pulse_kpi_query_success{{query="{name}"}}') == 1 for name in queries),
+        f"every query succeeding: {queries}",
+        timeout=60,
+    )
 
 
 def test_the_demo_config_loads_with_the_marketplace_pack_every_10s() -> None:

@@ -7,12 +7,11 @@ import json
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, parse_samples, wait_until
 from tests.test_config import BILLION_LAUGHS
 
 ALL_HOST = {
@@ -24,15 +23,6 @@ ALL_HOST = {
 def collector_success(text: str) -> dict[str, float]:
     prefix = 'pulse_exporter_collector_success{collector="'
     return {k[len(prefix) : -2]: v for k, v in parse_samples(text).items() if k.startswith(prefix)}
-
-
-def wait_for(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_default_config_serves_host_metrics_in_the_text_format(start_exporter: StartExporter) -> None:
@@ -141,10 +131,10 @@ def test_sighup_reloads_the_config(start_exporter: StartExporter) -> None:
     exporter = start_exporter("collectors:\n  host:\n    loadavg: {enabled: true}\n")
     write_config(exporter, "collectors:\n  host:\n    loadavg: {enabled: false}\n")
     exporter.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: "node_load1 " not in exporter.metrics_text())
+    wait_until(lambda: "node_load1 " not in exporter.metrics_text(), what="node_load1 gone after the reload")
     write_config(exporter, "collectors: [broken\n")
     exporter.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: parse_samples(exporter.metrics_text())["pulse_exporter_config_last_reload_successful"] == 0)
+    exporter.wait_for_samples(lambda s: s["pulse_exporter_config_last_reload_successful"] == 0, "a failed reload")
     assert exporter.get("/-/healthy").status_code == 200
 
 
@@ -178,18 +168,18 @@ def test_listen_address_from_the_environment() -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("exporter did not listen on the address from PULSE_WEB_LISTEN_ADDRESS")
+        wait_until(lambda: _listening(port), 20, "listening on the address from PULSE_WEB_LISTEN_ADDRESS")
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:
@@ -258,6 +248,6 @@ def test_sighup_with_a_billion_laughs_is_a_failed_reload(start_exporter: StartEx
     exporter = start_exporter("collectors:\n  host:\n    loadavg: {enabled: true}\n")
     write_config(exporter, BILLION_LAUGHS)
     exporter.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: parse_samples(exporter.metrics_text())["pulse_exporter_config_last_reload_successful"] == 0)
+    exporter.wait_for_samples(lambda s: s["pulse_exporter_config_last_reload_successful"] == 0, "a failed reload")
     assert "node_load1 " in exporter.metrics_text()
     assert "aliases expand to" in exporter.logs()

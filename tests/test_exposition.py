@@ -9,10 +9,9 @@ import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.exposition import Encoder, encode_as_accepted, encode_openmetrics, encode_text, wants_openmetrics
-from tests.conftest import require_binary
+from tests.helpers import parse_families, require_binary
 
 
 def tricky_families() -> list[Metric]:
@@ -46,7 +45,7 @@ def as_samples(families: list[Metric]) -> list[tuple[str, str, dict[str, str], f
 
 def test_text_format_round_trips_through_client_python() -> None:
     families = tricky_families()
-    parsed = list(parse_text(encode_text(families).decode()))
+    parsed = parse_families(encode_text(families).decode())
     assert as_samples(parsed) == as_samples(families)
     assert [f.documentation for f in parsed] == [f.documentation for f in families]
 

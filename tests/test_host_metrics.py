@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from exporter.config.types import CompiledRegex, compile_regex
-from tests.conftest import RunningExporter, StartExporter, free_port, require_binary
+from tests.helpers import ByName, RunningExporter, StartExporter, free_port, parse_by_name, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -77,47 +77,22 @@ NET_COLUMNS = {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# The exposition format, parsed here rather than with the exporter's own library.
-
-Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
-Exposition = dict[str, dict[Labels, float]]  # sample name -> labels -> value
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-
-
-def parse(text: str) -> Exposition:
-    exposition: Exposition = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        name, raw_labels, value = match.groups()
-        labels = tuple(
-            sorted(
-                (key, re.sub(r"\\[\\\"n]", lambda m: _UNESCAPE[m.group()], raw))
-                for key, raw in _LABEL.findall(raw_labels or "")
-            )
-        )
-        assert labels not in exposition.setdefault(name, {}), f"duplicate series: {line}"
-        exposition[name][labels] = float(value)
-    return exposition
+# The exposition, read with tests/helpers.py's parser (client_python's, not the exporter's own encoder).
 
 
 def types(text: str) -> dict[str, str]:
-    """Family name -> type, from the `# TYPE` lines."""
+    """Family name -> type, from the `# TYPE` lines as written: compared with node_exporter's line by line
+    (the parser's families would name a counter without `_total` and call `untyped` `unknown`)."""
     return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE))
 
 
-def single(exposition: Exposition, name: str) -> float:
+def single(exposition: ByName, name: str) -> float:
     series = exposition.get(name, {})
     assert list(series) == [()], f"{name}: expected one unlabelled sample, got {series}"
     return series[()]
 
 
-def by_label(exposition: Exposition, name: str, label: str) -> dict[str, float]:
+def by_label(exposition: ByName, name: str, label: str) -> dict[str, float]:
     """A family with one varying label (device, name) as {label value: sample value}."""
     result = {}
     for labels, value in exposition.get(name, {}).items():
@@ -226,7 +201,7 @@ def selected_mountpoints(mountpoints_exclude: CompiledRegex, fstypes_exclude: Co
     }
 
 
-def series_by_mountpoint(exposition: Exposition, name: str) -> dict[str, tuple[dict[str, str], float]]:
+def series_by_mountpoint(exposition: ByName, name: str) -> dict[str, tuple[dict[str, str], float]]:
     result = {}
     for labels, value in exposition.get(name, {}).items():
         label_map = dict(labels)
@@ -281,16 +256,16 @@ def start_node_exporter(tmp_path: Path) -> Iterator[StartNodeExporter]:
             )
         processes.append(process)
         url = f"http://127.0.0.1:{port}/metrics"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             assert process.poll() is None, f"node_exporter exited:\n{log_path.read_text()}"
             try:
-                if httpx.get(url, timeout=10).status_code == 200:
-                    return url
+                return httpx.get(url, timeout=10).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"node_exporter did not answer within 20 s:\n{log_path.read_text()}")
+                return False
+
+        wait_until(answers, 20, lambda: f"node_exporter answering:\n{log_path.read_text()}", interval=0.05)
+        return url
 
     yield start
     for process in processes:
@@ -394,7 +369,7 @@ def marker() -> str:
 def test_cpu_seconds_per_cpu_and_mode_are_proc_stat_ticks_over_clk_tck(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     before = read_cpu_ticks()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = read_cpu_ticks()
 
     series = exposition["node_cpu_seconds_total"]
@@ -417,9 +392,9 @@ def test_memory_is_every_proc_meminfo_field_in_bytes(start_exporter: StartExport
     exporter = start_exporter()
     churn = 1 * MiB  # slack for fields that grow and shrink again while the exporter reads the file
 
-    def compare() -> tuple[dict[str, tuple[int, str | None]], Exposition, list[str]]:
+    def compare() -> tuple[dict[str, tuple[int, str | None]], ByName, list[str]]:
         before = read_meminfo()
-        exposition = parse(scrape(exporter))
+        exposition = parse_by_name(scrape(exporter))
         after = read_meminfo()
         mismatches = []
         for key, (number, unit) in before.items():
@@ -451,7 +426,7 @@ def test_memory_is_every_proc_meminfo_field_in_bytes(start_exporter: StartExport
 def test_load_averages_are_proc_loadavg(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     before = read_loadavg()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = read_loadavg()
     for index, name in enumerate(("node_load1", "node_load5", "node_load15")):
         # /proc/loadavg rounds to 0.01; the kernel's fixed-point value may be up to 0.005 away.
@@ -463,7 +438,7 @@ def test_system_counters_boot_time_clock_and_uname(start_exporter: StartExporter
     counters = {"ctxt": "node_context_switches_total", "processes": "node_forks_total", "intr": "node_intr_total"}
     before = {key: read_proc_stat_value(key) for key in counters}
     clock_before = time.time()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     clock_after = time.time()
     after = {key: read_proc_stat_value(key) for key in counters}
 
@@ -492,7 +467,7 @@ def test_system_counters_boot_time_clock_and_uname(start_exporter: StartExporter
 def test_root_filesystem_sizes_are_statvfs_blocks_times_f_bsize(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     before = os.statvfs("/")
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = os.statvfs("/")
 
     def root(name: str) -> float:
@@ -517,7 +492,7 @@ def test_root_filesystem_sizes_are_statvfs_blocks_times_f_bsize(start_exporter: 
 
 def test_default_filesystem_selection_is_node_exporters(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     # node_filesystem_device_error has a series for every selected mount, even one statvfs fails on.
     reported = set(series_by_mountpoint(exposition, "node_filesystem_device_error"))
 
@@ -541,7 +516,7 @@ def test_include_mountpoints_replaces_the_default_mountpoint_exclude(start_expor
     wanted = candidates[0]
 
     exporter = start_exporter(config({"filesystem": {"include_mountpoints": f"^{re.escape(wanted)}$"}}))
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
 
     assert set(series_by_mountpoint(exposition, "node_filesystem_device_error")) == {wanted}
     series = series_by_mountpoint(exposition, "node_filesystem_size_bytes")
@@ -557,7 +532,7 @@ def test_exclude_fstypes_and_mountpoints_replace_the_defaults(start_exporter: St
     exporter = start_exporter(
         config({"filesystem": {"exclude_mountpoints": mountpoints_exclude, "exclude_fstypes": fstypes_exclude}})
     )
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
 
     reported = set(series_by_mountpoint(exposition, "node_filesystem_device_error"))
     assert "/" not in reported
@@ -570,7 +545,7 @@ def test_tmpfs_mounts_report_readonly_and_decoded_mount_points(
     readonly = mount_tmpfs("tmpfs", "read only", "size=1m,ro")  # the kernel writes the space as \040
     writable = mount_tmpfs("tmpfs", "writable", "size=2m")
     exporter = start_exporter()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
 
     sizes = series_by_mountpoint(exposition, "node_filesystem_size_bytes")
     flags = series_by_mountpoint(exposition, "node_filesystem_readonly")
@@ -590,7 +565,7 @@ def test_filesystem_device_label_is_the_mount_source(start_exporter: StartExport
     assert (kernel[str(none_source)], kernel[str(root_source)]) == ("none", "/dev/root")
 
     exporter = start_exporter()
-    series = series_by_mountpoint(parse(scrape(exporter)), "node_filesystem_size_bytes")
+    series = series_by_mountpoint(parse_by_name(scrape(exporter)), "node_filesystem_size_bytes")
     reported = (series[str(none_source)][0]["device"], series[str(root_source)][0]["device"])
     assert reported == ("none", "/dev/root")
 
@@ -598,7 +573,7 @@ def test_filesystem_device_label_is_the_mount_source(start_exporter: StartExport
 def test_disk_counters_are_proc_diskstats_without_partitions_and_loops(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     before = read_diskstats()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = read_diskstats()
 
     expected = {device for device, columns in before.items() if len(columns) >= 11 and not DISKS_EXCLUDE.search(device)}
@@ -623,7 +598,7 @@ def test_disk_counters_are_proc_diskstats_without_partitions_and_loops(start_exp
 def test_network_counters_are_proc_net_dev_without_lo(start_exporter: StartExporter) -> None:
     exporter = start_exporter()
     before = read_net_dev()
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = read_net_dev()
 
     expected = {device for device in before if not NETWORK_EXCLUDE.search(device)}
@@ -655,7 +630,7 @@ def test_process_group_reports_what_proc_says_about_its_processes(
     pids = [child.pid for child in children]
 
     before = [read_process(pid) for pid in pids]
-    exposition = parse(scrape(exporter))
+    exposition = parse_by_name(scrape(exporter))
     after = [read_process(pid) for pid in pids]
 
     def group(name: str, group_name: str = "workers") -> float:
@@ -697,14 +672,14 @@ def test_process_group_cpu_counter_keeps_the_time_of_exited_processes(
     sleepers = [spawn(python(SLEEPER, marker)) for _ in range(2)]
     burner = spawn(python(BURNER, marker))
 
-    first = parse(scrape(exporter))
+    first = parse_by_name(scrape(exporter))
     assert by_label(first, "pulse_process_count", "name") == {"workers": 3}
     first_cpu = by_label(first, "pulse_process_cpu_seconds_total", "mode")
     assert sum(first_cpu.values()) >= 0.4
 
     burner.send_signal(signal.SIGKILL)
     burner.wait(10)  # reaped: no zombie left behind
-    second = parse(scrape(exporter))
+    second = parse_by_name(scrape(exporter))
     assert by_label(second, "pulse_process_count", "name") == {"workers": len(sleepers)}
     second_cpu = by_label(second, "pulse_process_cpu_seconds_total", "mode")
     for mode in ("user", "system"):
@@ -713,7 +688,7 @@ def test_process_group_cpu_counter_keeps_the_time_of_exited_processes(
     for sleeper in sleepers:
         sleeper.kill()
         sleeper.wait(10)
-    third = parse(scrape(exporter))
+    third = parse_by_name(scrape(exporter))
     assert by_label(third, "pulse_process_count", "name") == {"workers": 0}
     assert by_label(third, "pulse_process_cpu_seconds_total", "mode") == second_cpu
 
@@ -723,7 +698,7 @@ def test_a_process_belongs_to_the_first_group_that_matches(
 ) -> None:
     exporter = start_exporter(_process_config(marker, {"name": "also", "match": {"cmdline": re.escape(marker)}}))
     children = [spawn(python(SLEEPER, marker)) for _ in range(2)]
-    counts = by_label(parse(scrape(exporter)), "pulse_process_count", "name")
+    counts = by_label(parse_by_name(scrape(exporter)), "pulse_process_count", "name")
     assert counts == {"workers": len(children), "also": 0}
 
 
@@ -733,16 +708,14 @@ def test_an_exited_process_is_not_counted_before_its_parent_reaps_it(
     exporter = start_exporter(_process_config(marker))
     alive = spawn(python(SLEEPER, marker))
     exited = spawn(python(SLEEPER, marker))
-    assert by_label(parse(scrape(exporter)), "pulse_process_count", "name") == {"workers": 2}
+    assert by_label(parse_by_name(scrape(exporter)), "pulse_process_count", "name") == {"workers": 2}
 
     exited.send_signal(signal.SIGKILL)  # and deliberately not wait()ed for: the test is its parent
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{exited.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
-        assert time.monotonic() < deadline, "the killed child did not become a zombie"
-        time.sleep(0.02)
+    stat = Path(f"/proc/{exited.pid}/stat")
+    wait_until(lambda: stat.read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z", what="the killed child a zombie")
     assert alive.poll() is None
 
-    assert by_label(parse(scrape(exporter)), "pulse_process_count", "name") == {"workers": 1}
+    assert by_label(parse_by_name(scrape(exporter)), "pulse_process_count", "name") == {"workers": 1}
 
 
 def test_a_process_that_execs_into_a_matching_command_line_is_counted(
@@ -754,17 +727,15 @@ def test_a_process_that_execs_into_a_matching_command_line_is_counted(
     exporter = start_exporter(_process_config(marker))
     child = spawn([require_binary("sh"), "-c", script, sys.executable], env={**os.environ, "MARK": marker})
     assert marker not in Path(f"/proc/{child.pid}/cmdline").read_text()
-    assert by_label(parse(scrape(exporter)), "pulse_process_count", "name") == {"workers": 0}
+    assert by_label(parse_by_name(scrape(exporter)), "pulse_process_count", "name") == {"workers": 0}
 
     assert child.stdin is not None
     child.stdin.write("go\n")
     child.stdin.flush()
-    deadline = time.monotonic() + 10
-    while marker not in Path(f"/proc/{child.pid}/cmdline").read_text():
-        assert time.monotonic() < deadline, "the wrapper did not exec"
-        time.sleep(0.02)
+    cmdline = Path(f"/proc/{child.pid}/cmdline")
+    wait_until(lambda: marker in cmdline.read_text(), what="the wrapper exec'd into the matching command")
 
-    assert by_label(parse(scrape(exporter)), "pulse_process_count", "name") == {"workers": 1}
+    assert by_label(parse_by_name(scrape(exporter)), "pulse_process_count", "name") == {"workers": 1}
 
 
 # ===================================================================================================
@@ -777,7 +748,7 @@ def test_vmstat_fields_are_proc_vmstat_with_node_exporters_selection(start_expor
     before = read_vmstat()
     text = scrape(start_exporter())
     after = read_vmstat()
-    exposition = parse(text)
+    exposition = parse_by_name(text)
     exported = {name.removeprefix("node_vmstat_") for name in exposition if name.startswith("node_vmstat_")}
     assert exported == {key for key in before if re.match(r"^(oom_kill|pgpg|pswp|pg.*fault)", key)}
     assert "pgmajfault" in exported, "node-mixin's major page fault alert needs it"
@@ -787,7 +758,7 @@ def test_vmstat_fields_are_proc_vmstat_with_node_exporters_selection(start_expor
 
 
 def test_file_handles_and_conntrack_are_the_kernels(start_exporter: StartExporter) -> None:
-    exposition = parse(scrape(start_exporter()))
+    exposition = parse_by_name(scrape(start_exporter()))
     with open("/proc/sys/fs/file-nr") as f:
         allocated, _, maximum = (int(v) for v in f.read().split())
     assert single(exposition, "node_filefd_maximum") == maximum
@@ -800,7 +771,7 @@ def test_file_handles_and_conntrack_are_the_kernels(start_exporter: StartExporte
 
 
 def test_network_up_is_operstate(start_exporter: StartExporter) -> None:
-    up = by_label(parse(scrape(start_exporter())), "node_network_up", "device")
+    up = by_label(parse_by_name(scrape(start_exporter())), "node_network_up", "device")
     expected = {
         device.name: 1.0 if (device / "operstate").read_text().strip() == "up" else 0.0
         for device in Path("/sys/class/net").iterdir()
@@ -847,8 +818,8 @@ def test_every_node_metric_exists_in_node_exporter_with_the_same_type(
         name: (kind, reference_types[name]) for name, kind in pulse_types.items() if reference_types[name] != kind
     }
     assert not different, f"types differ (pulse, node_exporter): {different}"
-    reference_samples = parse(reference)
-    extra = sorted(name for name in parse(pulse) if name.startswith("node_") and name not in reference_samples)
+    reference_samples = parse_by_name(reference)
+    extra = sorted(name for name in parse_by_name(pulse) if name.startswith("node_") and name not in reference_samples)
     assert not extra, f"node_* samples that node_exporter 1.5 does not have: {extra}"
 
 
@@ -860,8 +831,8 @@ def test_main_families_have_node_exporters_labels_and_values(
     for _attempt in range(5):  # loads change every 5 s; compare two scrapes that saw the same /proc/loadavg
         load_before = read_loadavg()
         started = time.monotonic()
-        reference = parse(node_exporter_text(node_exporter_url))
-        pulse = parse(scrape(pulse_exporter))
+        reference = parse_by_name(node_exporter_text(node_exporter_url))
+        pulse = parse_by_name(scrape(pulse_exporter))
         elapsed = time.monotonic() - started
         if read_loadavg() == load_before:
             break
@@ -892,8 +863,8 @@ def test_filesystem_labels_match_node_exporter_for_none_and_dev_root_sources(
 ) -> None:
     mount_tmpfs("none", "none-source")
     mount_tmpfs("/dev/root", "dev-root-source")
-    reference = parse(node_exporter_text(start_node_exporter()))
-    pulse = parse(scrape(start_exporter()))
+    reference = parse_by_name(node_exporter_text(start_node_exporter()))
+    pulse = parse_by_name(scrape(start_exporter()))
     assert set(pulse["node_filesystem_size_bytes"]) == set(reference["node_filesystem_size_bytes"])
 
 
@@ -940,8 +911,8 @@ def test_node_exporter_gets_the_same_camelcase_findings(
 def test_clock_synchronisation_matches_node_exporter(
     start_exporter: StartExporter, start_node_exporter: StartNodeExporter
 ) -> None:
-    pulse = parse(scrape(start_exporter()))
-    reference = parse(node_exporter_text(start_node_exporter()))
+    pulse = parse_by_name(scrape(start_exporter()))
+    reference = parse_by_name(node_exporter_text(start_node_exporter()))
     for name in (
         "node_timex_sync_status",
         "node_timex_status",

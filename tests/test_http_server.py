@@ -21,7 +21,7 @@ from exporter.app import Exporter, load_files
 from exporter.collectors.base import BlockingCollector, Collector
 from exporter.web.routes import Routes
 from exporter.web.server import HttpServer
-from tests.conftest import RunningExporter, StartExporter, parse_samples
+from tests.helpers import RunningExporter, StartExporter, parse_samples
 
 
 class Slow(BlockingCollector):

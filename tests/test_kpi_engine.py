@@ -15,6 +15,7 @@ import sqlalchemy
 
 from exporter.kpis.schedule import Schedule
 from exporter.kpis.sources import sql as sql_source_module
+from tests.helpers import wait_until
 from tests.kpi_harness import kpi_harness
 
 if TYPE_CHECKING:
@@ -431,13 +432,10 @@ def test_the_still_running_check_sees_a_running_query(dialect: str, request: pyt
 
     worker = threading.Thread(target=slow)
     worker.start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 4
-    while not seen and time.monotonic() < deadline:
-        seen = still_running(database)
-        time.sleep(0.05)
-    worker.join()
-    assert seen, "the slow query was never seen running"
+    try:
+        wait_until(lambda: still_running(database), 4, "the slow query seen running", interval=0.05)
+    finally:
+        worker.join()
 
 
 def test_interval_schedule_runs_at_once_then_at_a_fixed_rate() -> None:

@@ -183,7 +183,7 @@ def test_failures_are_classified(api: ThreadingHTTPServer) -> None:
 
 
 def test_an_unreachable_api_is_a_down_source(api: ThreadingHTTPServer) -> None:
-    from tests.conftest import free_port  # noqa: PLC0415 - a port nobody listens on
+    from tests.helpers import free_port  # noqa: PLC0415 - a port nobody listens on
 
     sources = {"pay": {"url": f"http://127.0.0.1:{free_port()}", "bearer_token": TOKEN}}
     with kpi_harness({"sources": sources, "queries": [payments_query()]}) as kpis:

@@ -18,7 +18,6 @@ import struct
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -30,7 +29,7 @@ from exporter.exposition import encode_text
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.engine import KpiCollector
 from exporter.kpis.sources import sql as sql_source_module
-from tests.conftest import IN_CI, StartExporter, free_port, parse_samples
+from tests.helpers import StartExporter, free_port, parse_samples, unavailable, wait_until
 from tests.kpi_harness import kpi_harness
 
 if TYPE_CHECKING:
@@ -50,10 +49,7 @@ class PrivateServer(Protocol):
 
 
 def _missing(what: str) -> NoReturn:
-    reason = f"{what} (install postgresql / mariadb-server, or run ./scripts/test)"
-    if IN_CI:
-        pytest.fail(f"CI=true: {reason}")
-    pytest.skip(reason)
+    unavailable(f"{what} (install postgresql / mariadb-server, or run ./scripts/test)")
 
 
 def _as_user(user: str) -> dict[str, Any]:
@@ -146,17 +142,18 @@ class PrivateMariaDB:
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, **_as_user("mysql"))
         engine = sqlalchemy.create_engine(self.url, connect_args={"connect_timeout": 2})
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with engine.connect():
-                        return
-                except sqlalchemy.exc.OperationalError:
-                    if time.monotonic() > deadline or self.process.poll() is not None:
-                        raise
-                    time.sleep(0.2)
+            wait_until(lambda: self._answers(engine), 60, "mariadbd accepting connections", interval=0.2)
         finally:
             engine.dispose()
+
+    def _answers(self, engine: sqlalchemy.Engine) -> bool:
+        try:
+            with engine.connect():
+                return True
+        except sqlalchemy.exc.OperationalError:
+            if self.process is not None and self.process.poll() is not None:
+                raise  # mariadbd has exited: its error, not a timeout
+            return False
 
     def stop(self) -> None:
         if self.process is not None:
@@ -207,13 +204,9 @@ def private_mariadb() -> Iterator[PrivateMariaDB]:
             server.stop()
 
 
-def wait_for(condition: Callable[[], bool], what: str, runner: asyncio.Runner, timeout: float = 60) -> None:
+def wait_for(condition: Callable[[], bool], what: str, runner: asyncio.Runner) -> None:
     """Let the engine's own tasks run until `condition` holds (a generous bound: this is not a speed test)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        runner.run(asyncio.sleep(0.05))
+    wait_until(condition, 60, what, interval=0.05, sleep=lambda pause: runner.run(asyncio.sleep(pause)))
 
 
 def outage_scenario(server: PrivateServer) -> None:
@@ -302,20 +295,14 @@ kpis:
 """
     )
 
-    def scrape_until(condition: Callable[[dict[str, float]], bool], what: str) -> None:
-        deadline = time.monotonic() + 60
-        while not condition(parse_samples(exporter.metrics_text())):
-            assert exporter.process.poll() is None, f"the exporter exited:\n{exporter.logs()}"
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}:\n{exporter.logs()}")
-            time.sleep(0.05)
-
-    scrape_until(lambda s: s.get("shop_orders") == 2, "the first value")
+    exporter.wait_for_samples(lambda s: s.get("shop_orders") == 2, "the first value", timeout=60)
     private_postgres.stop()
-    scrape_until(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 0, "source_up 0")
+    exporter.wait_for_samples(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 0, "source_up 0", timeout=60)
     private_postgres.start()
-    scrape_until(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 1, "source_up 1")
-    scrape_until(lambda s: s.get('pulse_kpi_query_success{query="orders"}') == 1, "a successful run")
+    exporter.wait_for_samples(lambda s: s.get('pulse_kpi_source_up{source="shop"}') == 1, "source_up 1", timeout=60)
+    exporter.wait_for_samples(
+        lambda s: s.get('pulse_kpi_query_success{query="orders"}') == 1, "a successful run", timeout=60
+    )
     assert exporter.process.poll() is None
     logs = exporter.logs()
     assert logs.count("KPI source is unreachable") == 1
@@ -390,11 +377,14 @@ def test_a_network_partition_never_hangs_the_engine(
             assert during['pulse_kpi_source_up{source="shop"}'] == 0
 
             proxy.heal()
-            deadline = time.monotonic() + 30
-            while kpis.value('pulse_kpi_query_success{query="ping"}') != 1:
-                assert time.monotonic() < deadline, "no recovery after the partition ended"
-                time.sleep(0.1)
+
+            def recovered() -> bool:
+                if kpis.value('pulse_kpi_query_success{query="ping"}') == 1:
+                    return True
                 kpis.run()
+                return False
+
+            wait_until(recovered, 30, "recovery after the partition ended", interval=0.1)
             assert kpis.value('pulse_kpi_source_up{source="shop"}') == 1
     finally:
         proxy.close()

@@ -8,9 +8,7 @@ rows that were inserted - an independent implementation of the documented defini
 from __future__ import annotations
 
 import random
-import re
 import subprocess
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ import yaml
 
 from exporter.kpis.packs import PACKS
 from exporter.kpis.packs import marketplace_schema as schema
-from tests.conftest import StartExporter, parse_samples, require_binary
+from tests.helpers import StartExporter, parse_by_name, require_binary
 
 if TYPE_CHECKING:
     from tests.databases import TestDatabase
@@ -428,17 +426,13 @@ def test_names_follow_prometheus_conventions() -> None:
             assert not {"user_id", "order_id", "session_id", "customer_id", "id"} & set(metric["labels"])
 
 
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def exposed_samples(text: str) -> Samples:
-    samples: Samples = defaultdict(dict)
-    for line in text.splitlines():
-        if (match := SAMPLE.match(line)) and match.group(1).startswith("business_"):
-            key = frozenset(LABEL.findall(match.group(2) or ""))
-            samples[match.group(1)][key] = float(match.group(3))
-    return dict(samples)
+    """The pack's samples in an exposition, in the shape `expected_kpis` computes."""
+    return {
+        name: {frozenset(labels): value for labels, value in series.items()}
+        for name, series in parse_by_name(text).items()
+        if name.startswith("business_")
+    }
 
 
 def test_a_real_exporter_serves_every_kpi_of_the_pack(
@@ -458,14 +452,12 @@ def test_a_real_exporter_serves_every_kpi_of_the_pack(
     }
     exporter = start_exporter(yaml.safe_dump(config))
     query_names = [q["name"] for q in PACKS["marketplace"]("shop", database.dialect)]
-    deadline = time.monotonic() + 60
-    while True:
-        text = exporter.metrics_text()
-        status = {name: parse_samples(text).get(f'pulse_kpi_query_success{{query="{name}"}}') for name in query_names}
-        if all(value == 1 for value in status.values()):
-            break
-        assert time.monotonic() < deadline, f"queries not all successful within 60s: {status}\n{exporter.logs()}"
-        time.sleep(0.2)
+    exporter.wait_for_samples(
+        lambda s: all(s.get(f'pulse_kpi_query_success{{query="{name}"}}') == 1 for name in query_names),
+        "every query of the pack succeeding",
+        timeout=60,
+    )
+    text = exporter.metrics_text()
     assert_same_samples(exposed_samples(text), expected_kpis(data))
     assert 'pulse_kpi_source_up{source="shop"} 1' in text
     # Names, HELP and types pass Prometheus' own linter.

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, parse_samples, require_binary
+from tests.helpers import StartExporter, parse_samples, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -79,25 +78,10 @@ BAD_QUERY = """\
 """
 
 
-def wait_for(exporter: RunningExporter, condition: Callable[[dict[str, float]], bool], what: str) -> dict[str, float]:
-    """Scrape until `condition` holds (a generous bound: this is not a speed test)."""
-    deadline = time.monotonic() + 30
-    while True:
-        samples = parse_samples(exporter.metrics_text())
-        if condition(samples):
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what}; last scrape:\n{exporter.metrics_text()}\n{exporter.logs()}"
-            )
-        time.sleep(0.05)
-
-
 def test_kpis_on_metrics_and_a_bad_query_hides_nothing(start_exporter: StartExporter, tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     exporter = start_exporter(config_text(make_shop(tmp_path / "shop.db", 9), extra_queries=BAD_QUERY))
-    samples = wait_for(
-        exporter,
+    samples = exporter.wait_for_samples(
         lambda s: (
             s.get('pulse_kpi_queries_total{query="broken",status="error"}', 0) >= 2
             and 'shop_orders_created_total{status="paid"}' in s
@@ -157,8 +141,8 @@ def test_concurrent_scrapers_cause_no_extra_executions(
 """
     dsn = make_shop(tmp_path / "shop.db", 5)
     exporter = start_exporter(config_text(dsn, interval="1h", extra_queries=api_query, extra_sources=api_source))
-    wait_for(
-        exporter, lambda s: "pay_balance" in s and 'shop_orders{status="paid"}' in s, "the first run of each query"
+    exporter.wait_for_samples(
+        lambda s: "pay_balance" in s and 'shop_orders{status="paid"}' in s, "the first run of each query"
     )
 
     failures: list[BaseException] = []
@@ -190,16 +174,16 @@ def test_counters_survive_an_exporter_restart_without_a_false_jump(
 ) -> None:
     dsn = make_shop(tmp_path / "shop.db", 9)
     first = start_exporter(config_text(dsn))
-    before = wait_for(first, lambda s: 'shop_orders_created_total{status="paid"}' in s, "the counters")
+    before = first.wait_for_samples(lambda s: 'shop_orders_created_total{status="paid"}' in s, "the counters")
     add_orders(dsn, 10, 3)
-    before = wait_for(first, lambda s: s.get('shop_orders_created_total{status="paid"}') == 8, "the new orders")
+    before = first.wait_for_samples(lambda s: s.get('shop_orders_created_total{status="paid"}') == 8, "the new orders")
     first.process.terminate()
     first.process.wait(10)
 
     add_orders(dsn, 13, 3)  # orders placed while the exporter was down
     second = start_exporter(config_text(dsn))
-    after = wait_for(
-        second, lambda s: 'shop_orders_created_total{status="paid"}' in s, "the counters after the restart"
+    after = second.wait_for_samples(
+        lambda s: 'shop_orders_created_total{status="paid"}' in s, "the counters after the restart"
     )
     for series in (
         'shop_orders_created_total{status="paid"}',
@@ -216,7 +200,7 @@ def test_a_reload_with_a_broken_kpis_section_keeps_the_running_one(
 ) -> None:
     dsn = make_shop(tmp_path / "shop.db", 3)
     exporter = start_exporter(config_text(dsn))
-    wait_for(exporter, lambda s: 'shop_orders{status="paid"}' in s, "the KPIs")
+    exporter.wait_for_samples(lambda s: 'shop_orders{status="paid"}' in s, "the KPIs")
     broken = config_text(dsn).replace(
         "source: shop\n      interval: 200ms\n      sql: SELECT status, COUNT(*)",
         "source: nowhere\n      interval: 200ms\n      sql: SELECT status, COUNT(*)",
@@ -227,8 +211,7 @@ def test_a_reload_with_a_broken_kpis_section_keeps_the_running_one(
     assert response.status_code == 500
     assert "kpis.queries[0].source: no source named 'nowhere'" in response.text
     runs = parse_samples(exporter.metrics_text())['pulse_kpi_queries_total{query="orders_by_status",status="success"}']
-    samples = wait_for(
-        exporter,
+    samples = exporter.wait_for_samples(
         lambda s: s['pulse_kpi_queries_total{query="orders_by_status",status="success"}'] > runs,
         "the old queries to keep running",
     )
@@ -241,7 +224,7 @@ def test_a_reload_that_adds_a_query_keeps_the_others_running_undisturbed(
 ) -> None:
     dsn = make_shop(tmp_path / "shop.db", 6)
     exporter = start_exporter(config_text(dsn, interval="1h"))
-    before = wait_for(exporter, lambda s: 'shop_orders_created_total{status="paid"}' in s, "the first runs")
+    before = exporter.wait_for_samples(lambda s: 'shop_orders_created_total{status="paid"}' in s, "the first runs")
     added = """\
     - name: order_count
       source: shop
@@ -261,6 +244,6 @@ def test_a_reload_that_adds_a_query_keeps_the_others_running_undisturbed(
         'pulse_kpi_queries_total{query="order_totals",status="success"}',
     ):
         assert right_after[series] == before[series], series
-    after = wait_for(exporter, lambda s: "shop_orders_all" in s, "the new query's first run")
+    after = exporter.wait_for_samples(lambda s: "shop_orders_all" in s, "the new query's first run")
     assert after["shop_orders_all"] == 6
     assert after['pulse_kpi_queries_total{query="orders_by_status",status="success"}'] == 1

@@ -18,7 +18,7 @@ from exporter.kpis.errors import QueryError, SourceStalledError
 from exporter.kpis.resolved import ResolvedQuery
 from exporter.kpis.sources import SOURCE_KINDS, source_kind
 from exporter.kpis.sources.base import Fetched, Source
-from tests.conftest import parse_samples
+from tests.helpers import parse_samples
 
 CONFIG = {
     "sources": {"api": {"url": "http://127.0.0.1:9/"}},

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, wait_until
+from tests.helpers import RunningExporter, StartExporter, landing_table
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +60,7 @@ def wait_for_runs(exporter: RunningExporter) -> None:
     wanted = [f'pulse_kpi_queries_total{{query="{q}",status="error"}}' for q in ("hostile", "archived_orders")]
     wanted.append('pulse_kpi_queries_total{query="orders",status="success"}')
 
-    def ran() -> bool:
-        samples = parse_samples(exporter.metrics_text())
-        return all(samples.get(name, 0) >= 1 for name in wanted)
-
-    wait_until(ran, timeout=30, what="every query ran once")
+    exporter.wait_for_samples(lambda s: all(s.get(name, 0) >= 1 for name in wanted), "every query ran once")
 
 
 def test_the_landing_page_shows_each_kpi_source_up_or_down_and_each_query_with_its_last_error(

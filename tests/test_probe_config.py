@@ -17,7 +17,7 @@ from exporter.probes.runner import probe_timeout
 from exporter.probes.tcp import TCPProbe
 from exporter.registry import load_config
 from exporter.scrape_timeout import InvalidTimeoutHeader
-from tests.conftest import exporter_command, require_binary
+from tests.helpers import exporter_command, require_binary
 
 BLACKBOX_YML = """\
 modules:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.blackbox import running_blackbox
-from tests.conftest import StartExporter, parse_samples, require_binary
+from tests.helpers import StartExporter, parse_samples, require_binary
 from tests.probe_servers import (
     Certificates,
     LoopThread,

@@ -15,23 +15,13 @@ from exporter.probes.config import ProbeModule
 from exporter.probes.dns import DNSProbe, probe
 from exporter.probes.runner import run_probe
 from tests.blackbox import differences, probe_through, running_blackbox
-from tests.conftest import StartExporter, free_port
 from tests.dns_server import DNSServer, dns_server
+from tests.helpers import StartExporter, by_name, free_port, samples_of
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
-
-Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
-
-
-def samples(sink: ProbeSink) -> Samples:
-    out: Samples = {}
-    for family in sink.families():
-        for sample in family.samples:
-            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
 
 
 def value(sink: ProbeSink, name: str, **labels: str) -> float:
-    return samples(sink)[name][tuple(sorted(labels.items()))]
+    return by_name(sink.families())[name][tuple(sorted(labels.items()))]
 
 
 def run(target: str, **options: Any) -> tuple[bool, ProbeSink]:
@@ -57,13 +47,13 @@ def test_a_query_over_udp_counts_records_and_reports_the_blackbox_series(server:
     # 127.0.0.1 has no IPv6 address: the default ip6 preference falls back to ip4, as blackbox does.
     assert value(sink, "probe_ip_protocol") == 4
     assert value(sink, "probe_ip_addr_hash") == 3668918509  # what blackbox_exporter 0.23 reports for 127.0.0.1
-    assert set(samples(sink)["probe_dns_duration_seconds"]) == {
+    assert set(by_name(sink.families())["probe_dns_duration_seconds"]) == {
         (("phase", "resolve"),),
         (("phase", "connect"),),
         (("phase", "request"),),
     }
     assert value(sink, "probe_dns_duration_seconds", phase="request") > 0
-    assert "probe_dns_serial" not in samples(sink)  # only for SOA queries
+    assert "probe_dns_serial" not in by_name(sink.families())  # only for SOA queries
     assert server.queries[-1][0] == "udp"
 
 
@@ -233,11 +223,11 @@ def test_a_server_that_never_answers_times_out_and_still_reports_every_series(
         }
     )
     families, _ = asyncio.run(run_probe("dns_silent", module, server.address, None))
-    found = {sample.name + str(sample.labels): sample.value for family in families for sample in family.samples}
-    assert found["probe_success{}"] == 0
-    assert found["probe_failure_info{'reason': 'timeout'}"] == 1
-    assert found["probe_dns_query_succeeded{}"] == 0
-    assert found["probe_dns_answer_rrs{}"] == 0
+    found = samples_of(families)
+    assert found["probe_success"] == 0
+    assert found['probe_failure_info{reason="timeout"}'] == 1
+    assert found["probe_dns_query_succeeded"] == 0
+    assert found["probe_dns_answer_rrs"] == 0
     assert {"resolve", "connect", "request"} == {
         s.labels["phase"] for f in families for s in f.samples if s.name == "probe_dns_duration_seconds"
     }

@@ -20,7 +20,7 @@ from exporter.probes import PROBERS
 from exporter.probes.base import FailureReason, ProbeFunction, Prober, ProbeSink
 from exporter.probes.config import ProbesConfig
 from exporter.probes.runner import run_probe
-from tests.conftest import RunningExporter, StartExporter, landing_table, parse_samples, require_binary
+from tests.helpers import RunningExporter, StartExporter, landing_table, parse_samples, require_binary, samples_of
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 
@@ -370,10 +370,7 @@ def _run_with_prober(
     module = ProbesConfig.model_validate({"modules": {"m": {"prober": "scripted", "timeout": "200ms"}}}).modules["m"]
     recorded: list[tuple[object, ...]] = []
     families, sink = asyncio.run(run_probe("m", module, "anything", None, record=lambda *args: recorded.append(args)))
-    samples = {
-        f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value for f in families for s in f.samples
-    }
-    return samples, sink, recorded
+    return samples_of(families), sink, recorded
 
 
 def test_a_prober_that_raises_is_a_failed_probe_and_a_log_line(
@@ -383,8 +380,8 @@ def test_a_prober_that_raises_is_a_failed_probe_and_a_log_line(
         raise KeyError("a bug")
 
     samples, sink, recorded = _run_with_prober(monkeypatch, broken)
-    assert samples["probe_success{}"] == 0
-    assert samples["probe_failure_info{reason=protocol_error}"] == 1
+    assert samples["probe_success"] == 0
+    assert samples['probe_failure_info{reason="protocol_error"}'] == 1
     assert sink.failure is not None
     assert "KeyError" in sink.failure[1]
     assert [r.getMessage() for r in caplog.records] == ["prober raised an exception"]
@@ -396,7 +393,7 @@ def test_an_os_error_escaping_a_prober_is_a_connection_error(monkeypatch: pytest
         raise OSError(113, "No route to host")
 
     samples, _, _ = _run_with_prober(monkeypatch, unreachable)
-    assert samples["probe_failure_info{reason=connection_error}"] == 1
+    assert samples['probe_failure_info{reason="connection_error"}'] == 1
 
 
 def test_the_module_timeout_stops_a_prober_and_keeps_what_it_measured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,8 +403,8 @@ def test_the_module_timeout_stops_a_prober_and_keeps_what_it_measured(monkeypatc
         return True
 
     samples, _, recorded = _run_with_prober(monkeypatch, slow)
-    assert samples["probe_partial{}"] == 42
-    assert samples["probe_failure_info{reason=timeout}"] == 1
+    assert samples["probe_partial"] == 42
+    assert samples['probe_failure_info{reason="timeout"}'] == 1
     assert recorded[0][:3] == ("m", "anything", False)
 
 
@@ -420,9 +417,9 @@ def test_a_failure_recorded_by_a_prober_wins_over_its_return_value(monkeypatch: 
         return False
 
     samples, _, _ = _run_with_prober(monkeypatch, contradictory)
-    assert (samples["probe_success{}"], samples["probe_failure_info{reason=http_status}"]) == (0, 1)
+    assert (samples["probe_success"], samples['probe_failure_info{reason="http_status"}']) == (0, 1)
     samples, _, _ = _run_with_prober(monkeypatch, silent_failure)
-    assert samples["probe_failure_info{reason=protocol_error}"] == 1
+    assert samples['probe_failure_info{reason="protocol_error"}'] == 1
 
 
 def test_failed_probes_are_logged_at_debug_level_without_breaking(

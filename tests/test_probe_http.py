@@ -18,6 +18,7 @@ import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.http import HttpProbe, probe
+from tests.helpers import samples_of
 from tests.probe_servers import (
     Certificates,
     HttpProxy,
@@ -34,7 +35,6 @@ from tests.probe_servers import (
     redirect,
     refused_port,
     server_ssl_context,
-    sink_samples,
     start_http,
     trickle,
 )
@@ -104,7 +104,7 @@ def test_an_ok_page_reports_every_blackbox_metric(servers: LoopThread) -> None:
     sink, ok = run(server.url("/"))
     assert ok, sink.trace
     assert sink.failure is None
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert metric_names(sink) == BLACKBOX_HTTP_METRICS | {"probe_http_last_modified_timestamp_seconds"}
     assert samples["probe_http_status_code"] == 200
     assert samples["probe_http_content_length"] == 11
@@ -134,7 +134,7 @@ def test_a_chunked_body_is_read_to_its_end(servers: LoopThread) -> None:
     server = serve(servers, {"/": chunked([b"abc", b"defgh", b"ij"])})
     sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["abcdefghij"]})
     assert ok, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_content_length"] == -1  # unknown length, as Go reports it
     assert samples["probe_http_uncompressed_body_length"] == 10
 
@@ -195,7 +195,7 @@ def test_a_compressed_body_is_decoded_before_the_regex_and_counted_uncompressed(
     server = serve(servers, {"/": compressed(page, encoding)})
     sink, ok = run(server.url("/"), {"compression": encoding, "fail_if_body_not_matches_regexp": ["shop is open"]})
     assert ok, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_uncompressed_body_length"] == len(page)
     assert samples["probe_http_content_length"] < len(page)
     assert server.requests[-1].headers["accept-encoding"] == encoding
@@ -219,7 +219,7 @@ def test_redirects_are_followed_summed_and_keep_cookies(servers: LoopThread) -> 
     routes["/ok"] = fixed(200, b"landed")
     sink, ok = run(server.url("/a"))
     assert ok, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_redirects"] == 2
     assert samples["probe_http_status_code"] == 200
     assert [r.target for r in server.requests[-3:]] == ["/a", "/b", "/ok"]
@@ -240,8 +240,8 @@ def test_redirects_are_not_followed_when_disabled(servers: LoopThread, option: d
     sink, ok = run(server.url("/a"), option)
     assert not ok
     assert reason(sink) is FailureReason.HTTP_STATUS
-    assert sink_samples(sink)["probe_http_status_code"] == 302
-    assert sink_samples(sink)["probe_http_redirects"] == 1  # as blackbox 0.23 counts it
+    assert samples_of(sink.families())["probe_http_status_code"] == 302
+    assert samples_of(sink.families())["probe_http_redirects"] == 1  # as blackbox 0.23 counts it
     assert [r.target for r in server.requests] == ["/a"]
 
     sink, ok = run(server.url("/a"), {**option, "valid_status_codes": [302]})
@@ -253,7 +253,7 @@ def test_a_redirect_loop_ends_at_the_limit_with_the_last_302(servers: LoopThread
     sink, ok = run(server.url("/loop"))
     assert not ok
     assert reason(sink) is FailureReason.REDIRECT_LIMIT
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_status_code"] == 302
     assert samples["probe_http_redirects"] == 11
     assert len(server.requests) == 11  # the first request and 10 redirects followed
@@ -267,7 +267,7 @@ def test_a_status_outside_2xx_fails_unless_listed(servers: LoopThread) -> None:
     sink, ok = run(server.url("/missing"))
     assert not ok
     assert reason(sink) is FailureReason.HTTP_STATUS
-    assert sink_samples(sink)["probe_http_status_code"] == 404
+    assert samples_of(sink.families())["probe_http_status_code"] == 404
     _, ok = run(server.url("/missing"), {"valid_status_codes": [404]})
     assert ok
 
@@ -277,7 +277,7 @@ def test_body_regexes(servers: LoopThread) -> None:
     sink, ok = run(server.url("/"), {"fail_if_body_matches_regexp": ["maint[a-z]+"]})
     assert not ok
     assert reason(sink) is FailureReason.BODY_REGEX
-    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+    assert samples_of(sink.families())["probe_failed_due_to_regex"] == 1
 
     sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["status: open"]})
     assert not ok
@@ -285,7 +285,7 @@ def test_body_regexes(servers: LoopThread) -> None:
 
     sink, ok = run(server.url("/"), {"fail_if_body_not_matches_regexp": ["<h1>Shop</h1>"]})
     assert ok
-    assert sink_samples(sink)["probe_failed_due_to_regex"] == 0
+    assert samples_of(sink.families())["probe_failed_due_to_regex"] == 0
 
 
 def test_header_regexes_and_allow_missing(servers: LoopThread) -> None:
@@ -293,7 +293,7 @@ def test_header_regexes_and_allow_missing(servers: LoopThread) -> None:
     sink, ok = run(server.url("/"), {"fail_if_header_matches": [{"header": "server", "regexp": "nginx/1\\.2"}]})
     assert not ok
     assert reason(sink) is FailureReason.HEADER_REGEX
-    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+    assert samples_of(sink.families())["probe_failed_due_to_regex"] == 1
 
     sink, ok = run(server.url("/"), {"fail_if_header_not_matches": [{"header": "X-Cache", "regexp": "^HIT$"}]})
     assert ok
@@ -313,7 +313,7 @@ def test_valid_http_versions(servers: LoopThread) -> None:
     sink, ok = run(server.url("/"), {"valid_http_versions": ["HTTP/1.1", "HTTP/2.0"]})
     assert not ok
     assert reason(sink) is FailureReason.HTTP_VERSION
-    assert sink_samples(sink)["probe_http_version"] == 1.0
+    assert samples_of(sink.families())["probe_http_version"] == 1.0
     _, ok = run(server.url("/"), {"valid_http_versions": ["HTTP/1.0"]})
     assert ok
 
@@ -324,12 +324,12 @@ def test_a_body_over_the_size_limit_fails_and_without_a_limit_is_read_whole(serv
     sink, ok = run(server.url("/big"), {"body_size_limit": "1MB"})
     assert not ok
     assert reason(sink) is FailureReason.BODY_TOO_LARGE
-    assert sink_samples(sink)["probe_http_status_code"] == 200
-    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == 1024 * 1024  # read up to the limit
+    assert samples_of(sink.families())["probe_http_status_code"] == 200
+    assert samples_of(sink.families())["probe_http_uncompressed_body_length"] == 1024 * 1024  # read up to the limit
 
     sink, ok = run(server.url("/big"))
     assert ok
-    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == size
+    assert samples_of(sink.families())["probe_http_uncompressed_body_length"] == size
 
 
 def test_something_else_than_http_is_a_protocol_error(servers: LoopThread) -> None:
@@ -353,7 +353,7 @@ def test_a_refused_port(servers: LoopThread) -> None:
     sink, ok = run(f"http://127.0.0.1:{refused_port()}/")
     assert not ok
     assert reason(sink) is FailureReason.CONNECTION_REFUSED
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert metric_names(sink) == BLACKBOX_HTTP_METRICS
     assert samples["probe_http_status_code"] == 0
 
@@ -363,11 +363,11 @@ def test_name_resolution_follows_the_ip_protocol_options(servers: LoopThread) ->
     sink, ok = run(f"http://127.0.0.1:{server.port}/", {"ip_protocol_fallback": False})
     assert not ok  # an IPv4 address, but only ip6 allowed
     assert reason(sink) is FailureReason.DNS_ERROR
-    assert sink_samples(sink)["probe_ip_protocol"] == 0
+    assert samples_of(sink.families())["probe_ip_protocol"] == 0
 
     sink, ok = run(f"http://localhost:{server.port}/", {"preferred_ip_protocol": "ip4"})
     assert ok, sink.trace
-    assert sink_samples(sink)["probe_ip_protocol"] == 4
+    assert samples_of(sink.families())["probe_ip_protocol"] == 4
     assert server.requests[-1].headers["host"] == f"localhost:{server.port}"
 
 
@@ -389,7 +389,7 @@ def test_response_framing(servers: LoopThread, answer: bytes, length: int) -> No
     server = serve(servers, {"/": raw(answer)})
     sink, ok = run(server.url("/"), {"valid_status_codes": [200, 204]})
     assert ok, sink.trace
-    assert sink_samples(sink)["probe_http_uncompressed_body_length"] == length
+    assert samples_of(sink.families())["probe_http_uncompressed_body_length"] == length
 
 
 def test_head_reads_no_body_even_with_a_content_length(servers: LoopThread) -> None:
@@ -397,7 +397,7 @@ def test_head_reads_no_body_even_with_a_content_length(servers: LoopThread) -> N
     server = serve(servers, {"/": fixed(200, b"", {"Content-Length": "1000", "Connection": "keep-alive"})})
     sink, ok = run(server.url("/"), {"method": "HEAD"}, timeout=2)
     assert ok, sink.trace
-    assert sink_samples(sink)["probe_http_content_length"] == 1000
+    assert samples_of(sink.families())["probe_http_content_length"] == 1000
 
 
 def test_folded_headers_are_unfolded(servers: LoopThread) -> None:
@@ -437,7 +437,7 @@ def test_an_ipv6_target(servers: LoopThread) -> None:
     server = serve(servers, {"/": fixed(200)}, host="::1")
     sink, ok = run(server.url("/"))
     assert ok, sink.trace
-    assert sink_samples(sink)["probe_ip_protocol"] == 6
+    assert samples_of(sink.families())["probe_ip_protocol"] == 6
     assert server.requests[-1].headers["host"] == f"[::1]:{server.port}"
     sink, ok = run(server.url("/"), {"preferred_ip_protocol": "ip4", "ip_protocol_fallback": False})
     assert reason(sink) is FailureReason.DNS_ERROR
@@ -462,7 +462,7 @@ def test_a_listener_that_never_answers_is_cut_at_the_deadline_and_its_connection
     sink, ok = run(f"http://127.0.0.1:{listener.port}/", timeout=0.5)
     assert not ok
     assert sink.failure is None  # the runner, not the prober, records `timeout`
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_status_code"] == 0  # the metrics are written also when cancelled
     assert samples['probe_http_duration_seconds{phase="connect"}'] > 0
     listener.wait_for(lambda listener: listener.accepted == 1 and listener.open_connections == 0)
@@ -473,7 +473,7 @@ def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(servers: Lo
     sink, ok = run(f"https://127.0.0.1:{listener.port}/", timeout=0.5)
     assert not ok
     assert sink.failure is None
-    assert sink_samples(sink)['probe_http_duration_seconds{phase="tls"}'] == 0  # never completed
+    assert samples_of(sink.families())['probe_http_duration_seconds{phase="tls"}'] == 0  # never completed
     listener.wait_for(lambda listener: listener.accepted == 1 and listener.open_connections == 0)
 
 
@@ -482,11 +482,11 @@ def test_a_trickling_body_is_timed_as_transfer_and_cut_at_the_deadline(servers: 
     sink, ok = run(server.url("/slow"))
     assert ok
     # 4 bytes 0.1 s apart: at least 0.3 s between the first byte and the last.
-    assert sink_samples(sink)['probe_http_duration_seconds{phase="transfer"}'] >= 0.3
+    assert samples_of(sink.families())['probe_http_duration_seconds{phase="transfer"}'] >= 0.3
 
     sink, ok = run(server.url("/slower"), timeout=0.5)
     assert not ok
-    assert sink_samples(sink)["probe_http_status_code"] == 200  # the head came, the body never completed
+    assert samples_of(sink.families())["probe_http_status_code"] == 200  # the head came, the body never completed
 
 
 # ------------------------------------------------------------------------------------------------------ TLS
@@ -496,7 +496,7 @@ def test_https_with_a_trusted_certificate(servers: LoopThread, certs: Certificat
     server = serve(servers, {"/": fixed(200, b"secure")}, tls=server_ssl_context(certs.ca_signed))
     sink, ok = run(server.url("/"), {"tls_config": {"ca_file": str(certs.ca_file)}})
     assert ok, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_http_ssl"] == 1
     assert samples['probe_http_duration_seconds{phase="tls"}'] > 0
     assert samples["probe_ssl_earliest_cert_expiry"] == certs.ca_signed.certificate.not_valid_after_utc.timestamp()
@@ -520,14 +520,14 @@ def test_https_with_a_self_signed_certificate(servers: LoopThread, certs: Certif
     sink, ok = run(server.url("/"))
     assert not ok
     assert reason(sink) is FailureReason.CERTIFICATE_INVALID
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     leaf = certs.self_signed.certificate
     assert samples["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
     assert samples["probe_http_ssl"] == 0
 
     sink, ok = run(server.url("/"), {"tls_config": {"insecure_skip_verify": True}})
     assert ok
-    assert sink_samples(sink)["probe_http_ssl"] == 1
+    assert samples_of(sink.families())["probe_http_ssl"] == 1
 
 
 def test_https_with_an_expired_certificate(servers: LoopThread, certs: Certificates) -> None:
@@ -536,7 +536,10 @@ def test_https_with_an_expired_certificate(servers: LoopThread, certs: Certifica
     assert not ok
     assert reason(sink) is FailureReason.CERTIFICATE_EXPIRED
     leaf = certs.expired.certificate
-    assert sink_samples(sink)["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
+    assert (
+        samples_of(sink.families())["probe_ssl_leaf_not_after_timestamp_seconds"]
+        == leaf.not_valid_after_utc.timestamp()
+    )
 
 
 def test_server_name_is_used_for_verification(servers: LoopThread, certs: Certificates) -> None:
@@ -582,7 +585,7 @@ def test_https_through_a_proxy_tunnels_with_connect(servers: LoopThread, certs: 
     sink, ok = run(server.url("/"), {"proxy_url": proxy.url, "tls_config": {"ca_file": str(certs.ca_file)}})
     assert ok, sink.trace
     assert proxy.seen == [f"CONNECT 127.0.0.1:{server.port} HTTP/1.1"]
-    assert sink_samples(sink)["probe_http_ssl"] == 1
+    assert samples_of(sink.families())["probe_http_ssl"] == 1
 
 
 def test_proxy_credentials_go_to_the_proxy_only(servers: LoopThread, certs: Certificates) -> None:

@@ -27,7 +27,7 @@ from exporter.probes.config import ProbeModule
 from exporter.probes.journey import JourneyProbe, probe
 from exporter.probes.runner import run_probe
 from exporter.registry import load_config
-from tests.conftest import StartExporter, free_port, parse_samples, require_binary
+from tests.helpers import StartExporter, free_port, parse_samples, require_binary, samples_of
 from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"
@@ -56,18 +56,10 @@ def example_config(tmp_path: Path, replace: tuple[str, str] | None = None) -> An
     return load_config(path).probes
 
 
-def samples(families: list[Any]) -> dict[str, float]:
-    return {
-        sample.name + "".join(f"{{{k}={v}}}" for k, v in sample.labels.items()): sample.value
-        for family in families
-        for sample in family.samples
-    }
-
-
 def run_example(tmp_path: Path, target: str, replace: tuple[str, str] | None = None) -> tuple[dict[str, float], Any]:
     probes = example_config(tmp_path, replace)
     families, sink = asyncio.run(run_probe("shop_checkout", probes.modules["shop_checkout"], target, None))
-    return samples(families), sink
+    return samples_of(families), sink
 
 
 def test_the_shipped_example_walks_the_shop_from_home_to_checkout(tmp_path: Path, shop: str) -> None:
@@ -75,10 +67,10 @@ def test_the_shipped_example_walks_the_shop_from_home_to_checkout(tmp_path: Path
     assert found["probe_success"] == 1, sink.failure
     assert found["probe_journey_steps"] == len(STEPS)
     for step in STEPS:
-        assert found[f"probe_journey_step_success{{step={step}}}"] == 1
-        assert found[f"probe_journey_step_duration_seconds{{step={step}}}"] > 0
+        assert found[f'probe_journey_step_success{{step="{step}"}}'] == 1
+        assert found[f'probe_journey_step_duration_seconds{{step="{step}"}}'] > 0
     assert found["probe_http_status_code"] == 200
-    assert "probe_failure_info{reason=assertion}" not in found
+    assert 'probe_failure_info{reason="assertion"}' not in found
 
 
 def test_the_example_lists_the_shop_as_a_target(tmp_path: Path) -> None:
@@ -89,23 +81,23 @@ def test_the_example_lists_the_shop_as_a_target(tmp_path: Path) -> None:
 def test_a_wrong_password_fails_the_login_step_and_skips_the_rest(tmp_path: Path, shop: str) -> None:
     found, sink = run_example(tmp_path, shop, ("password: demo-password", "password: not-the-password"))
     assert found["probe_success"] == 0
-    assert found["probe_failure_info{reason=assertion}"] == 1
+    assert found['probe_failure_info{reason="assertion"}'] == 1
     assert sink.failure[1] == "step login: status 401, expected one of [200]"
-    assert found["probe_journey_step_success{step=login_form}"] == 1
-    assert found["probe_journey_step_success{step=login}"] == 0
-    assert found["probe_journey_step_duration_seconds{step=login}"] > 0
+    assert found['probe_journey_step_success{step="login_form"}'] == 1
+    assert found['probe_journey_step_success{step="login"}'] == 0
+    assert found['probe_journey_step_duration_seconds{step="login"}'] > 0
     for later in ("add_to_cart", "checkout"):
-        assert found[f"probe_journey_step_success{{step={later}}}"] == 0
-        assert found[f"probe_journey_step_duration_seconds{{step={later}}}"] == 0
+        assert found[f'probe_journey_step_success{{step="{later}"}}'] == 0
+        assert found[f'probe_journey_step_duration_seconds{{step="{later}"}}'] == 0
     assert found["probe_http_status_code"] == 401  # the failed step's response
 
 
 def test_the_shop_down_is_connection_refused_at_the_first_step(tmp_path: Path) -> None:
     found, sink = run_example(tmp_path, f"http://127.0.0.1:{free_port()}/")
     assert found["probe_success"] == 0
-    assert found["probe_failure_info{reason=connection_refused}"] == 1
+    assert found['probe_failure_info{reason="connection_refused"}'] == 1
     assert sink.failure[1].startswith("step home: ")
-    assert all(found[f"probe_journey_step_success{{step={step}}}"] == 0 for step in STEPS)
+    assert all(found[f'probe_journey_step_success{{step="{step}"}}'] == 0 for step in STEPS)
 
 
 def run(target: str, steps: list[dict[str, Any]], **options: Any) -> tuple[bool, ProbeSink]:
@@ -232,15 +224,15 @@ def test_a_step_that_hangs_times_out_and_its_duration_shows_where_the_time_went(
             }
         )
         families, _ = asyncio.run(run_probe("journey_stuck", module, shop, None))
-    found = samples(families)
-    assert found["probe_failure_info{reason=timeout}"] == 1
-    assert found["probe_journey_step_success{step=home}"] == 1
-    assert found["probe_journey_step_success{step=stuck}"] == 0
+    found = samples_of(families)
+    assert found['probe_failure_info{reason="timeout"}'] == 1
+    assert found['probe_journey_step_success{step="home"}'] == 1
+    assert found['probe_journey_step_success{step="stuck"}'] == 0
     assert (
-        found["probe_journey_step_duration_seconds{step=stuck}"]
-        > found["probe_journey_step_duration_seconds{step=home}"]
+        found['probe_journey_step_duration_seconds{step="stuck"}']
+        > found['probe_journey_step_duration_seconds{step="home"}']
     )
-    assert found["probe_journey_step_duration_seconds{step=after}"] == 0
+    assert found['probe_journey_step_duration_seconds{step="after"}'] == 0
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +283,7 @@ def test_https_steps_use_tls_config(
         assert sink.failure[0] is reason
         assert sink.failure[1].startswith("step home: certificate verification failed")
         leaf = getattr(certificates, pair).certificate
-        found = samples(sink.families())
+        found = samples_of(sink.families())
         assert found["probe_ssl_leaf_not_after_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
 
 

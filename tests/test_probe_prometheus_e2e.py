@@ -4,7 +4,6 @@ the probe targets from Pulse's /sd/probes and scrapes /probe through the multi-t
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from exporter.registry import load_config
-from tests.conftest import StartExporter, free_port, require_binary
+from tests.helpers import StartExporter, free_port, require_binary, wait_until
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "probes"
@@ -127,9 +126,10 @@ def _wait_for_probe_results(
     url: str, process: subprocess.Popen[bytes], log_path: Path, expected: int
 ) -> list[dict[str, Any]]:
     """Poll Prometheus' query API until `probe_success` has `expected` series (generous: a slow machine)."""
-    deadline = time.monotonic() + 90
     last: object = None
-    while time.monotonic() < deadline:
+
+    def results() -> list[dict[str, Any]] | None:
+        nonlocal last
         if process.poll() is not None:
             raise AssertionError(f"prometheus exited with {process.returncode}:\n{log_path.read_text()}")
         try:
@@ -140,6 +140,10 @@ def _wait_for_probe_results(
                     return last
         except httpx.HTTPError as err:
             last = err
-        time.sleep(0.5)
-    targets = httpx.get(f"{url}/api/v1/targets", timeout=5).text
-    raise AssertionError(f"probe_success never appeared: last={last!r}\ntargets: {targets}")
+        return None
+
+    def failure() -> str:
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=5).text
+        return f"probe_success with {expected} series: last={last!r}\ntargets: {targets}"
+
+    return wait_until(results, 90, failure, interval=0.5)

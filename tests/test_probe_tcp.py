@@ -28,8 +28,8 @@ from exporter.probes.tcp import (
     probe as tcp_probe,
 )
 from tests.blackbox import probe_through, running_blackbox
-from tests.conftest import StartExporter, wait_until
-from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context, sink_samples
+from tests.helpers import Samples, StartExporter, samples_of, wait_until
+from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -77,7 +77,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 def test_a_listening_port_is_a_success_with_blackbox_address_metrics() -> None:
     success, sink = probe_server(silent, {})
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert success, sink.trace
     assert samples["probe_ip_protocol"] == 4
     # blackbox 0.23 reports this value for 127.0.0.1 (FNV-1a of the 4 address bytes).
@@ -102,14 +102,14 @@ def test_a_target_that_is_not_host_port_fails_without_connecting(target: str) ->
     sink = ProbeSink()
     assert not asyncio.run(tcp_probe(target, TCPProbe(), sink))
     assert reason(sink) is FailureReason.CONNECTION_ERROR
-    assert "probe_ip_protocol" not in sink_samples(sink)
+    assert "probe_ip_protocol" not in samples_of(sink.families())
 
 
 def test_a_name_that_does_not_resolve_is_a_dns_error_with_zeroed_address_metrics() -> None:
     sink = ProbeSink()
     assert not asyncio.run(tcp_probe("no-such-host.invalid:80", TCPProbe(), sink))
     assert reason(sink) is FailureReason.DNS_ERROR
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_ip_protocol"] == 0
     assert samples["probe_ip_addr_hash"] == 0
 
@@ -117,7 +117,7 @@ def test_a_name_that_does_not_resolve_is_a_dns_error_with_zeroed_address_metrics
 def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout() -> None:
     """A server that accepts and never says anything: the runner's deadline ends the probe."""
 
-    async def scenario() -> tuple[list[str], ProbeSink]:
+    async def scenario() -> tuple[Samples, ProbeSink]:
         accepted = asyncio.Event()
 
         async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -132,13 +132,13 @@ def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout(
         families, sink = await run_probe("m", module, f"127.0.0.1:{port}", None)
         server.close()
         assert accepted.is_set()
-        return [f"{s.name}{s.labels}={s.value}" for f in families for s in f.samples], sink
+        return samples_of(families), sink
 
     samples, sink = asyncio.run(scenario())
     assert reason(sink) is FailureReason.TIMEOUT
-    assert "probe_success{}=0" in samples
-    assert "probe_failure_info{'reason': 'timeout'}=1" in samples
-    assert "probe_failed_due_to_regex{}=0" in samples  # still written when the probe was cancelled
+    assert samples["probe_success"] == 0
+    assert samples['probe_failure_info{reason="timeout"}'] == 1
+    assert samples["probe_failed_due_to_regex"] == 0  # still written when the probe was cancelled
 
 
 def test_an_ipv6_target_in_brackets_is_probed_over_ipv6() -> None:
@@ -156,7 +156,7 @@ def test_an_ipv6_target_in_brackets_is_probed_over_ipv6() -> None:
 
     success, sink = asyncio.run(scenario())
     assert success, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_ip_protocol"] == 6
     assert samples["probe_ip_addr_hash"] == 1751717746  # blackbox 0.23's value for ::1
 
@@ -208,7 +208,7 @@ def test_query_response_sends_what_it_extracted_with_regex_groups() -> None:
     )
     assert success, sink.trace
     assert received == ["AUTH abc123 abc123 $5 \n", "QUIT\n"]
-    assert sink_samples(sink)["probe_failed_due_to_regex"] == 0
+    assert samples_of(sink.families())["probe_failed_due_to_regex"] == 0
 
 
 def test_an_expect_no_line_matched_before_close_fails_due_to_regex() -> None:
@@ -219,7 +219,7 @@ def test_an_expect_no_line_matched_before_close_fails_due_to_regex() -> None:
     success, sink = probe_server(refuse, {"query_response": [{"expect": "^220 "}]})
     assert not success
     assert reason(sink) is FailureReason.QUERY_RESPONSE
-    assert sink_samples(sink)["probe_failed_due_to_regex"] == 1
+    assert samples_of(sink.families())["probe_failed_due_to_regex"] == 1
 
 
 def test_a_line_longer_than_64_kib_is_a_protocol_error() -> None:
@@ -291,7 +291,7 @@ def test_tls_connect_reports_certificate_and_version(certificates: Certificates)
         {"tls_config": {"ca_file": str(certificates.ca_file)}, "query_response": [{"expect": "^hello over tls$"}]},
     )
     assert success, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     not_after = certificates.ca_signed.certificate.not_valid_after_utc.timestamp()
     assert samples["probe_ssl_earliest_cert_expiry"] == not_after
     assert samples["probe_ssl_leaf_not_after_timestamp_seconds"] == not_after
@@ -306,7 +306,7 @@ def test_tls_to_an_expired_certificate_fails_as_expired_and_still_reports_the_le
     assert not success
     assert reason(sink) is FailureReason.CERTIFICATE_EXPIRED
     expected = certificates.expired.certificate.not_valid_after_utc.timestamp()
-    assert sink_samples(sink)["probe_ssl_leaf_not_after_timestamp_seconds"] == expected
+    assert samples_of(sink.families())["probe_ssl_leaf_not_after_timestamp_seconds"] == expected
 
 
 def test_tls_to_an_untrusted_certificate_is_certificate_invalid(certificates: Certificates) -> None:
@@ -352,7 +352,7 @@ def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificat
         },
     )
     assert success, sink.trace
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert (
         samples["probe_ssl_earliest_cert_expiry"] == certificates.ca_signed.certificate.not_valid_after_utc.timestamp()
     )

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.tls import report_tls, report_tls_failure
+from tests.helpers import samples_of
 from tests.probe_servers import (
     Certificates,
     KeyPair,
@@ -22,7 +23,6 @@ from tests.probe_servers import (
     fixed,
     make_certificates,
     server_ssl_context,
-    sink_samples,
     start_http,
 )
 
@@ -74,7 +74,7 @@ def test_a_verified_handshake_reports_the_chain_version_cipher_and_leaf(
     sink, ok = asyncio.run(handshake(port, TLSClientConfig(ca_file=certs.ca_file)))
     assert ok
     assert sink.failure is None
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     leaf = certs.ca_signed.certificate
     # The leaf expires before the CA, so it is the earliest in both the sent and the verified chain.
     assert samples["probe_ssl_earliest_cert_expiry"] == timestamp(certs.ca_signed)
@@ -97,14 +97,14 @@ def test_min_and_max_version_are_applied(certs: Certificates, servers: LoopThrea
     config = TLSClientConfig(ca_file=certs.ca_file, max_version="TLS12")
     sink, ok = asyncio.run(handshake(port, config))
     assert ok
-    assert 'probe_tls_version_info{version="TLS 1.2"}' in sink_samples(sink)
+    assert 'probe_tls_version_info{version="TLS 1.2"}' in samples_of(sink.families())
 
     old_server = serve(servers, certs.ca_signed, maximum_version=ssl.TLSVersion.TLSv1_2)
     sink, ok = asyncio.run(handshake(old_server, TLSClientConfig(ca_file=certs.ca_file, min_version="TLS13")))
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.TLS_ERROR
-    assert "probe_ssl_leaf_not_after_timestamp_seconds" not in sink_samples(sink)
+    assert "probe_ssl_leaf_not_after_timestamp_seconds" not in samples_of(sink.families())
 
 
 def test_an_expired_certificate_fails_as_expired_and_still_reports_the_leaf(
@@ -116,7 +116,7 @@ def test_an_expired_certificate_fails_as_expired_and_still_reports_the_leaf(
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CERTIFICATE_EXPIRED
     assert "expired" in sink.failure[1]
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_ssl_leaf_not_after_timestamp_seconds"] == timestamp(certs.expired)
     assert "probe_ssl_earliest_cert_expiry" not in samples  # blackbox reports chain metrics only on success
 
@@ -129,7 +129,7 @@ def test_an_untrusted_certificate_fails_as_invalid_and_still_reports_the_leaf(
     assert not ok
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CERTIFICATE_INVALID
-    assert sink_samples(sink)["probe_ssl_leaf_not_after_timestamp_seconds"] == timestamp(certs.self_signed)
+    assert samples_of(sink.families())["probe_ssl_leaf_not_after_timestamp_seconds"] == timestamp(certs.self_signed)
 
 
 def test_a_wrong_server_name_fails_as_invalid(certs: Certificates, servers: LoopThread) -> None:
@@ -147,7 +147,7 @@ def test_insecure_skip_verify_accepts_any_certificate_and_reports_no_verified_ch
     port = serve(servers, certs.self_signed)
     sink, ok = asyncio.run(handshake(port, TLSClientConfig(insecure_skip_verify=True)))
     assert ok
-    samples = sink_samples(sink)
+    samples = samples_of(sink.families())
     assert samples["probe_ssl_earliest_cert_expiry"] == timestamp(certs.self_signed)
     assert "probe_ssl_last_chain_expiry_timestamp_seconds" not in samples
 

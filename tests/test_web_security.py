@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from exporter.config.web import bcrypt_cost, load_web_config
 from exporter.web.auth import BasicAuthenticator
-from tests.conftest import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
+from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, parse_samples
 
 pytestmark = pytest.mark.integration
 
