@@ -30,6 +30,7 @@ import pytest
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.http import HttpProbe
 from exporter.probes.http import probe as http_probe
+from exporter.probes.http_common import USER_AGENT
 from exporter.probes.journey import JourneyProbe
 from exporter.probes.journey import probe as journey_probe
 from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, may_redirect
@@ -199,7 +200,7 @@ def test_journey_headers_are_not_sent_to_another_origin_on_redirect(servers: Loo
     assert leaked(target.requests[0].headers, JOURNEY_SECRETS) == JOURNEY_SECRETS
     assert leaked(other.requests[0].headers, JOURNEY_SECRETS) == {}
     assert other.requests[0].headers["host"] == f"127.0.0.1:{other.port}"
-    assert other.requests[0].headers["user-agent"] == "Pulse journey prober"
+    assert other.requests[0].headers["user-agent"] == USER_AGENT
 
 
 def test_journey_headers_follow_a_redirect_within_the_step_origin(servers: LoopThread) -> None:

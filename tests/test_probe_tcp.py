@@ -15,15 +15,9 @@ import pytest
 from exporter.config.types import compile_regex
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import BlackboxFile
+from exporter.probes.resolver import ResolveError, ip_addr_hash, resolve_target, split_host_port
 from exporter.probes.runner import run_probe
-from exporter.probes.tcp import (
-    ResolveError,
-    TCPProbe,
-    expand,
-    ip_addr_hash,
-    resolve_target,
-    split_host_port,
-)
+from exporter.probes.tcp import TCPProbe, expand
 from exporter.probes.tcp import (
     probe as tcp_probe,
 )
