@@ -1,5 +1,5 @@
 """The tcp prober against real servers on loopback: connect, query_response dialogues, TLS, STARTTLS,
-and each way it can fail; the shared name resolution; and a differential run against blackbox_exporter."""
+and each way it can fail; and a differential run against blackbox_exporter."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from exporter.config.types import compile_regex
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import BlackboxFile
-from exporter.probes.resolver import ResolveError, ip_addr_hash, resolve_target, split_host_port
 from exporter.probes.runner import run_probe
 from exporter.probes.tcp import TCPProbe, expand
 from exporter.probes.tcp import (
@@ -352,29 +351,6 @@ def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificat
     )
     wait_until(lambda: after_tls, what="the server read the line after TLS")
     assert after_tls == ["QUIT\n"]
-
-
-# ------------------------------------------------------------------------------------------ resolution
-
-
-def test_resolution_prefers_the_asked_protocol_and_falls_back() -> None:
-    ip, _, seconds = asyncio.run(resolve_target("127.0.0.1", "ip6", True))
-    assert (ip, seconds >= 0) == ("127.0.0.1", True)
-    with pytest.raises(ResolveError):
-        asyncio.run(resolve_target("127.0.0.1", "ip6", False))
-    ip, _, _ = asyncio.run(resolve_target("localhost", "ip4", False))
-    assert ip == "127.0.0.1"
-
-
-def test_ip_addr_hash_matches_blackbox_values() -> None:
-    # Values printed by blackbox_exporter 0.23 for these addresses.
-    assert ip_addr_hash("127.0.0.1") == 3668918509
-    assert ip_addr_hash("::1") == 1751717746
-
-
-def test_split_host_port_handles_ipv6_brackets() -> None:
-    assert split_host_port("[::1]:853") == ("::1", 853)
-    assert split_host_port("db.example.com:5432") == ("db.example.com", 5432)
 
 
 # ------------------------------------------------------------------------------------------ differential

@@ -372,7 +372,7 @@ def _proxy_authorization(proxy_url: str | None) -> tuple[tuple[str, str], ...]:
         return ()
     user = urllib.parse.unquote(parts.username)
     password = urllib.parse.unquote(parts.password or "")
-    return (("Proxy-Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()),)
+    return (("Proxy-Authorization", _basic(user, password)),)
 
 
 def _build_request(
@@ -421,13 +421,17 @@ def _build_request(
 
 def _credential_headers(config: HttpProbe) -> list[tuple[str, str]]:
     if config.basic_auth is not None:
-        pair = f"{config.basic_auth.username}:{config.basic_auth.password}".encode()
-        return [("Authorization", "Basic " + base64.b64encode(pair).decode())]
+        return [("Authorization", _basic(config.basic_auth.username, config.basic_auth.password))]
     if config.bearer_token is not None:
         return [("Authorization", f"Bearer {config.bearer_token}")]
     if config.authorization is not None:
         return [("Authorization", f"{config.authorization.type} {config.authorization.credentials}")]
     return []
+
+
+def _basic(user: str, password: str) -> str:
+    """The value of a Basic (proxy) authorization header."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _idna(host: str) -> str:
