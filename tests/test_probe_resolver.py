@@ -107,5 +107,5 @@ def test_split_host_port_with_a_default_port_lets_the_port_out(target: str, expe
 
 @pytest.mark.parametrize("target", ["ns.example.com:domain", "[::1]:0", "[::1]x", "[::1", ":53"])
 def test_split_host_port_with_a_default_port_still_refuses_a_bad_target(target: str) -> None:
-    with pytest.raises(ValueError, match="is not host:port|is not a port number"):
+    with pytest.raises(ValueError, match=r"is not host:port|is not a port number"):
         split_host_port(target, 53)
