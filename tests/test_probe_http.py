@@ -510,6 +510,21 @@ def test_https_with_a_trusted_certificate(servers: LoopThread, certs: Certificat
     assert reason(sink) is FailureReason.SSL_POLICY
 
 
+def test_the_final_response_replaces_the_tls_and_last_modified_metrics_of_a_redirect(
+    servers: LoopThread, certs: Certificates
+) -> None:
+    plain = serve(servers, {"/done": fixed(200, b"plain")})
+    modified = email.utils.formatdate(1_700_000_000, usegmt=True)
+    moved = fixed(302, b"", {"Location": plain.url("/done"), "Last-Modified": modified})
+    secure = serve(servers, {"/": moved}, tls=server_ssl_context(certs.ca_signed))
+    ok, samples, sink = run_prober(HTTP, secure.url("/"), {"tls_config": {"ca_file": str(certs.ca_file)}})
+    assert ok, sink.trace
+    assert samples["probe_http_redirects"] == 1
+    assert samples["probe_http_ssl"] == 0
+    assert samples["probe_http_status_code"] == 200
+    assert not {"probe_http_last_modified_timestamp_seconds", "probe_tls_version_info"} & metric_names(sink)
+
+
 def test_https_with_a_self_signed_certificate(servers: LoopThread, certs: Certificates) -> None:
     server = serve(servers, {"/": fixed(200)}, tls=server_ssl_context(certs.self_signed))
     ok, _, sink = run_prober(HTTP, server.url("/"))
