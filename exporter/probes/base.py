@@ -82,12 +82,12 @@ class ProbeSink:
         """Set one sample of gauge `name`, replacing an earlier value of the same labels; a family's
         label names are fixed by its first sample, and families are served in the order first set."""
         family = self._families.get(name)
-        names = tuple(labels) if labels else ()
+        names, label_values = (tuple(labels), tuple(labels.values())) if labels else ((), ())
         if family is None:
             family = self._families[name] = _Family(documentation, names)
         elif names != family.label_names:
             raise ValueError(f"{name}: label names {names} differ from {family.label_names}")
-        family.values[tuple(labels[n] for n in names) if labels else ()] = value
+        family.values[label_values] = value
 
     def remove(self, *names: str) -> None:
         """Drop these families (those describing a response that a later one replaces)."""
@@ -124,19 +124,15 @@ class PhaseDurations:
     probe's redirects sum up, as in blackbox)."""
 
     def __init__(self, sink: ProbeSink, name: str, documentation: str, phases: tuple[str, ...]) -> None:
-        self._sink = sink
-        self._name = name
-        self._documentation = documentation
-        self._seconds = dict.fromkeys(phases, 0.0)
         for phase in phases:
             sink.gauge(name, documentation, 0.0, {"phase": phase})
+        self._seconds = sink._families[name].values  # the family's samples, keyed by (phase,)
 
     def __getitem__(self, phase: str) -> float:
-        return self._seconds[phase]
+        return self._seconds[(phase,)]
 
     def add(self, phase: str, seconds: float) -> None:
-        self._seconds[phase] += seconds
-        self._sink.gauge(self._name, self._documentation, self._seconds[phase], {"phase": phase})
+        self._seconds[(phase,)] += seconds
 
     @contextlib.contextmanager
     def timing(self, phase: str) -> Iterator[None]:
