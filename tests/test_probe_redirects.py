@@ -171,7 +171,8 @@ def test_journey_headers_are_not_sent_to_another_origin_on_redirect(servers: Loo
     assert leaked(target.requests[0].headers, JOURNEY_SECRETS) == JOURNEY_SECRETS
     assert leaked(other.requests[0].headers, JOURNEY_SECRETS) == {}
     assert other.requests[0].headers["host"] == f"127.0.0.1:{other.port}"
-    assert other.requests[0].headers["user-agent"] == USER_AGENT
+    # The http prober's User-Agent, on the step's own request and after the redirect alike.
+    assert target.requests[0].headers["user-agent"] == other.requests[0].headers["user-agent"] == USER_AGENT
 
 
 def test_journey_headers_follow_a_redirect_within_the_step_origin(servers: LoopThread) -> None:
