@@ -1,4 +1,4 @@
-"""TLS shared by the http and tcp probers: blackbox's `tls_config`, the handshake's metrics, and why it failed.
+"""TLS for the probers (http, tcp, dns over TLS, journey): the handshake's metrics, and why it failed.
 
 Certificate chains. Python 3.11's ssl module has no public API for the chains (3.13 adds
 `SSLObject.get_verified_chain()` / `get_unverified_chain()`); the C object behind it (`SSLObject._sslobj`)
