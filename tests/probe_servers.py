@@ -1,4 +1,5 @@
-"""Real servers on loopback for the probe tests: HTTP(S) with scripted routes, a silent listener, a proxy.
+"""Real servers on loopback for the probe tests: HTTP(S) with scripted routes, a silent listener, a proxy;
+and `run_prober`, the one way the prober tests run a prober.
 
 Everything runs on an asyncio loop in a background thread, so the prober under test (on the test's own
 loop) talks to them over real sockets exactly as it would to a remote host. Certificates are generated
@@ -16,19 +17,22 @@ import socket
 import ssl
 import threading
 import zlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers import wait_until
+from exporter.config.types import StrictModel
+from exporter.probes.base import FailureReason, Prober, ProbeSink
+from tests.helpers import samples_of, wait_until
 
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT", bound=StrictModel)
 
 # --------------------------------------------------------------------------------------------- certificates
 
@@ -445,3 +449,52 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()
+
+
+# ---------------------------------------------------------------------------------------------- run a prober
+
+
+class ProbeResult(NamedTuple):
+    """What one probe gave: success, its samples (as samples_of writes them) and the sink (failure, trace)."""
+
+    success: bool
+    samples: dict[str, float]
+    sink: ProbeSink
+
+    @property
+    def reason(self) -> FailureReason | None:
+        return self.sink.failure[0] if self.sink.failure else None
+
+
+async def run_prober_async(
+    prober: Prober[ConfigT],
+    target: str,
+    config: ConfigT | Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 10.0,
+    listed: Callable[[str], bool] | None = None,
+) -> ProbeResult:
+    """Probe `target` as the runner does, under a deadline, on the running loop. `config` is the prober's
+    options (a dict is validated). A probe cut at the deadline is no success and, as the runner records
+    the `timeout` itself, has no failure recorded; what the prober measured until then is in the sink."""
+    options = config if isinstance(config, prober.config_model) else prober.config_model.model_validate(config or {})
+    sink = ProbeSink(listed)
+    try:
+        async with asyncio.timeout(timeout):
+            success = await prober.probe(target, options, sink)
+    except TimeoutError:
+        sink.log("cancelled at the deadline")
+        success = False
+    return ProbeResult(success, samples_of(sink.families()), sink)
+
+
+def run_prober(
+    prober: Prober[ConfigT],
+    target: str,
+    config: ConfigT | Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 10.0,
+    listed: Callable[[str], bool] | None = None,
+) -> ProbeResult:
+    """run_prober_async on a loop of its own."""
+    return asyncio.run(run_prober_async(prober, target, config, timeout=timeout, listed=listed))

@@ -12,22 +12,17 @@ import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import ProbeModule
-from exporter.probes.dns import DNSProbe, probe
+from exporter.probes.dns import PROBER as DNS
+from exporter.probes.dns import DNSProbe
 from exporter.probes.runner import run_probe
 from tests.blackbox import differences, probe_through, running_blackbox
 from tests.dns_server import DNSServer, dns_server
 from tests.helpers import StartExporter, by_name, free_port, samples_of
-from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
+from tests.probe_servers import Certificates, KeyPair, make_certificates, run_prober, server_ssl_context
 
 
 def value(sink: ProbeSink, name: str, **labels: str) -> float:
     return by_name(sink.families())[name][tuple(sorted(labels.items()))]
-
-
-def run(target: str, **options: Any) -> tuple[bool, ProbeSink]:
-    sink = ProbeSink()
-    success = asyncio.run(probe(target, DNSProbe(**options), sink))
-    return success, sink
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def server() -> Any:
 
 
 def test_a_query_over_udp_counts_records_and_reports_the_blackbox_series(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="www.example.test", query_type="A")
+    success, _, sink = run_prober(DNS, server.address, {"query_name": "www.example.test", "query_type": "A"})
     assert success, sink.failure
     assert sink.failure is None
     assert value(sink, "probe_dns_answer_rrs") == 2
@@ -58,25 +53,30 @@ def test_a_query_over_udp_counts_records_and_reports_the_blackbox_series(server:
 
 
 def test_tcp_transport_sends_the_query_over_tcp(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="www.example.test", query_type="AAAA", transport_protocol="tcp")
+    success, _, sink = run_prober(
+        DNS, server.address, {"query_name": "www.example.test", "query_type": "AAAA", "transport_protocol": "tcp"}
+    )
     assert success, sink.failure
     assert value(sink, "probe_dns_answer_rrs") == 1
     assert server.queries[-1][0] == "tcp"
 
 
 def test_soa_query_reports_the_zone_serial(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="example.test", query_type="SOA")
+    success, _, sink = run_prober(DNS, server.address, {"query_name": "example.test", "query_type": "SOA"})
     assert success, sink.failure
     assert value(sink, "probe_dns_serial") == 2024031501
 
 
 def test_mx_answer_with_glue_in_the_additional_section(server: DNSServer) -> None:
-    success, sink = run(
+    success, _, sink = run_prober(
+        DNS,
         server.address,
-        query_name="example.test",
-        query_type="MX",
-        validate_answer_rrs={"fail_if_not_matches_regexp": [r"\tMX\t10 mail\.example\.test\.$"]},
-        validate_additional_rrs={"fail_if_none_matches_regexp": [r"192\.0\.2\.30"]},
+        {
+            "query_name": "example.test",
+            "query_type": "MX",
+            "validate_answer_rrs": {"fail_if_not_matches_regexp": [r"\tMX\t10 mail\.example\.test\.$"]},
+            "validate_additional_rrs": {"fail_if_none_matches_regexp": [r"192\.0\.2\.30"]},
+        },
     )
     assert success, sink.failure
     assert value(sink, "probe_dns_answer_rrs") == 1
@@ -84,24 +84,29 @@ def test_mx_answer_with_glue_in_the_additional_section(server: DNSServer) -> Non
 
 
 def test_any_is_the_default_query_type(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="example.test")
+    success, _, sink = run_prober(DNS, server.address, {"query_name": "example.test"})
     assert success, sink.failure
     assert value(sink, "probe_dns_answer_rrs") == 5  # SOA, NS, A, MX, TXT
 
 
 def test_records_are_matched_in_miekg_text_form(server: DNSServer) -> None:
     # blackbox users write their expressions against "name<TAB>ttl<TAB>class<TAB>type<TAB>rdata".
-    success, sink = run(
+    success, _, sink = run_prober(
+        DNS,
         server.address,
-        query_name="www.example.test",
-        query_type="A",
-        validate_answer_rrs={"fail_if_not_matches_regexp": [r"^www\.example\.test\.\t300\tIN\tA\t192\.0\.2\.2[01]$"]},
+        {
+            "query_name": "www.example.test",
+            "query_type": "A",
+            "validate_answer_rrs": {
+                "fail_if_not_matches_regexp": [r"^www\.example\.test\.\t300\tIN\tA\t192\.0\.2\.2[01]$"]
+            },
+        },
     )
     assert success, sink.failure
 
 
 def test_nxdomain_fails_with_dns_rcode_unless_it_is_a_valid_rcode(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="nothing-here.example.test", query_type="A")
+    success, _, sink = run_prober(DNS, server.address, {"query_name": "nothing-here.example.test", "query_type": "A"})
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.DNS_RCODE
@@ -109,12 +114,14 @@ def test_nxdomain_fails_with_dns_rcode_unless_it_is_a_valid_rcode(server: DNSSer
     assert value(sink, "probe_dns_authority_rrs") == 1  # the SOA, as for any negative answer
     assert value(sink, "probe_dns_query_succeeded") == 1  # the query worked; its answer is what failed
 
-    success, sink = run(server.address, query_name="nothing-here.example.test", valid_rcodes=["NXDOMAIN"])
+    success, _, sink = run_prober(
+        DNS, server.address, {"query_name": "nothing-here.example.test", "valid_rcodes": ["NXDOMAIN"]}
+    )
     assert success, sink.failure
 
 
 def test_servfail_fails_with_dns_rcode(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="servfail.example.test", query_type="A")
+    success, _, sink = run_prober(DNS, server.address, {"query_name": "servfail.example.test", "query_type": "A"})
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.DNS_RCODE
@@ -143,11 +150,10 @@ def test_servfail_fails_with_dns_rcode(server: DNSServer) -> None:
 def test_record_validation_rules(  # noqa: PLR0917
     server: DNSServer, section: str, rule: str, patterns: list[str], query_type: str, passes: bool
 ) -> None:
-    success, sink = run(
+    success, _, sink = run_prober(
+        DNS,
         server.address,
-        query_name="www.example.test",
-        query_type=query_type,
-        **{f"validate_{section}_rrs": {rule: patterns}},
+        {"query_name": "www.example.test", "query_type": query_type, **{f"validate_{section}_rrs": {rule: patterns}}},
     )
     assert success is passes, sink.failure
     if not passes:
@@ -157,19 +163,19 @@ def test_record_validation_rules(  # noqa: PLR0917
 
 
 def test_recursion_desired_flag_follows_the_option(server: DNSServer) -> None:
-    run(server.address, query_name="www.example.test", query_type="A")
+    run_prober(DNS, server.address, {"query_name": "www.example.test", "query_type": "A"})
     assert server.queries[-1][1].flags & dns.flags.RD
-    run(server.address, query_name="www.example.test", query_type="A", recursion_desired=False)
+    run_prober(DNS, server.address, {"query_name": "www.example.test", "query_type": "A", "recursion_desired": False})
     assert not server.queries[-1][1].flags & dns.flags.RD
 
 
 def test_query_class_is_sent_as_configured(server: DNSServer) -> None:
-    run(server.address, query_name="version.bind", query_type="TXT", query_class="CH")
+    run_prober(DNS, server.address, {"query_name": "version.bind", "query_type": "TXT", "query_class": "CH"})
     assert dns.rdataclass.to_text(server.queries[-1][1].question[0].rdclass) == "CH"
 
 
 def test_a_server_name_that_does_not_resolve_is_a_dns_error() -> None:
-    success, sink = run("no-such-dns-server.invalid", query_name="example.test")
+    success, _, sink = run_prober(DNS, "no-such-dns-server.invalid", {"query_name": "example.test"})
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.DNS_ERROR
@@ -179,7 +185,9 @@ def test_a_server_name_that_does_not_resolve_is_a_dns_error() -> None:
 
 
 def test_ip4_only_without_fallback_cannot_reach_an_ipv6_server() -> None:
-    success, sink = run("::1", query_name="example.test", preferred_ip_protocol="ip4", ip_protocol_fallback=False)
+    success, _, sink = run_prober(
+        DNS, "::1", {"query_name": "example.test", "preferred_ip_protocol": "ip4", "ip_protocol_fallback": False}
+    )
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.DNS_ERROR
@@ -187,7 +195,7 @@ def test_ip4_only_without_fallback_cannot_reach_an_ipv6_server() -> None:
 
 def test_ipv6_server() -> None:
     with dns_server(host="::1") as server:
-        success, sink = run(server.address, query_name="www.example.test", query_type="A")
+        success, _, sink = run_prober(DNS, server.address, {"query_name": "www.example.test", "query_type": "A"})
     assert success, sink.failure
     assert value(sink, "probe_ip_protocol") == 6
     assert value(sink, "probe_ip_addr_hash") == 1751717746  # blackbox_exporter 0.23's value for ::1
@@ -195,7 +203,9 @@ def test_ipv6_server() -> None:
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_a_closed_port_is_connection_refused(transport: str) -> None:
-    success, sink = run(f"127.0.0.1:{free_port()}", query_name="example.test", transport_protocol=transport)
+    success, _, sink = run_prober(
+        DNS, f"127.0.0.1:{free_port()}", {"query_name": "example.test", "transport_protocol": transport}
+    )
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CONNECTION_REFUSED
@@ -204,7 +214,9 @@ def test_a_closed_port_is_connection_refused(transport: str) -> None:
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_an_answer_that_is_not_dns_is_a_protocol_error(server: DNSServer, transport: str) -> None:
-    success, sink = run(server.address, query_name="garbage.example.test", transport_protocol=transport)
+    success, _, sink = run_prober(
+        DNS, server.address, {"query_name": "garbage.example.test", "transport_protocol": transport}
+    )
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.PROTOCOL_ERROR
@@ -235,7 +247,7 @@ def test_a_server_that_never_answers_times_out_and_still_reports_every_series(
 
 
 def test_a_bad_port_in_the_target_fails_clearly() -> None:
-    success, sink = run("127.0.0.1:99999", query_name="example.test")
+    success, _, sink = run_prober(DNS, "127.0.0.1:99999", {"query_name": "example.test"})
     assert not success
     assert sink.failure is not None
     assert "99999" in sink.failure[1]
@@ -287,12 +299,10 @@ def test_dns_over_tls(certificates: Certificates, pair: str, ca: bool, reason: F
     key_pair: KeyPair = getattr(certificates, pair)
     with dns_server(tls=server_ssl_context(key_pair)) as server:
         tls_config = {"ca_file": str(certificates.ca_file)} if ca else {}
-        success, sink = run(
+        success, _, sink = run_prober(
+            DNS,
             f"127.0.0.1:{server.tls_port}",
-            query_name="www.example.test",
-            query_type="A",
-            dns_over_tls=True,
-            tls_config=tls_config,
+            {"query_name": "www.example.test", "query_type": "A", "dns_over_tls": True, "tls_config": tls_config},
         )
         if reason is None:
             assert success, sink.failure
@@ -309,11 +319,10 @@ def test_dns_over_tls(certificates: Certificates, pair: str, ca: bool, reason: F
 
 def test_dns_over_tls_with_insecure_skip_verify_accepts_any_certificate(certificates: Certificates) -> None:
     with dns_server(tls=server_ssl_context(certificates.self_signed)) as server:
-        success, sink = run(
+        success, _, sink = run_prober(
+            DNS,
             f"127.0.0.1:{server.tls_port}",
-            query_name="www.example.test",
-            dns_over_tls=True,
-            tls_config={"insecure_skip_verify": True},
+            {"query_name": "www.example.test", "dns_over_tls": True, "tls_config": {"insecure_skip_verify": True}},
         )
     assert success, sink.failure
 
@@ -399,9 +408,13 @@ def test_blackbox_and_pulse_agree_on_dns_modules(tmp_path: Path, start_exporter:
 
 
 def test_source_ip_address_is_used_and_a_foreign_one_fails_clearly(server: DNSServer) -> None:
-    success, sink = run(server.address, query_name="www.example.test", query_type="A", source_ip_address="127.0.0.1")
+    success, _, sink = run_prober(
+        DNS, server.address, {"query_name": "www.example.test", "query_type": "A", "source_ip_address": "127.0.0.1"}
+    )
     assert success, sink.failure
-    success, sink = run(server.address, query_name="www.example.test", source_ip_address="198.51.100.7")
+    success, _, sink = run_prober(
+        DNS, server.address, {"query_name": "www.example.test", "source_ip_address": "198.51.100.7"}
+    )
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CONNECTION_ERROR

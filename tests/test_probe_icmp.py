@@ -7,7 +7,6 @@ unprivileged ping socket works), once not (no way to send ICMP: permission_denie
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -21,18 +20,15 @@ from typing import Any
 import pydantic
 import pytest
 
-from exporter.probes.base import FailureReason, ProbeSink
-from exporter.probes.icmp import ICMPProbe, checksum, probe
+from exporter.probes.base import FailureReason
+from exporter.probes.icmp import PROBER as ICMP
+from exporter.probes.icmp import ICMPProbe, checksum
 from tests.blackbox import differences, probe_through, running_blackbox
 from tests.helpers import StartExporter, samples_of, unavailable
+from tests.probe_servers import run_prober
 
 PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def run(target: str, **options: Any) -> tuple[bool, ProbeSink]:
-    sink = ProbeSink()
-    return asyncio.run(probe(target, ICMPProbe(**options), sink)), sink
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +39,7 @@ def privileged() -> None:
 
 @pytest.mark.parametrize(("target", "protocol"), [("127.0.0.1", 4), ("::1", 6), ("localhost", 4)])
 def test_echo_reply_from_loopback(privileged: None, target: str, protocol: int) -> None:
-    success, sink = run(target, preferred_ip_protocol="ip4" if protocol == 4 else "ip6")
+    success, _, sink = run_prober(ICMP, target, {"preferred_ip_protocol": "ip4" if protocol == 4 else "ip6"})
     assert success, sink.failure
     found = samples_of(sink.families())
     assert found["probe_ip_protocol"] == protocol
@@ -53,18 +49,18 @@ def test_echo_reply_from_loopback(privileged: None, target: str, protocol: int) 
 
 
 def test_ttl_payload_size_and_dont_fragment_are_applied(privileged: None) -> None:
-    success, sink = run("127.0.0.1", ttl=3, payload_size=1400, dont_fragment=True)
+    success, _, sink = run_prober(ICMP, "127.0.0.1", {"ttl": 3, "payload_size": 1400, "dont_fragment": True})
     assert success, sink.failure
     assert any("1400 bytes payload" in line for line in sink.trace)
 
 
 def test_a_ttl_of_zero_means_the_system_default(privileged: None) -> None:
-    success, sink = run("127.0.0.1", ttl=0)
+    success, _, sink = run_prober(ICMP, "127.0.0.1", {"ttl": 0})
     assert success, sink.failure
 
 
 def test_a_source_address_the_host_does_not_have_fails_clearly(privileged: None) -> None:
-    success, sink = run("127.0.0.1", source_ip_address="198.51.100.7")
+    success, _, sink = run_prober(ICMP, "127.0.0.1", {"source_ip_address": "198.51.100.7"})
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.CONNECTION_ERROR
@@ -72,7 +68,7 @@ def test_a_source_address_the_host_does_not_have_fails_clearly(privileged: None)
 
 
 def test_a_host_that_does_not_resolve_is_a_dns_error() -> None:
-    success, sink = run("no-such-host.invalid")
+    success, _, sink = run_prober(ICMP, "no-such-host.invalid")
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.DNS_ERROR

@@ -22,13 +22,14 @@ import pytest
 
 from exporter.config.loader import ConfigError
 from exporter.demo.shop import DEFAULT_PORT, make_server
-from exporter.probes.base import FailureReason, ProbeSink
+from exporter.probes.base import FailureReason
 from exporter.probes.config import ProbeModule
-from exporter.probes.journey import JourneyProbe, probe
+from exporter.probes.journey import PROBER as JOURNEY
+from exporter.probes.journey import JourneyProbe
 from exporter.probes.runner import run_probe
 from exporter.registry import load_config
 from tests.helpers import StartExporter, free_port, parse_samples, require_binary, samples_of
-from tests.probe_servers import Certificates, KeyPair, make_certificates, server_ssl_context
+from tests.probe_servers import Certificates, KeyPair, make_certificates, run_prober, server_ssl_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-shop.yml"
 STEPS = ["home", "login_form", "login", "add_to_cart", "checkout"]
@@ -100,16 +101,16 @@ def test_the_shop_down_is_connection_refused_at_the_first_step(tmp_path: Path) -
     assert all(found[f'probe_journey_step_success{{step="{step}"}}'] == 0 for step in STEPS)
 
 
-def run(target: str, steps: list[dict[str, Any]], **options: Any) -> tuple[bool, ProbeSink]:
-    sink = ProbeSink()
-    return asyncio.run(probe(target, JourneyProbe(steps=steps, **options), sink)), sink
-
-
 def test_a_missing_csrf_token_makes_the_shop_refuse_the_login(shop: str) -> None:
     # Without the cookie jar and the extracted token the login is a 403: the shop really checks them.
-    success, sink = run(
+    success, _, sink = run_prober(
+        JOURNEY,
         shop,
-        [{"name": "login", "method": "POST", "url": "/login", "form": {"username": "demo", "password": "x"}}],
+        {
+            "steps": [
+                {"name": "login", "method": "POST", "url": "/login", "form": {"username": "demo", "password": "x"}}
+            ]
+        },
     )
     assert not success
     assert sink.failure == (FailureReason.ASSERTION, "step login: status 403, expected 2xx")
@@ -133,7 +134,7 @@ def test_json_expectation_names_the_expression_and_both_values(shop: str) -> Non
             "expect": {"status": [201], "json": {"total_cents": 999}},
         },
     ]
-    success, sink = run(shop, steps)
+    success, _, sink = run_prober(JOURNEY, shop, {"steps": steps})
     assert not success
     assert sink.failure == (FailureReason.ASSERTION, "step add: JSON total_cents is 4470, expected 999")
 
@@ -151,12 +152,14 @@ def test_values_come_from_headers_too_and_redirects_can_be_left_alone(shop: str)
         },
         {"name": "account", "url": "{{next}}", "expect": {"body_regexp": "Signed in as demo"}},
     ]
-    success, sink = run(shop, steps, follow_redirects=False)
+    success, _, sink = run_prober(JOURNEY, shop, {"steps": steps, "follow_redirects": False})
     assert success, sink.failure
 
 
 def test_an_extraction_that_finds_nothing_fails_the_step(shop: str) -> None:
-    success, sink = run(shop, [{"name": "home", "url": "/", "extract": {"token": {"regexp": "csrf=(\\w+)"}}}])
+    success, _, sink = run_prober(
+        JOURNEY, shop, {"steps": [{"name": "home", "url": "/", "extract": {"token": {"regexp": "csrf=(\\w+)"}}}]}
+    )
     assert not success
     assert sink.failure is not None
     assert sink.failure[0] is FailureReason.ASSERTION
@@ -164,13 +167,15 @@ def test_an_extraction_that_finds_nothing_fails_the_step(shop: str) -> None:
 
 
 def test_a_body_that_is_not_json_fails_a_json_expectation(shop: str) -> None:
-    success, sink = run(shop, [{"name": "home", "url": "/", "expect": {"json": {"ok": True}}}])
+    success, _, sink = run_prober(
+        JOURNEY, shop, {"steps": [{"name": "home", "url": "/", "expect": {"json": {"ok": True}}}]}
+    )
     assert not success
     assert sink.failure == (FailureReason.ASSERTION, "step home: the body is not JSON (text/html; charset=utf-8)")
 
 
 def test_a_target_that_is_not_a_url_is_refused() -> None:
-    success, sink = run("127.0.0.1:8081", [{"name": "home", "url": "/"}])
+    success, _, sink = run_prober(JOURNEY, "127.0.0.1:8081", {"steps": [{"name": "home", "url": "/"}]})
     assert not success
     assert sink.failure is not None
     assert "http(s) URL" in sink.failure[1]
@@ -272,8 +277,10 @@ def test_https_steps_use_tls_config(
         None: {},
     }[tls_config]
     with https_shop(getattr(certificates, pair)) as url:
-        success, sink = run(
-            url, [{"name": "home", "url": "/", "expect": {"body_regexp": "Demo Shop"}}], tls_config=options
+        success, _, sink = run_prober(
+            JOURNEY,
+            url,
+            {"steps": [{"name": "home", "url": "/", "expect": {"body_regexp": "Demo Shop"}}], "tls_config": options},
         )
     if reason is None:
         assert success, sink.failure

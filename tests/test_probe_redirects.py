@@ -13,7 +13,6 @@ namespace of the test's own (only a loopback device, nothing can leave it).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -21,20 +20,19 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exporter.probes.base import FailureReason, ProbeSink
-from exporter.probes.http import HttpProbe
-from exporter.probes.http import probe as http_probe
-from exporter.probes.journey import JourneyProbe
-from exporter.probes.journey import probe as journey_probe
+from exporter.probes.http import PROBER as HTTP
+from exporter.probes.http_common import USER_AGENT
+from exporter.probes.journey import PROBER as JOURNEY
 from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, may_redirect
 from tests.helpers import StartExporter, parse_samples, require_binary, samples_of, unavailable
-from tests.probe_servers import HttpServer, LoopThread, Responder, fixed, redirect, start_http
+from tests.probe_servers import HttpServer, LoopThread, Responder, fixed, redirect, run_prober, start_http
 
 SECRET_BASIC = "Basic c3ZjOlRvcFNlY3JldFB3"  # svc:TopSecretPw
 CREDENTIALS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
@@ -92,32 +90,6 @@ def serve(servers: LoopThread, routes: dict[str, Responder]) -> HttpServer:
     return start_http(servers, routes)
 
 
-def run_http(
-    target: str, options: dict[str, Any], listed: Callable[[str], bool] | None = None
-) -> tuple[ProbeSink, bool]:
-    sink = ProbeSink(listed)
-    config = HttpProbe.model_validate({"preferred_ip_protocol": "ip4", **options})
-
-    async def main() -> bool:
-        async with asyncio.timeout(5):
-            return await http_probe(target, config, sink)
-
-    return sink, asyncio.run(main())
-
-
-def run_journey(
-    target: str, options: dict[str, Any], listed: Callable[[str], bool] | None = None
-) -> tuple[ProbeSink, bool]:
-    sink = ProbeSink(listed)
-    config = JourneyProbe.model_validate(options)
-
-    async def main() -> bool:
-        async with asyncio.timeout(5):
-            return await journey_probe(target, config, sink)
-
-    return sink, asyncio.run(main())
-
-
 def reason(sink: ProbeSink) -> FailureReason | None:
     return sink.failure[0] if sink.failure else None
 
@@ -138,7 +110,7 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(servers: LoopThr
     options, secrets = CREDENTIALS[kind]
     other = serve(servers, {"/landing": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/landing"))})
-    sink, ok = run_http(target.url("/"), options)
+    ok, _, sink = run_prober(HTTP, target.url("/"), options)
     assert ok, trace(sink)
     assert leaked(target.requests[0].headers, secrets) == secrets  # the target itself gets them
     assert len(other.requests) == 1
@@ -150,7 +122,7 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(servers: LoopThr
 def test_credentials_follow_a_redirect_within_the_target_origin(servers: LoopThread, kind: str) -> None:
     options, secrets = CREDENTIALS[kind]
     target = serve(servers, {"/": redirect("/next"), "/next": fixed(200)})
-    sink, ok = run_http(target.url("/"), options)
+    ok, _, sink = run_prober(HTTP, target.url("/"), options)
     assert ok, trace(sink)
     assert [r.target for r in target.requests] == ["/", "/next"]
     assert leaked(target.requests[1].headers, secrets) == secrets
@@ -161,7 +133,7 @@ def test_cross_origin_redirect_credentials_sends_them_to_another_origin(servers:
     options, secrets = CREDENTIALS[kind]
     other = serve(servers, {"/landing": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/landing"))})
-    sink, ok = run_http(target.url("/"), {**options, "cross_origin_redirect_credentials": True})
+    ok, _, sink = run_prober(HTTP, target.url("/"), {**options, "cross_origin_redirect_credentials": True})
     assert ok, trace(sink)
     assert leaked(other.requests[0].headers, secrets) == secrets
 
@@ -169,7 +141,7 @@ def test_cross_origin_redirect_credentials_sends_them_to_another_origin(servers:
 def test_another_port_or_scheme_is_another_origin(servers: LoopThread) -> None:
     other = serve(servers, {"/": fixed(200)})
     target = serve(servers, {"/": redirect(f"http://127.0.0.1:{other.port}/")})
-    run_http(target.url("/"), {"bearer_token": "t0ken"})
+    run_prober(HTTP, target.url("/"), {"bearer_token": "t0ken"})
     assert "authorization" not in other.requests[0].headers
     assert other.requests[0].headers["host"] == f"127.0.0.1:{other.port}"
 
@@ -194,17 +166,18 @@ def journey_with_headers(**options: Any) -> dict[str, Any]:
 def test_journey_headers_are_not_sent_to_another_origin_on_redirect(servers: LoopThread) -> None:
     other = serve(servers, {"/landing": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/landing"))})
-    sink, ok = run_journey(target.url("/"), journey_with_headers())
+    ok, _, sink = run_prober(JOURNEY, target.url("/"), journey_with_headers())
     assert ok, trace(sink)
     assert leaked(target.requests[0].headers, JOURNEY_SECRETS) == JOURNEY_SECRETS
     assert leaked(other.requests[0].headers, JOURNEY_SECRETS) == {}
     assert other.requests[0].headers["host"] == f"127.0.0.1:{other.port}"
-    assert other.requests[0].headers["user-agent"] == "Pulse journey prober"
+    # The http prober's User-Agent, on the step's own request and after the redirect alike.
+    assert target.requests[0].headers["user-agent"] == other.requests[0].headers["user-agent"] == USER_AGENT
 
 
 def test_journey_headers_follow_a_redirect_within_the_step_origin(servers: LoopThread) -> None:
     target = serve(servers, {"/": redirect("/next"), "/next": fixed(200)})
-    sink, ok = run_journey(target.url("/"), journey_with_headers())
+    ok, _, sink = run_prober(JOURNEY, target.url("/"), journey_with_headers())
     assert ok, trace(sink)
     assert [r.target for r in target.requests] == ["/", "/next"]
     # Cookie too, which httpx drops on every redirect of its own.
@@ -214,7 +187,7 @@ def test_journey_headers_follow_a_redirect_within_the_step_origin(servers: LoopT
 def test_journey_cross_origin_redirect_credentials_sends_them_to_another_origin(servers: LoopThread) -> None:
     other = serve(servers, {"/landing": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/landing"))})
-    sink, ok = run_journey(target.url("/"), journey_with_headers(cross_origin_redirect_credentials=True))
+    ok, _, sink = run_prober(JOURNEY, target.url("/"), journey_with_headers(cross_origin_redirect_credentials=True))
     assert ok, trace(sink)
     assert leaked(other.requests[0].headers, JOURNEY_SECRETS) == JOURNEY_SECRETS
 
@@ -234,7 +207,7 @@ def test_a_redirect_from_loopback_to_link_local_is_refused_before_connecting(
 ) -> None:
     target = serve(servers, {"/": redirect(location)})
     with connections_recorded() as connected:
-        sink, ok = run_http(target.url("/"), {})
+        ok, _, sink = run_prober(HTTP, target.url("/"), {})
     assert not ok
     assert reason(sink) == FailureReason.REDIRECT_BLOCKED
     assert connected == ["127.0.0.1"]  # the target only
@@ -251,7 +224,7 @@ def test_a_redirect_from_loopback_to_link_local_is_refused_before_connecting(
 def test_journey_redirect_from_loopback_to_link_local_is_refused_before_connecting(servers: LoopThread) -> None:
     target = serve(servers, {"/": redirect(METADATA)})
     with connections_recorded() as connected:
-        sink, ok = run_journey(target.url("/"), journey())
+        ok, _, sink = run_prober(JOURNEY, target.url("/"), journey())
     assert not ok
     assert reason(sink) == FailureReason.REDIRECT_BLOCKED
     assert connected == ["127.0.0.1"]
@@ -267,8 +240,8 @@ def test_a_redirect_within_loopback_is_followed(servers: LoopThread) -> None:
     other = serve(servers, {"/": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/"))})
     with connections_recorded() as connected:
-        sink, ok = run_http(target.url("/"), {})
-        journey_sink, journey_ok = run_journey(target.url("/"), journey())
+        ok, _, sink = run_prober(HTTP, target.url("/"), {})
+        journey_ok, _, journey_sink = run_prober(JOURNEY, target.url("/"), journey())
     assert ok, trace(sink)
     assert journey_ok, trace(journey_sink)
     assert connected == ["127.0.0.1"] * 4
@@ -363,19 +336,19 @@ def test_a_listed_url_needs_no_address_check_and_passes_same_origin_only() -> No
 def test_same_origin_redirects_only_refuses_a_redirect_to_another_origin(servers: LoopThread) -> None:
     other = serve(servers, {"/": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/")), "/same": redirect("/ok"), "/ok": fixed(200)})
-    sink, ok = run_http(target.url("/"), {"same_origin_redirects_only": True})
+    ok, _, sink = run_prober(HTTP, target.url("/"), {"same_origin_redirects_only": True})
     assert not ok
     assert reason(sink) == FailureReason.REDIRECT_BLOCKED
     assert "(same_origin_redirects_only)" in trace(sink)
     assert other.connections == 0
-    sink, ok = run_http(target.url("/same"), {"same_origin_redirects_only": True})
+    ok, _, sink = run_prober(HTTP, target.url("/same"), {"same_origin_redirects_only": True})
     assert ok, trace(sink)
 
 
 def test_journey_same_origin_redirects_only_refuses_a_redirect_to_another_origin(servers: LoopThread) -> None:
     other = serve(servers, {"/": fixed(200)})
     target = serve(servers, {"/": redirect(other.url("/"))})
-    sink, ok = run_journey(target.url("/"), journey(same_origin_redirects_only=True))
+    ok, _, sink = run_prober(JOURNEY, target.url("/"), journey(same_origin_redirects_only=True))
     assert not ok
     assert reason(sink) == FailureReason.REDIRECT_BLOCKED
     assert other.connections == 0
@@ -469,12 +442,12 @@ def _netns_scenario() -> None:
     )
     results: dict[str, Any] = {}
     for case in ("to-private", "to-private-name", "to-loopback", "to-public-name", "to-listed"):
-        sink, ok = run_http(public.url(f"/{case}"), {}, lambda url: url == listed_url)
+        ok, _, sink = run_prober(HTTP, public.url(f"/{case}"), {}, listed=lambda url: url == listed_url)
         results[f"http {case}"] = [ok, sink.failure[0].value if sink.failure else None]
         steps = {"steps": [{"name": "home", "url": f"/{case}"}]}
-        sink, ok = run_journey(public.url("/"), steps, lambda url: url == listed_url)
+        ok, _, sink = run_prober(JOURNEY, public.url("/"), steps, listed=lambda url: url == listed_url)
         results[f"journey {case}"] = [ok, sink.failure[0].value if sink.failure else None]
-    sink, ok = run_http(private.url("/to-loopback"), {})
+    ok, _, sink = run_prober(HTTP, private.url("/to-loopback"), {})
     results["http private to-loopback"] = [ok, sink.failure[0].value if sink.failure else None]
     results["internal requests"] = sorted(r.target for r in private.requests + loopback.requests)
     print(json.dumps(results))

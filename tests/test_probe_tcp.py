@@ -1,5 +1,5 @@
 """The tcp prober against real servers on loopback: connect, query_response dialogues, TLS, STARTTLS,
-and each way it can fail; the shared name resolution; and a differential run against blackbox_exporter."""
+and each way it can fail; and a differential run against blackbox_exporter."""
 
 from __future__ import annotations
 
@@ -16,29 +16,33 @@ from exporter.config.types import compile_regex
 from exporter.probes.base import FailureReason, ProbeSink
 from exporter.probes.config import BlackboxFile
 from exporter.probes.runner import run_probe
-from exporter.probes.tcp import (
-    ResolveError,
-    TCPProbe,
-    expand,
-    ip_addr_hash,
-    resolve_target,
-    split_host_port,
-)
-from exporter.probes.tcp import (
-    probe as tcp_probe,
-)
+from exporter.probes.tcp import PROBER as TCP
+from exporter.probes.tcp import TCPProbe, expand
 from tests.blackbox import probe_through, running_blackbox
 from tests.helpers import Samples, StartExporter, samples_of, wait_until
-from tests.probe_servers import Certificates, make_certificates, refused_port, server_ssl_context
+from tests.probe_servers import (
+    Certificates,
+    ProbeResult,
+    make_certificates,
+    refused_port,
+    run_prober,
+    run_prober_async,
+    server_ssl_context,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def probe_server(handler: Handler, config: dict[str, object]) -> tuple[bool, ProbeSink]:
+def probe_server(handler: Handler, config: dict[str, object]) -> ProbeResult:
     """Start a TCP server running `handler` on loopback and probe it with a tcp module `config`."""
 
-    async def scenario() -> tuple[bool, ProbeSink]:
+    async def scenario() -> ProbeResult:
+        handlers: list[asyncio.Task[object]] = []
+
         async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.append(task)
             try:
                 await handler(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError):
@@ -48,13 +52,13 @@ def probe_server(handler: Handler, config: dict[str, object]) -> tuple[bool, Pro
 
         server = await asyncio.start_server(guarded, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        sink = ProbeSink()
         try:
-            options = TCPProbe.model_validate({"preferred_ip_protocol": "ip4", **config})
-            success = await asyncio.wait_for(tcp_probe(f"127.0.0.1:{port}", options, sink), 10)
+            return await run_prober_async(TCP, f"127.0.0.1:{port}", {"preferred_ip_protocol": "ip4", **config})
         finally:
             server.close()
-        return success, sink
+            # The probe has closed its connection: let the handlers read what it sent before the loop ends.
+            if handlers:
+                await asyncio.wait(handlers, timeout=10)
 
     return asyncio.run(scenario())
 
@@ -76,7 +80,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 
 def test_a_listening_port_is_a_success_with_blackbox_address_metrics() -> None:
-    success, sink = probe_server(silent, {})
+    success, _, sink = probe_server(silent, {})
     samples = samples_of(sink.families())
     assert success, sink.trace
     assert samples["probe_ip_protocol"] == 4
@@ -87,31 +91,25 @@ def test_a_listening_port_is_a_success_with_blackbox_address_metrics() -> None:
 
 
 def test_a_refused_port_fails_with_connection_refused() -> None:
-    async def scenario() -> tuple[bool, ProbeSink]:
-        sink = ProbeSink()
-        options = TCPProbe(preferred_ip_protocol="ip4")
-        return await tcp_probe(f"127.0.0.1:{refused_port()}", options, sink), sink
-
-    success, sink = asyncio.run(scenario())
-    assert not success
-    assert reason(sink) is FailureReason.CONNECTION_REFUSED
+    result = run_prober(TCP, f"127.0.0.1:{refused_port()}", {"preferred_ip_protocol": "ip4"})
+    assert not result.success
+    assert result.reason is FailureReason.CONNECTION_REFUSED
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1", "127.0.0.1:http", "::1:80", "127.0.0.1:70000", ":80"])
 def test_a_target_that_is_not_host_port_fails_without_connecting(target: str) -> None:
-    sink = ProbeSink()
-    assert not asyncio.run(tcp_probe(target, TCPProbe(), sink))
-    assert reason(sink) is FailureReason.CONNECTION_ERROR
-    assert "probe_ip_protocol" not in samples_of(sink.families())
+    result = run_prober(TCP, target)
+    assert not result.success
+    assert result.reason is FailureReason.CONNECTION_ERROR
+    assert "probe_ip_protocol" not in result.samples
 
 
 def test_a_name_that_does_not_resolve_is_a_dns_error_with_zeroed_address_metrics() -> None:
-    sink = ProbeSink()
-    assert not asyncio.run(tcp_probe("no-such-host.invalid:80", TCPProbe(), sink))
-    assert reason(sink) is FailureReason.DNS_ERROR
-    samples = samples_of(sink.families())
-    assert samples["probe_ip_protocol"] == 0
-    assert samples["probe_ip_addr_hash"] == 0
+    result = run_prober(TCP, "no-such-host.invalid:80")
+    assert not result.success
+    assert result.reason is FailureReason.DNS_ERROR
+    assert result.samples["probe_ip_protocol"] == 0
+    assert result.samples["probe_ip_addr_hash"] == 0
 
 
 def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout() -> None:
@@ -142,19 +140,18 @@ def test_the_deadline_cancels_a_dialogue_that_waits_forever_and_reports_timeout(
 
 
 def test_an_ipv6_target_in_brackets_is_probed_over_ipv6() -> None:
-    async def scenario() -> tuple[bool, ProbeSink]:
+    async def scenario() -> ProbeResult:
         try:
             server = await asyncio.start_server(silent, "::1", 0)
         except OSError:
             pytest.skip("no IPv6 loopback on this machine")
         port = server.sockets[0].getsockname()[1]
-        sink = ProbeSink()
         try:
-            return await asyncio.wait_for(tcp_probe(f"[::1]:{port}", TCPProbe(), sink), 10), sink
+            return await run_prober_async(TCP, f"[::1]:{port}")
         finally:
             server.close()
 
-    success, sink = asyncio.run(scenario())
+    success, _, sink = asyncio.run(scenario())
     assert success, sink.trace
     samples = samples_of(sink.families())
     assert samples["probe_ip_protocol"] == 6
@@ -168,12 +165,12 @@ def test_source_ip_address_is_the_local_end_of_the_connection() -> None:
         peers.append(writer.get_extra_info("peername")[0])
         await reader.read()
 
-    success, sink = probe_server(note_peer, {"source_ip_address": "127.0.0.2"})
+    success, _, sink = probe_server(note_peer, {"source_ip_address": "127.0.0.2"})
     assert success, sink.trace
     wait_until(lambda: peers, what="the server saw the connection")
     assert peers == ["127.0.0.2"]
     # An address this host does not have cannot be bound: a connection error, not a crash.
-    success, sink = probe_server(silent, {"source_ip_address": "192.0.2.1"})
+    success, _, sink = probe_server(silent, {"source_ip_address": "192.0.2.1"})
     assert not success
     assert reason(sink) is FailureReason.CONNECTION_ERROR
 
@@ -197,7 +194,7 @@ def test_query_response_sends_what_it_extracted_with_regex_groups() -> None:
         await writer.drain()
         received.append((await reader.readline()).decode())
 
-    success, sink = probe_server(
+    success, _, sink = probe_server(
         session,
         {
             "query_response": [
@@ -216,7 +213,7 @@ def test_an_expect_no_line_matched_before_close_fails_due_to_regex() -> None:
         writer.write(b"500 go away\r\n")
         await writer.drain()
 
-    success, sink = probe_server(refuse, {"query_response": [{"expect": "^220 "}]})
+    success, _, sink = probe_server(refuse, {"query_response": [{"expect": "^220 "}]})
     assert not success
     assert reason(sink) is FailureReason.QUERY_RESPONSE
     assert samples_of(sink.families())["probe_failed_due_to_regex"] == 1
@@ -228,7 +225,7 @@ def test_a_line_longer_than_64_kib_is_a_protocol_error() -> None:
         await writer.drain()
         await reader.read()
 
-    success, sink = probe_server(flood, {"query_response": [{"expect": "^220 "}]})
+    success, _, sink = probe_server(flood, {"query_response": [{"expect": "^220 "}]})
     assert not success
     assert reason(sink) is FailureReason.PROTOCOL_ERROR
 
@@ -239,7 +236,7 @@ def test_send_without_expect_writes_at_once() -> None:
     async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received.append(await reader.readline())
 
-    success, _ = probe_server(record, {"query_response": [{"send": "PING"}]})
+    success, _, _ = probe_server(record, {"query_response": [{"send": "PING"}]})
     assert success
     # the server task may still be reading when the probe returns
     wait_until(lambda: received, what="the server read the line")
@@ -255,12 +252,10 @@ def test_expand_follows_go_template_rules() -> None:
 # ------------------------------------------------------------------------------------------------- TLS
 
 
-def probe_tls_server(
-    certificates: Certificates, pair_name: str, tcp_options: dict[str, object]
-) -> tuple[bool, ProbeSink]:
+def probe_tls_server(certificates: Certificates, pair_name: str, tcp_options: dict[str, object]) -> ProbeResult:
     pair = getattr(certificates, pair_name)
 
-    async def scenario() -> tuple[bool, ProbeSink]:
+    async def scenario() -> ProbeResult:
         async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 writer.write(b"hello over tls\n")
@@ -273,19 +268,17 @@ def probe_tls_server(
 
         server = await asyncio.start_server(greet, "127.0.0.1", 0, ssl=server_ssl_context(pair))
         port = server.sockets[0].getsockname()[1]
-        sink = ProbeSink()
         try:
-            options = TCPProbe.model_validate({"preferred_ip_protocol": "ip4", "tls": True, **tcp_options})
-            success = await asyncio.wait_for(tcp_probe(f"127.0.0.1:{port}", options, sink), 10)
+            options = {"preferred_ip_protocol": "ip4", "tls": True, **tcp_options}
+            return await run_prober_async(TCP, f"127.0.0.1:{port}", options)
         finally:
             server.close()
-        return success, sink
 
     return asyncio.run(scenario())
 
 
 def test_tls_connect_reports_certificate_and_version(certificates: Certificates) -> None:
-    success, sink = probe_tls_server(
+    success, _, sink = probe_tls_server(
         certificates,
         "ca_signed",
         {"tls_config": {"ca_file": str(certificates.ca_file)}, "query_response": [{"expect": "^hello over tls$"}]},
@@ -302,7 +295,7 @@ def test_tls_connect_reports_certificate_and_version(certificates: Certificates)
 def test_tls_to_an_expired_certificate_fails_as_expired_and_still_reports_the_leaf(
     certificates: Certificates,
 ) -> None:
-    success, sink = probe_tls_server(certificates, "expired", {"tls_config": {"ca_file": str(certificates.ca_file)}})
+    success, _, sink = probe_tls_server(certificates, "expired", {"tls_config": {"ca_file": str(certificates.ca_file)}})
     assert not success
     assert reason(sink) is FailureReason.CERTIFICATE_EXPIRED
     expected = certificates.expired.certificate.not_valid_after_utc.timestamp()
@@ -310,7 +303,7 @@ def test_tls_to_an_expired_certificate_fails_as_expired_and_still_reports_the_le
 
 
 def test_tls_to_an_untrusted_certificate_is_certificate_invalid(certificates: Certificates) -> None:
-    success, sink = probe_tls_server(certificates, "self_signed", {})
+    success, _, sink = probe_tls_server(certificates, "self_signed", {})
     assert not success
     assert reason(sink) is FailureReason.CERTIFICATE_INVALID
 
@@ -320,7 +313,7 @@ def test_tls_to_a_plain_tcp_server_is_a_tls_error() -> None:
         writer.write(b"SSH-2.0-not-tls\r\n" * 10)
         await writer.drain()
 
-    success, sink = probe_server(plain, {"tls": True, "tls_config": {"insecure_skip_verify": True}})
+    success, _, sink = probe_server(plain, {"tls": True, "tls_config": {"insecure_skip_verify": True}})
     assert not success
     assert reason(sink) is FailureReason.TLS_ERROR
 
@@ -340,7 +333,7 @@ def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificat
         await writer.drain()
         after_tls.append((await reader.readline()).decode())
 
-    success, sink = probe_server(
+    success, _, sink = probe_server(
         smtp_like,
         {
             "tls_config": {"ca_file": str(certificates.ca_file), "server_name": "localhost"},
@@ -358,29 +351,6 @@ def test_starttls_upgrades_the_connection_and_reports_the_certificate(certificat
     )
     wait_until(lambda: after_tls, what="the server read the line after TLS")
     assert after_tls == ["QUIT\n"]
-
-
-# ------------------------------------------------------------------------------------------ resolution
-
-
-def test_resolution_prefers_the_asked_protocol_and_falls_back() -> None:
-    ip, _, seconds = asyncio.run(resolve_target("127.0.0.1", "ip6", True))
-    assert (ip, seconds >= 0) == ("127.0.0.1", True)
-    with pytest.raises(ResolveError):
-        asyncio.run(resolve_target("127.0.0.1", "ip6", False))
-    ip, _, _ = asyncio.run(resolve_target("localhost", "ip4", False))
-    assert ip == "127.0.0.1"
-
-
-def test_ip_addr_hash_matches_blackbox_values() -> None:
-    # Values printed by blackbox_exporter 0.23 for these addresses.
-    assert ip_addr_hash("127.0.0.1") == 3668918509
-    assert ip_addr_hash("::1") == 1751717746
-
-
-def test_split_host_port_handles_ipv6_brackets() -> None:
-    assert split_host_port("[::1]:853") == ("::1", 853)
-    assert split_host_port("db.example.com:5432") == ("db.example.com", 5432)
 
 
 # ------------------------------------------------------------------------------------------ differential

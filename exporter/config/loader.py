@@ -112,7 +112,7 @@ def load_model(model: type[ModelT], source: str | Path, text: str | None = None)
     try:
         return model.model_validate(data if data is not None else {}, context={"base_dir": Path(name).parent})
     except pydantic.ValidationError as err:
-        problems = [_describe(name, model, e, lines) for e in err.errors()]
+        problems = describe_validation_errors(name, model, err, lines)
         raise ConfigError(name, sorted(problems, key=lambda problem: _line_of(name, problem))) from None
 
 
@@ -314,7 +314,15 @@ def interpolate_env(name: str, data: Any, lines: dict[Path_, int]) -> Any:
     return result
 
 
-def _describe(name: str, model: type[pydantic.BaseModel], error: Any, lines: dict[Path_, int]) -> str:
+def describe_validation_errors(
+    name: str, model: type[pydantic.BaseModel], err: pydantic.ValidationError, lines: dict[Path_, int]
+) -> list[str]:
+    """`err`'s problems as the user reads them: "file:line: key: message", in pydantic's order; `lines`
+    (from parse_yaml) locates the keys of the file `name` that was validated against `model`."""
+    return [_describe_error(name, model, error, lines) for error in err.errors()]
+
+
+def _describe_error(name: str, model: type[pydantic.BaseModel], error: Any, lines: dict[Path_, int]) -> str:
     path: Path_ = tuple(p for p in error["loc"] if not _is_union_tag(p))
     message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if error["type"] == "extra_forbidden":

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from exporter.config.loader import ConfigError, UnreadableFile, _describe, parse_yaml, read_text_file
+from exporter.config.loader import (
+    ConfigError,
+    UnreadableFile,
+    describe_validation_errors,
+    parse_yaml,
+    read_text_file,
+)
 from exporter.config.scope import ValidationScope
 from exporter.config.types import Duration, Regex, StrictModel
 from exporter.probes import PROBERS
@@ -144,7 +150,7 @@ def load_modules_file(path: Path) -> dict[str, ProbeModule]:
         # Secret files (bearer_token_file, ...) are relative to the modules file, as blackbox reads them.
         parsed = BlackboxFile.model_validate(data if data is not None else {}, context={"base_dir": path.parent})
     except pydantic.ValidationError as err:
-        problems = [_describe(name, BlackboxFile, e, lines) for e in err.errors()]
+        problems = describe_validation_errors(name, BlackboxFile, err, lines)
         raise ValueError("modules_file: " + "; ".join(problems)) from None
     return parsed.modules
 

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import dns.exception
@@ -24,8 +24,8 @@ import pydantic
 
 from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel
-from exporter.probes.base import FailureReason, Prober, ProbeSink
-from exporter.probes.tcp import IPProtocol, resolve_for_probe
+from exporter.probes.base import FailureReason, PhaseDurations, Prober, ProbeSink, broken_regex
+from exporter.probes.resolver import IPProtocol, ResolvedHost, resolve_for_probe, split_host_port
 from exporter.probes.tls import report_tls_failure
 
 if TYPE_CHECKING:  # dnspython's query machinery is imported by the first probe: configs without dns save 1.6 MiB
@@ -72,30 +72,22 @@ class DNSProbe(StrictModel):
     @pydantic.field_validator("query_type")
     @classmethod
     def _type(cls, value: str) -> str:
-        try:
-            dns.rdatatype.from_text(value.upper())
-        except dns.exception.DNSException:
-            raise ValueError(f"unknown DNS query type {value!r} (e.g. A, AAAA, MX, SOA, TXT, ANY)") from None
-        return value.upper()
+        return _known(
+            dns.rdatatype.from_text, value, f"unknown DNS query type {value!r} (e.g. A, AAAA, MX, SOA, TXT, ANY)"
+        )
 
     @pydantic.field_validator("query_class")
     @classmethod
     def _class(cls, value: str) -> str:
-        try:
-            dns.rdataclass.from_text(value.upper())
-        except dns.exception.DNSException:
-            raise ValueError(f"unknown DNS query class {value!r} (IN, CH, HS, ANY)") from None
-        return value.upper()
+        return _known(dns.rdataclass.from_text, value, f"unknown DNS query class {value!r} (IN, CH, HS, ANY)")
 
     @pydantic.field_validator("valid_rcodes")
     @classmethod
     def _rcodes(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                dns.rcode.from_text(value.upper())
-            except dns.exception.DNSException:
-                raise ValueError(f"unknown DNS rcode {value!r} (e.g. NOERROR, NXDOMAIN, SERVFAIL)") from None
-        return [value.upper() for value in values]
+        return [
+            _known(dns.rcode.from_text, value, f"unknown DNS rcode {value!r} (e.g. NOERROR, NXDOMAIN, SERVFAIL)")
+            for value in values
+        ]
 
     @pydantic.field_validator("source_ip_address")
     @classmethod
@@ -118,41 +110,13 @@ class DNSProbe(StrictModel):
         return self.transport_protocol or ("tcp" if self.dns_over_tls else "udp")
 
 
-@dataclass(frozen=True)
-class Server:
-    """A probed host's name, the address it resolved to and the time the lookup took."""
-
-    host: str
-    ip: str
-    family: socket.AddressFamily
-    lookup_seconds: float
-
-
-async def resolve_server(host: str, preferred: IPProtocol, fallback: bool, sink: ProbeSink) -> Server | None:
-    """The tcp prober's resolution (blackbox's rules and metrics, `dns_error` on failure), timed for the
-    resolve phase."""
-    started = time.perf_counter()
-    resolved = await resolve_for_probe(host, preferred, fallback, sink)
-    if resolved is None:
-        return None
-    ip, family = resolved
-    return Server(host, ip, socket.AddressFamily(family), time.perf_counter() - started)
-
-
-def split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    """ "host", "host:port", "[v6]:port" or a bare IPv6 address; raises ValueError for a bad port."""
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif target.count(":") == 1:
-        host, port = target.split(":")
-    else:
-        host, port = target, ""
-    if not port:
-        return host, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port {port!r} in target {target!r}")
-    return host, int(port)
+def _known(parse: Callable[[str], object], value: str, problem: str) -> str:
+    """`value` in upper case if dnspython knows it (a type, class or rcode name); ValueError(problem) if not."""
+    try:
+        parse(value.upper())
+    except dns.exception.DNSException:
+        raise ValueError(problem) from None
+    return value.upper()
 
 
 # ---- the probe ----
@@ -177,12 +141,12 @@ def check_records(records: list[str], validator: RRValidator) -> str | None:
     if not records and validator.fail_if_none_matches_regexp:
         return "fail_if_none_matches_regexp is set but there are no records"
     for record in records:
-        for pattern in validator.fail_if_matches_regexp:
-            if pattern.search(record):
+        broken = broken_regex(record, validator.fail_if_matches_regexp, validator.fail_if_not_matches_regexp)
+        if broken is not None:
+            pattern, matched = broken
+            if matched:
                 return f"record {record!r} matches fail_if_matches_regexp {pattern.pattern!r}"
-        for pattern in validator.fail_if_not_matches_regexp:
-            if not pattern.search(record):
-                return f"record {record!r} does not match fail_if_not_matches_regexp {pattern.pattern!r}"
+            return f"record {record!r} does not match fail_if_not_matches_regexp {pattern.pattern!r}"
     # Despite its name, blackbox (0.23, and its source today) fails this rule when a record does NOT match every
     # pattern (no records: passes). Pulse does what blackbox does, so migrated modules keep their meaning.
     for record in records:
@@ -210,7 +174,7 @@ def _classify(err: BaseException) -> tuple[FailureReason, str]:
 
 
 async def _exchange(
-    query: dns.message.Message, server: Server, port: int, config: DNSProbe, phases: dict[str, float]
+    query: dns.message.Message, server: ResolvedHost, port: int, config: DNSProbe, phases: PhaseDurations
 ) -> dns.message.Message:
     """Connect (a UDP socket, or a TCP/TLS connection) and ask; the two phases are timed apart."""
     import dns.asyncbackend  # noqa: PLC0415
@@ -228,62 +192,45 @@ async def _exchange(
         server.family, socktype, 0, source, destination, None, tls, server_name
     )
     try:
-        phases["connect"] = time.perf_counter() - started
-        started = time.perf_counter()
-        try:
+        phases.add("connect", time.perf_counter() - started)
+        with phases.timing("request"):
             if config.transport == "udp":
                 return await dns.asyncquery.udp(query, server.ip, port=port, sock=sock)
             if config.dns_over_tls:
                 return await dns.asyncquery.tls(query, server.ip, port=port, sock=sock)
             return await dns.asyncquery.tcp(query, server.ip, port=port, sock=sock)
-        finally:
-            phases["request"] = time.perf_counter() - started
     finally:
         await sock.close()
 
 
-@dataclass
-class _Outcome:
-    """What the probe learnt so far; written as metrics even when the probe is cancelled midway."""
-
-    phases: dict[str, float] = field(default_factory=lambda: {"resolve": 0.0, "connect": 0.0, "request": 0.0})
-    counts: dict[str, int] = field(default_factory=lambda: {"answer": 0, "authority": 0, "additional": 0})
-    query_succeeded: bool = False
-
-    def write(self, sink: ProbeSink) -> None:
-        for phase, seconds in self.phases.items():
-            sink.gauge("probe_dns_duration_seconds", "Duration of DNS request by phase", seconds, {"phase": phase})
-        for section, count in self.counts.items():
-            sink.gauge(
-                f"probe_dns_{section}_rrs",
-                f"Returns number of entries in the {section} resource record list",
-                float(count),
-            )
+def _report_counts(sink: ProbeSink, counts: dict[str, int]) -> None:
+    for section, count in counts.items():
         sink.gauge(
-            "probe_dns_query_succeeded",
-            "Displays whether or not the query was executed successfully",
-            float(self.query_succeeded),
+            f"probe_dns_{section}_rrs", f"Returns number of entries in the {section} resource record list", float(count)
         )
 
 
+def _report_query_succeeded(sink: ProbeSink, succeeded: bool) -> None:
+    sink.gauge(
+        "probe_dns_query_succeeded", "Displays whether or not the query was executed successfully", float(succeeded)
+    )
+
+
 async def probe(target: str, config: DNSProbe, sink: ProbeSink) -> bool:
-    outcome = _Outcome()
-    try:
-        return await _probe(target, config, sink, outcome)
-    finally:
-        # Also a probe cancelled at its deadline reports every series, as blackbox does.
-        outcome.write(sink)
-
-
-async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    # Every series from the start, so a probe cut at its deadline reports them all, as blackbox does.
+    phases = sink.phases(
+        "probe_dns_duration_seconds", "Duration of DNS request by phase", ("resolve", "connect", "request")
+    )
+    _report_counts(sink, {"answer": 0, "authority": 0, "additional": 0})
+    _report_query_succeeded(sink, False)
     try:
         host, port = split_host_port(target, 853 if config.dns_over_tls else 53)
     except ValueError as err:
         return sink.fail(FailureReason.DNS_ERROR, str(err))
-    server = await resolve_server(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
+    server = await resolve_for_probe(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
     if server is None:
         return False
-    outcome.phases["resolve"] = server.lookup_seconds
+    phases.add("resolve", server.lookup_seconds)
 
     import dns.message  # noqa: PLC0415
 
@@ -296,7 +243,7 @@ async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outco
         f"asking {server.ip}:{port} over {transport}: {config.query_name} {config.query_class} {config.query_type}"
     )
     try:
-        response = await _exchange(query, server, port, config, outcome.phases)
+        response = await _exchange(query, server, port, config, phases)
     except ssl.SSLError as err:  # DNS over TLS: the leaf's validity is reported also when it failed
         name = config.tls_config.server_name or host
         return await report_tls_failure(
@@ -308,8 +255,8 @@ async def _probe(target: str, config: DNSProbe, sink: ProbeSink, outcome: _Outco
 
     sections = {"answer": response.answer, "authority": response.authority, "additional": response.additional}
     texts = {name: rr_texts(section) for name, section in sections.items()}
-    outcome.counts = {name: len(lines) for name, lines in texts.items()}
-    outcome.query_succeeded = True
+    _report_counts(sink, {name: len(lines) for name, lines in texts.items()})
+    _report_query_succeeded(sink, True)
     rcode = dns.rcode.to_text(response.rcode())
     sink.log(f"answer: rcode {rcode}, " + ", ".join(f"{len(v)} {k}" for k, v in texts.items()))
     for name, lines in texts.items():

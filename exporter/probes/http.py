@@ -4,8 +4,9 @@ The target is a URL (`http://` is assumed when the scheme is missing). The probe
 (preferred IP protocol with fallback), sends the request on a new connection, follows redirects (up to
 10, on new connections, re-resolving each host; within the rules of redirects.py: credentials stay with
 the target's origin, no redirect to a more internal address), then checks the last response: status
-code, headers, body, HTTP version, TLS or not. Metrics are written once, when the probe ends, also when
-the runner cancels it at the deadline, so a timed-out probe still shows how far it got (as in blackbox).
+code, headers, body, HTTP version, TLS or not. Metrics are written as the probe goes (those of a response
+when its head arrives), so a probe the runner cancels at the deadline still shows how far it got (as in
+blackbox).
 
 Differences from blackbox_exporter: only HTTP/1.x is spoken (no HTTP/2 over ALPN), compression
 supports gzip and deflate (not br), and the redirect rules above (blackbox has no address check).
@@ -16,39 +17,37 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
-import socket
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Literal
 
 import pydantic
 
-from exporter import __version__
 from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel, secret_field
-from exporter.probes.base import FailureReason, Prober, ProbeSink
+from exporter.probes.base import (
+    FailureReason,
+    PhaseDurations,
+    Prober,
+    ProbeSink,
+    broken_regex,
+    report_regex_failure,
+)
+from exporter.probes.http_common import REDIRECT_LIMIT, USER_AGENT, HttpMethod
 from exporter.probes.httpclient import (
     BodyOptions,
-    Phases,
-    Request,
+    HttpRequest,
+    HttpResponse,
     RequestFailed,
-    Response,
     TLSHandshakeFailed,
     TLSSettings,
     exchange,
 )
 from exporter.probes.redirects import AddressClass, RedirectBlocked, RedirectRules, address_class, origin
-from exporter.probes.tcp import IPProtocol, ResolveError, ip_addr_hash, resolve_target
-from exporter.probes.tls import (
-    classify_tls_error,
-    describe_tls_error,
-    report_tls,
-    report_tls_failure,
-)
+from exporter.probes.resolver import IPProtocol, ResolveError, report_resolution, resolve_target
+from exporter.probes.tls import TLS_METRICS, report_tls, report_tls_failure, tls_failure
 
-REDIRECT_LIMIT = 10  # Go's http.Client default, which blackbox keeps
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-_USER_AGENT = f"Pulse-Exporter/{__version__}"
+_LAST_MODIFIED = "probe_http_last_modified_timestamp_seconds"
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Characters sent as they are in a request target; others (spaces, non-ASCII) are percent-encoded.
 _TARGET_SAFE = "/%:@!$&'()*+,;=-._~?"
@@ -75,7 +74,9 @@ class HeaderMatch(StrictModel):
     allow_missing: bool = False
 
 
-class BasicAuth(StrictModel):
+class BasicAuthCredentials(StrictModel):
+    """The `basic_auth` option: sent as `Authorization: Basic ...`."""
+
     username: str
     password: str = secret_field(default="")
 
@@ -94,15 +95,6 @@ class Authorization(StrictModel):
         if value.lower() == "basic":
             raise ValueError("use basic_auth for Basic authorization")
         return value
-
-
-def _http_method(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z]+", value):
-        raise ValueError(f"not an HTTP method: {value!r}")
-    return value.upper()
-
-
-HttpMethod = Annotated[str, pydantic.AfterValidator(_http_method)]  # "get" is sent as GET
 
 
 class HttpProbe(StrictModel):
@@ -126,7 +118,7 @@ class HttpProbe(StrictModel):
     fail_if_body_not_matches_regexp: list[Regex] = []
     fail_if_header_matches: list[HeaderMatch] = []
     fail_if_header_not_matches: list[HeaderMatch] = []
-    basic_auth: BasicAuth | None = None
+    basic_auth: BasicAuthCredentials | None = None
     bearer_token: str | None = secret_field(default=None)
     authorization: Authorization | None = None
     tls_config: TLSClientConfig = TLSClientConfig()
@@ -217,26 +209,22 @@ class HttpProbe(StrictModel):
         return bool(self.fail_if_body_matches_regexp or self.fail_if_body_not_matches_regexp)
 
 
-@dataclass
-class _Outcome:
-    """What the metrics are written from, filled in as the probe goes."""
-
-    phases: Phases = field(default_factory=Phases)
-    redirects: int = 0
-    response: Response | None = None
-    failed_due_to_regex: bool = False
-    lookup: tuple[float, int, int] | None = None  # seconds, ip protocol, address hash
-
-    def saw(self, response: Response) -> None:
-        self.response = response
-
-
 async def probe(target: str, config: HttpProbe, sink: ProbeSink) -> bool:
-    outcome = _Outcome()
+    # blackbox's gauges, all set from the start: a probe cut at its deadline reports how far it got.
+    phases = sink.phases(
+        "probe_http_duration_seconds",
+        "Duration of http request by phase, summed over all redirects",
+        ("resolve", "connect", "tls", "processing", "transfer"),
+    )
+    _report_response(sink, None)
+    _report_redirects(sink, 0)
+    report_regex_failure(sink, False)
+    url = target if re.match(r"^https?://", target, re.IGNORECASE) else "http://" + target
     try:
-        return await _probe(target, config, sink, outcome)
-    finally:  # also when cancelled at the deadline: report how far the probe got
-        _write_metrics(sink, outcome)
+        parts = _split_url(url)
+    except ValueError as err:
+        return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot parse target: {err}")
+    return await _probe(parts, config, sink, phases)
 
 
 def _split_url(url: str) -> urllib.parse.SplitResult:
@@ -247,12 +235,7 @@ def _split_url(url: str) -> urllib.parse.SplitResult:
     return parts
 
 
-async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
-    url = target if re.match(r"^https?://", target, re.IGNORECASE) else "http://" + target
-    try:
-        parts = _split_url(url)
-    except ValueError as err:
-        return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot parse target: {err}")
+async def _probe(parts: urllib.parse.SplitResult, config: HttpProbe, sink: ProbeSink, phases: PhaseDurations) -> bool:
     first_host = parts.hostname
     proxy = _proxy_address(config.proxy_url)
     proxy_headers = _proxy_authorization(config.proxy_url)
@@ -262,12 +245,13 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
     rules = RedirectRules(sink.listed, config.same_origin_redirects_only)
     sender: AddressClass | None = None  # class of the address the last response came from
     listed = False  # the URL being requested is accepted by probes.targets / probes.allow
+    redirects = 0
 
     while True:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         url = urllib.parse.urlunsplit(parts)
-        address = await _resolve(host, config, sink, outcome)
+        address = await _resolve(host, config, sink, phases, first=sender is None)
         if address is None:
             return False
         if sender is None or listed:
@@ -290,7 +274,7 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
             credentials=credentials,
         )
         if proxy is not None and parts.scheme == "http":  # the proxy reads the request itself
-            request = Request(request.method, request.target, [*request.headers, *proxy_headers], request.body)
+            request = HttpRequest(request.method, request.target, [*request.headers, *proxy_headers], request.body)
         tls = None
         if parts.scheme == "https":
             name = config.tls_config.server_name if host == first_host and config.tls_config.server_name else host
@@ -303,16 +287,17 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
                 port,
                 request,
                 tls=tls,
-                phases=outcome.phases,
+                phases=phases,
                 proxy=proxy,
                 proxy_headers=proxy_headers,
                 connect_authority=f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
                 body=BodyOptions(config.body_size_limit, config.compression, keep=config.checks_body),
-                on_head=outcome.saw,
+                on_head=lambda response: _report_response(sink, response),
+                on_body_read=lambda response: _report_body_length(sink, response.body_length),
             )
         except TLSHandshakeFailed as err:
             if proxy is not None or tls is None:
-                return sink.fail(classify_tls_error(err.error), describe_tls_error(err.error))
+                return sink.fail(*tls_failure(err.error))
             return await report_tls_failure(
                 sink,
                 err.error,
@@ -332,44 +317,43 @@ async def _probe(target: str, config: HttpProbe, sink: ProbeSink, outcome: _Outc
         location = response.header_values("location")
         if response.status not in _REDIRECT_STATUSES or not location:
             break
+        redirects += 1
+        _report_redirects(sink, redirects)  # blackbox (0.23) also counts a redirect it did not follow or refused
         if not config.follows_redirects:
-            outcome.redirects += 1  # blackbox 0.23 counts the redirect it did not follow
             break
-        if outcome.redirects >= REDIRECT_LIMIT:
-            outcome.redirects += 1  # blackbox counts the redirect it refused
+        if redirects > REDIRECT_LIMIT:
             return sink.fail(
                 FailureReason.REDIRECT_LIMIT, f"more than {REDIRECT_LIMIT} redirects (last to {location[0]})"
             )
-        outcome.redirects += 1
         try:
             parts = _split_url(urllib.parse.urljoin(urllib.parse.urlunsplit(parts), location[0]))
         except ValueError as err:
             return sink.fail(FailureReason.PROTOCOL_ERROR, f"cannot follow redirect: {err}")
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", b""  # what browsers and Go do; 307/308 repeat the request as it was
-        sink.log(f"redirect {outcome.redirects} to {urllib.parse.urlunsplit(parts)}")
+        sink.log(f"redirect {redirects} to {urllib.parse.urlunsplit(parts)}")
         try:
             listed = rules.check_url(urllib.parse.urlunsplit(parts), start)
         except RedirectBlocked as err:
             return sink.fail(FailureReason.REDIRECT_BLOCKED, str(err))
 
-    return _check_response(response, config, sink, outcome)
+    return _check_response(response, config, sink)
 
 
-async def _resolve(host: str, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> str | None:
+async def _resolve(host: str, config: HttpProbe, sink: ProbeSink, phases: PhaseDurations, *, first: bool) -> str | None:
     """Resolve a hop's host; the first lookup gives probe_dns_lookup_time_seconds and the IP metrics."""
     name = host[1:-1] if host.startswith("[") else host
     try:
         address, family, seconds = await resolve_target(name, config.preferred_ip_protocol, config.ip_protocol_fallback)
     except ResolveError as err:
-        outcome.phases.resolve += err.seconds
-        if outcome.lookup is None:
-            outcome.lookup = (err.seconds, 0, 0)
+        phases.add("resolve", err.seconds)
+        if first:
+            report_resolution(sink, err.seconds)
         sink.fail(FailureReason.DNS_ERROR, str(err))
         return None
-    outcome.phases.resolve += seconds
-    if outcome.lookup is None:
-        outcome.lookup = (seconds, 6 if family == socket.AF_INET6 else 4, ip_addr_hash(address))
+    phases.add("resolve", seconds)
+    if first:
+        report_resolution(sink, seconds, address, family)
         sink.log(f"resolved {name} to {address} in {seconds:.6f}s")
     return address
 
@@ -388,7 +372,7 @@ def _proxy_authorization(proxy_url: str | None) -> tuple[tuple[str, str], ...]:
         return ()
     user = urllib.parse.unquote(parts.username)
     password = urllib.parse.unquote(parts.password or "")
-    return (("Proxy-Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()),)
+    return (("Proxy-Authorization", _basic(user, password)),)
 
 
 def _build_request(
@@ -400,7 +384,7 @@ def _build_request(
     via_proxy: bool,
     cookies: dict[str, str],
     credentials: bool = True,
-) -> Request:
+) -> HttpRequest:
     """The request for one hop; without `credentials` (another origin than the target's) no Authorization
     from basic_auth / bearer_token / authorization and none of the configured `headers`."""
     default_port = 443 if parts.scheme == "https" else 80
@@ -418,7 +402,7 @@ def _build_request(
         headers[name.lower()] = (name, value)
 
     put("Host", authority)
-    put("User-Agent", _USER_AGENT)
+    put("User-Agent", USER_AGENT)
     if config.compression not in ("", "identity"):
         put("Accept-Encoding", config.compression)
     if credentials:
@@ -432,18 +416,22 @@ def _build_request(
     # One request per connection: the server closes it, so its TIME_WAIT stays on its side.
     if "connection" not in headers:
         put("Connection", "close")
-    return Request(method, target, list(headers.values()), body)
+    return HttpRequest(method, target, list(headers.values()), body)
 
 
 def _credential_headers(config: HttpProbe) -> list[tuple[str, str]]:
     if config.basic_auth is not None:
-        pair = f"{config.basic_auth.username}:{config.basic_auth.password}".encode()
-        return [("Authorization", "Basic " + base64.b64encode(pair).decode())]
+        return [("Authorization", _basic(config.basic_auth.username, config.basic_auth.password))]
     if config.bearer_token is not None:
         return [("Authorization", f"Bearer {config.bearer_token}")]
     if config.authorization is not None:
         return [("Authorization", f"{config.authorization.type} {config.authorization.credentials}")]
     return []
+
+
+def _basic(user: str, password: str) -> str:
+    """The value of a Basic (proxy) authorization header."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _idna(host: str) -> str:
@@ -456,7 +444,7 @@ def _idna(host: str) -> str:
         return host
 
 
-def _remember_cookies(response: Response, host: str, cookies: dict[str, dict[str, str]]) -> None:
+def _remember_cookies(response: HttpResponse, host: str, cookies: dict[str, dict[str, str]]) -> None:
     """A minimal cookie jar for redirects (blackbox has one): name=value per host, attributes ignored."""
     for value in response.header_values("set-cookie"):
         pair = value.split(";", 1)[0]
@@ -465,7 +453,7 @@ def _remember_cookies(response: Response, host: str, cookies: dict[str, dict[str
             cookies.setdefault(host, {})[name.strip()] = content.strip()
 
 
-def _check_response(response: Response, config: HttpProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+def _check_response(response: HttpResponse, config: HttpProbe, sink: ProbeSink) -> bool:
     """blackbox's order: status, headers, body, HTTP version, then TLS or not."""
     ok = True
     valid = response.status in config.valid_status_codes if config.valid_status_codes else 200 <= response.status < 300
@@ -474,12 +462,12 @@ def _check_response(response: Response, config: HttpProbe, sink: ProbeSink, outc
         ok = sink.fail(FailureReason.HTTP_STATUS, f"status code {response.status}, wanted {wanted}")
     if ok and (config.fail_if_header_matches or config.fail_if_header_not_matches):
         problem = _header_problem(response, config)
-        outcome.failed_due_to_regex = problem is not None
+        report_regex_failure(sink, problem is not None)
         if problem is not None:
             ok = sink.fail(FailureReason.HEADER_REGEX, problem)
     if ok and config.checks_body:
         problem = _body_problem(response.body or b"", config)
-        outcome.failed_due_to_regex = problem is not None
+        report_regex_failure(sink, problem is not None)
         if problem is not None:
             ok = sink.fail(FailureReason.BODY_REGEX, problem)
     version = f"HTTP/{response.http_version}"
@@ -492,7 +480,7 @@ def _check_response(response: Response, config: HttpProbe, sink: ProbeSink, outc
     return ok
 
 
-def _header_problem(response: Response, config: HttpProbe) -> str | None:
+def _header_problem(response: HttpResponse, config: HttpProbe) -> str | None:
     for check in config.fail_if_header_matches:
         values = response.header_values(check.header)
         if not values and not check.allow_missing:
@@ -512,16 +500,14 @@ def _header_problem(response: Response, config: HttpProbe) -> str | None:
 
 def _body_problem(body: bytes, config: HttpProbe) -> str | None:
     text = body.decode("utf-8", "replace")
-    for pattern in config.fail_if_body_matches_regexp:
-        if pattern.search(text):
-            return f"body matched {pattern.pattern!r}"
-    for pattern in config.fail_if_body_not_matches_regexp:
-        if not pattern.search(text):
-            return f"body did not match {pattern.pattern!r}"
-    return None
+    broken = broken_regex(text, config.fail_if_body_matches_regexp, config.fail_if_body_not_matches_regexp)
+    if broken is None:
+        return None
+    pattern, matched = broken
+    return f"body matched {pattern.pattern!r}" if matched else f"body did not match {pattern.pattern!r}"
 
 
-def _last_modified(response: Response) -> float | None:
+def _last_modified(response: HttpResponse) -> float | None:
     values = response.header_values("last-modified")
     if not values:
         return None
@@ -531,33 +517,13 @@ def _last_modified(response: Response) -> float | None:
         return None
 
 
-def _write_metrics(sink: ProbeSink, outcome: _Outcome) -> None:
-    if outcome.lookup is not None:
-        seconds, protocol, addr_hash = outcome.lookup
-        sink.gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", seconds)
-        sink.gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", protocol)
-        sink.gauge(
-            "probe_ip_addr_hash",
-            "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
-            addr_hash,
-        )
-    for phase, seconds in outcome.phases.items():
-        sink.gauge(
-            "probe_http_duration_seconds",
-            "Duration of http request by phase, summed over all redirects",
-            seconds,
-            {"phase": phase},
-        )
-    response = outcome.response
+def _report_response(sink: ProbeSink, response: HttpResponse | None) -> None:
+    """The metrics of the last response whose head arrived (0 before any did): a redirect's response is
+    replaced by the next one, so the probe reports the final response, or the last it got to."""
     sink.gauge(
         "probe_http_content_length", "Length of http content response", response.content_length if response else 0
     )
-    sink.gauge(
-        "probe_http_uncompressed_body_length",
-        "Length of uncompressed response body",
-        response.body_length if response else 0,
-    )
-    sink.gauge("probe_http_redirects", "The number of redirects", outcome.redirects)
+    _report_body_length(sink, response.body_length if response else 0)
     sink.gauge(
         "probe_http_ssl",
         "Indicates if SSL was used for the final redirect",
@@ -569,17 +535,22 @@ def _write_metrics(sink: ProbeSink, outcome: _Outcome) -> None:
         "Returns the version of HTTP of the probe response",
         float(response.http_version) if response else 0,
     )
-    sink.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", int(outcome.failed_due_to_regex))
-    if response is not None:
-        modified = _last_modified(response)
-        if modified is not None:
-            sink.gauge(
-                "probe_http_last_modified_timestamp_seconds",
-                "Returns the Last-Modified HTTP response header in unixtime",
-                modified,
-            )
-        if response.ssl_object is not None:
-            report_tls(sink, response.ssl_object)
+    sink.remove(_LAST_MODIFIED, *TLS_METRICS)
+    if response is None:
+        return
+    modified = _last_modified(response)
+    if modified is not None:
+        sink.gauge(_LAST_MODIFIED, "Returns the Last-Modified HTTP response header in unixtime", modified)
+    if response.ssl_object is not None:
+        report_tls(sink, response.ssl_object)
+
+
+def _report_body_length(sink: ProbeSink, length: int) -> None:
+    sink.gauge("probe_http_uncompressed_body_length", "Length of uncompressed response body", length)
+
+
+def _report_redirects(sink: ProbeSink, redirects: int) -> None:
+    sink.gauge("probe_http_redirects", "The number of redirects", redirects)
 
 
 PROBER = Prober("http", HttpProbe, probe)

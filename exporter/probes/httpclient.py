@@ -11,7 +11,7 @@ per connection and closes it, which needs only a small part of HTTP/1.1: the sta
 and the body framing of RFC 9112 section 6.3 (no body for HEAD/1xx/204/304, chunked, Content-Length,
 or until the connection closes). That part is written here and tested against real servers.
 
-Phases (seconds, added to `Phases`, so redirects sum up as in blackbox):
+Phases (seconds, added to the probe's `PhaseDurations`, so redirects sum up as in blackbox):
   connect    — TCP connect (to the proxy, when there is one, plus its CONNECT exchange for https)
   tls        — TLS handshake
   processing — request written until the first byte of the response
@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.probes.base import FailureReason
+from exporter.probes.base import FailureReason, PhaseDurations
 
 READ_CHUNK_LIMIT = 256 * 1024  # pause the socket when this much arrived and was not parsed yet
 HEAD_LIMIT = 64 * 1024  # status line and headers together (Go's default MaxResponseHeaderBytes is 1 MiB)
@@ -40,24 +40,6 @@ _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?\r?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
-
-
-@dataclass
-class Phases:
-    resolve: float = 0.0
-    connect: float = 0.0
-    tls: float = 0.0
-    processing: float = 0.0
-    transfer: float = 0.0
-
-    def items(self) -> list[tuple[str, float]]:
-        return [
-            ("resolve", self.resolve),
-            ("connect", self.connect),
-            ("tls", self.tls),
-            ("processing", self.processing),
-            ("transfer", self.transfer),
-        ]
 
 
 class RequestFailed(Exception):
@@ -77,7 +59,7 @@ class TLSHandshakeFailed(Exception):
 
 
 @dataclass(frozen=True)
-class Request:
+class HttpRequest:
     method: str
     target: str  # origin-form "/path?query", or absolute-form through an HTTP proxy
     headers: list[tuple[str, str]]  # Host included
@@ -98,7 +80,7 @@ class BodyOptions:
 
 
 @dataclass
-class Response:
+class HttpResponse:
     status: int
     http_version: str  # "1.0" or "1.1"
     headers: list[tuple[str, str]]  # names in lower case
@@ -198,22 +180,24 @@ class _Decoder:
 async def exchange(
     address: str,
     port: int,
-    request: Request,
+    request: HttpRequest,
     *,
     tls: TLSSettings | None,
-    phases: Phases,
+    phases: PhaseDurations,
     proxy: tuple[str, int] | None = None,
     connect_authority: str = "",
     proxy_headers: tuple[tuple[str, str], ...] = (),
     body: BodyOptions = BodyOptions(),
-    on_head: Callable[[Response], None] | None = None,
-) -> Response:
+    on_head: Callable[[HttpResponse], None] | None = None,
+    on_body_read: Callable[[HttpResponse], None] | None = None,
+) -> HttpResponse:
     """Send `request` on a new connection to address:port (or through `proxy`) and read the response.
 
     `connect_authority` is the host:port asked of the proxy in CONNECT (https through a proxy), sent
     with `proxy_headers` (Proxy-Authorization), which never reach the origin server.
     `on_head` sees the response as soon as its head arrived (its body is still being read), so a probe
-    cut at the deadline in the middle of a body still reports the status.
+    cut at the deadline in the middle of a body still reports the status; `on_body_read` sees it again
+    when reading the body ended, however it ended (deadline included), with `body_length` counted.
     Raises RequestFailed, TLSHandshakeFailed; cancellation closes the connection.
     """
     loop = asyncio.get_running_loop()
@@ -231,7 +215,7 @@ async def exchange(
         if proxy is not None and tls is not None:
             await _connect_tunnel(connection, connect_authority, proxy_headers)
         connected = time.perf_counter()
-        phases.connect += connected - started
+        phases.add("connect", connected - started)
 
         ssl_object: ssl.SSLObject | None = None
         if tls is not None:
@@ -246,7 +230,7 @@ async def exchange(
             connection.transport = new_transport
             ssl_object = new_transport.get_extra_info("ssl_object")
             handshaken = time.perf_counter()
-            phases.tls += handshaken - connected
+            phases.add("tls", handshaken - connected)
             connected = handshaken
 
         assert connection.transport is not None
@@ -254,8 +238,8 @@ async def exchange(
         reader = _Reader(connection)
         status, version, headers = await _read_head(reader)
         first_byte = reader.first_data_at
-        phases.processing += first_byte - connected
-        response = Response(status, version, headers, content_length=-1, ssl_object=ssl_object)
+        phases.add("processing", first_byte - connected)
+        response = HttpResponse(status, version, headers, content_length=-1, ssl_object=ssl_object)
         length = response.header_values("content-length")
         if length and length[0].isdigit():
             response.content_length = int(length[0])
@@ -264,14 +248,16 @@ async def exchange(
         try:
             await _read_body(reader, response, request.method, body)
         finally:
-            phases.transfer += time.perf_counter() - first_byte
+            phases.add("transfer", time.perf_counter() - first_byte)
+            if on_body_read is not None:
+                on_body_read(response)
         return response
     finally:
         if connection.transport is not None:
             connection.transport.abort()
 
 
-def serialize(request: Request) -> bytes:
+def serialize(request: HttpRequest) -> bytes:
     """The request's bytes. Header names and values were checked when the config was loaded."""
     lines = [f"{request.method} {request.target} HTTP/1.1"]
     lines.extend(f"{name}: {value}" for name, value in request.headers)
@@ -400,7 +386,7 @@ async def _read_head(reader: _Reader) -> tuple[int, str, list[tuple[str, str]]]:
 async def _connect_tunnel(connection: _Connection, authority: str, headers: tuple[tuple[str, str], ...]) -> None:
     """CONNECT host:port through an HTTP proxy; afterwards the connection is a tunnel to the origin."""
     assert connection.transport is not None
-    connection.transport.write(serialize(Request("CONNECT", authority, [("Host", authority), *headers])))
+    connection.transport.write(serialize(HttpRequest("CONNECT", authority, [("Host", authority), *headers])))
     reader = _Reader(connection)
     status, _, _ = await _read_head(reader)
     if not 200 <= status < 300:
@@ -441,7 +427,7 @@ class _BodySink:
         return min(self.total, self._limit)
 
 
-async def _read_body(reader: _Reader, response: Response, method: str, options: BodyOptions) -> None:
+async def _read_body(reader: _Reader, response: HttpResponse, method: str, options: BodyOptions) -> None:
     """RFC 9112 section 6.3: which framing the body has, then read it whole."""
     sink = _BodySink(options)
     try:
@@ -453,7 +439,7 @@ async def _read_body(reader: _Reader, response: Response, method: str, options: 
         response.body = b"".join(sink.parts)
 
 
-async def _read_framed(reader: _Reader, response: Response, method: str, sink: _BodySink) -> None:
+async def _read_framed(reader: _Reader, response: HttpResponse, method: str, sink: _BodySink) -> None:
     codings = [c.strip().lower() for v in response.header_values("transfer-encoding") for c in v.split(",")]
     if method == "HEAD" or response.status in (204, 304):
         return

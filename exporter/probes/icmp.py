@@ -17,15 +17,14 @@ import random
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydantic
 
 from exporter.config.types import StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
-from exporter.probes.dns import Server, resolve_server
-from exporter.probes.tcp import IPProtocol
+from exporter.probes.resolver import IPProtocol, ResolvedHost, resolve_for_probe
 
 PAYLOAD = b"Pulse synthetic probe"
 
@@ -112,32 +111,15 @@ def _ping_group_range() -> str:
         return "unknown"
 
 
-@dataclass
-class _Outcome:
-    phases: dict[str, float] = field(default_factory=lambda: {"resolve": 0.0, "setup": 0.0, "rtt": 0.0})
-    hop_limit: int | None = None
-
-    def write(self, sink: ProbeSink) -> None:
-        for phase, seconds in self.phases.items():
-            sink.gauge("probe_icmp_duration_seconds", "Duration of icmp request by phase", seconds, {"phase": phase})
-        if self.hop_limit is not None:
-            sink.gauge("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", self.hop_limit)
-
-
 async def probe(target: str, config: ICMPProbe, sink: ProbeSink) -> bool:
-    outcome = _Outcome()
-    try:
-        return await _probe(target, config, sink, outcome)
-    finally:
-        outcome.write(sink)  # also when cancelled at the deadline
-
-
-async def _probe(target: str, config: ICMPProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
+    phases = sink.phases(
+        "probe_icmp_duration_seconds", "Duration of icmp request by phase", ("resolve", "setup", "rtt")
+    )
     host = target[1:-1] if target.startswith("[") and target.endswith("]") else target
-    server = await resolve_server(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
+    server = await resolve_for_probe(host, config.preferred_ip_protocol, config.ip_protocol_fallback, sink)
     if server is None:
         return False
-    outcome.phases["resolve"] = server.lookup_seconds
+    phases.add("resolve", server.lookup_seconds)
 
     started = time.perf_counter()
     try:
@@ -154,7 +136,7 @@ async def _probe(target: str, config: ICMPProbe, sink: ProbeSink, outcome: _Outc
         packet = echo_request(server.family, sequence, payload)
         kind = "unprivileged ping socket" if icmp.unprivileged else "raw socket"
         sink.log(f"sending echo request seq={sequence} ({len(payload)} bytes payload) over a {kind}")
-        outcome.phases["setup"] = time.perf_counter() - started
+        phases.add("setup", time.perf_counter() - started)
 
         started = time.perf_counter()
         try:
@@ -162,9 +144,10 @@ async def _probe(target: str, config: ICMPProbe, sink: ProbeSink, outcome: _Outc
             hop_limit = await _await_reply(icmp, server, sequence, payload)
         except OSError as err:
             return sink.fail(FailureReason.CONNECTION_ERROR, f"{type(err).__name__}: {err.strerror or err}")
-        outcome.phases["rtt"] = time.perf_counter() - started
-        outcome.hop_limit = hop_limit
-        sink.log(f"echo reply from {server.ip} after {outcome.phases['rtt']:.6f}s, hop limit {hop_limit}")
+        phases.add("rtt", time.perf_counter() - started)
+        if hop_limit is not None:
+            sink.gauge("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", hop_limit)
+        sink.log(f"echo reply from {server.ip} after {phases['rtt']:.6f}s, hop limit {hop_limit}")
         return True
     finally:
         icmp.sock.close()
@@ -187,7 +170,7 @@ def _configure(sock: socket.socket, family: socket.AddressFamily, config: ICMPPr
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, config.ttl)
 
 
-async def _await_reply(icmp: _Socket, server: Server, sequence: int, payload: bytes) -> int | None:
+async def _await_reply(icmp: _Socket, server: ResolvedHost, sequence: int, payload: bytes) -> int | None:
     """Read until our echo reply arrives (a raw socket sees every ICMP packet of the host); its hop limit."""
     loop = asyncio.get_running_loop()
     sock = icmp.sock

@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -30,15 +30,10 @@ import pydantic
 from exporter.config.tls import TLSClientConfig, client_ssl_context
 from exporter.config.types import Regex, StrictModel
 from exporter.probes.base import FailureReason, Prober, ProbeSink
-from exporter.probes.http import HttpMethod
+from exporter.probes.http_common import REDIRECT_LIMIT, USER_AGENT, HttpMethod
 from exporter.probes.redirects import RedirectBlocked, RedirectRules, address_class, origin
-from exporter.probes.tcp import ResolveError
-from exporter.probes.tls import (
-    classify_tls_error,
-    describe_tls_error,
-    fetch_leaf_certificate,
-    report_leaf,
-)
+from exporter.probes.resolver import ResolveError
+from exporter.probes.tls import fetch_leaf_certificate, report_leaf, tls_failure
 
 if TYPE_CHECKING:  # httpx is imported where a journey runs: ~1.5 MiB RSS a config without journeys never pays
     import httpx
@@ -47,9 +42,7 @@ if TYPE_CHECKING:  # httpx is imported where a journey runs: ~1.5 MiB RSS a conf
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 STEP_NAME = re.compile(r"[a-z0-9_]+")
-MAX_REDIRECTS = 10  # per step, as blackbox's http prober
 BODY_LIMIT = 10 * 1024 * 1024  # a step's body is read whole for its assertions; beyond this it fails
-USER_AGENT = "Pulse journey prober"
 
 
 def _jmespath(expression: str) -> str:
@@ -183,7 +176,7 @@ def _transport_failure(err: httpx.HTTPError) -> tuple[FailureReason, str]:
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, ssl.SSLError):
-            return classify_tls_error(cause), describe_tls_error(cause)
+            return tls_failure(cause)
         if isinstance(cause, socket.gaierror):
             return FailureReason.DNS_ERROR, f"cannot resolve the host: {cause.strerror}"
         if isinstance(cause, ResolveError):
@@ -266,46 +259,32 @@ def extract(step: Step, response: Reply) -> dict[str, str]:
     return values
 
 
-@dataclass
-class _Outcome:
-    steps: list[str]
-    success: dict[str, bool] = field(default_factory=dict)
-    duration: dict[str, float] = field(default_factory=dict)
-    running: tuple[str, float] | None = None  # the step under way and when it started
-    status_code: int = 0
+def _report_step(sink: ProbeSink, name: str, success: bool, seconds: float) -> None:
+    sink.gauge(
+        "probe_journey_step_success",
+        "Whether the journey step succeeded (0 for the steps after a failed one)",
+        float(success),
+        {"step": name},
+    )
+    sink.gauge(
+        "probe_journey_step_duration_seconds",
+        "Duration of the journey step, redirects included (0 for steps not run)",
+        seconds,
+        {"step": name},
+    )
 
-    def write(self, sink: ProbeSink) -> None:
-        if self.running is not None:  # cancelled at the deadline: show where the time went
-            self.duration[self.running[0]] = time.perf_counter() - self.running[1]
-        sink.gauge("probe_journey_steps", "Number of steps in the journey", len(self.steps))
-        for name in self.steps:
-            sink.gauge(
-                "probe_journey_step_success",
-                "Whether the journey step succeeded (0 for the steps after a failed one)",
-                float(self.success.get(name, False)),
-                {"step": name},
-            )
-        for name in self.steps:
-            sink.gauge(
-                "probe_journey_step_duration_seconds",
-                "Duration of the journey step, redirects included (0 for steps not run)",
-                self.duration.get(name, 0.0),
-                {"step": name},
-            )
-        sink.gauge(
-            "probe_http_status_code", "Response HTTP status code of the last step that got a response", self.status_code
-        )
+
+def _report_status_code(sink: ProbeSink, status_code: int) -> None:
+    sink.gauge("probe_http_status_code", "Response HTTP status code of the last step that got a response", status_code)
 
 
 async def probe(target: str, config: JourneyProbe, sink: ProbeSink) -> bool:
-    outcome = _Outcome(steps=[step.name for step in config.steps])
-    try:
-        return await _probe(target, config, sink, outcome)
-    finally:
-        outcome.write(sink)
+    # Every series from the start, so a probe cut at its deadline reports them all.
+    sink.gauge("probe_journey_steps", "Number of steps in the journey", len(config.steps))
+    for step in config.steps:
+        _report_step(sink, step.name, False, 0.0)
+    _report_status_code(sink, 0)
 
-
-async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _Outcome) -> bool:
     if not re.match(r"https?://", target):
         return sink.fail(FailureReason.PROTOCOL_ERROR, f"a journey target is an http(s) URL, not {target!r}")
     import httpx  # noqa: PLC0415
@@ -326,21 +305,21 @@ async def _probe(target: str, config: JourneyProbe, sink: ProbeSink, outcome: _O
     ) as client:
         session = _Session(client, backend, config, sink)
         for step in config.steps:
-            outcome.running = (step.name, time.perf_counter())
+            started = time.perf_counter()
+            success = False
             try:
                 reply = await _request(session, target, step, variables)
-                outcome.status_code = reply.status_code  # also when this step's checks fail below
+                _report_status_code(sink, reply.status_code)  # also when this step's checks fail below
                 check(step, reply)
                 found = extract(step, reply)
                 for name, value in found.items():
                     sink.log(f"step {step.name}: extracted {name} ({len(value)} characters)")
                 variables.update(found)
-                outcome.success[step.name] = True
+                success = True
             except StepFailed as failure:
                 return sink.fail(failure.reason, failure.detail)
-            finally:
-                outcome.duration[step.name] = time.perf_counter() - outcome.running[1]
-                outcome.running = None
+            finally:  # also when the deadline cancels the step: its duration shows where the time went
+                _report_step(sink, step.name, success, time.perf_counter() - started)
     return True
 
 
@@ -423,10 +402,10 @@ async def _follow(session: _Session, step: Step, request: httpx.Request, configu
         await response.aclose()
         location = response.headers.get("location")
         sink.log(f"step {step.name}: {response.status_code} redirect to {location}")
-        if redirects == MAX_REDIRECTS:
+        if redirects == REDIRECT_LIMIT:
             raise StepFailed(
                 FailureReason.REDIRECT_LIMIT,
-                f"step {step.name}: more than {MAX_REDIRECTS} redirects (last to {location})",
+                f"step {step.name}: more than {REDIRECT_LIMIT} redirects (last to {location})",
             )
         redirects += 1
         url = str(following.url)

@@ -19,7 +19,7 @@ import httpcore
 import httpx
 
 from exporter.probes.base import ProbeSink
-from exporter.probes.tcp import ResolveError, resolve_all
+from exporter.probes.resolver import ResolveError, resolve_all
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):

@@ -1,4 +1,4 @@
-"""TLS shared by the http and tcp probers: blackbox's `tls_config`, the handshake's metrics, and why it failed.
+"""TLS for the probers (http, tcp, dns over TLS, journey): the handshake's metrics, and why it failed.
 
 Certificate chains. Python 3.11's ssl module has no public API for the chains (3.13 adds
 `SSLObject.get_verified_chain()` / `get_unverified_chain()`); the C object behind it (`SSLObject._sslobj`)
@@ -30,6 +30,17 @@ from exporter.probes.base import FailureReason, ProbeSink
 
 # probe_tls_version_info{version} uses Go's names, so dashboards built on blackbox keep matching.
 _VERSION_LABELS = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
+
+# The families report_tls writes: a prober that reports another response's handshake drops them first.
+TLS_METRICS = (
+    "probe_ssl_earliest_cert_expiry",
+    "probe_ssl_last_chain_expiry_timestamp_seconds",
+    "probe_tls_version_info",
+    "probe_tls_cipher_info",
+    "probe_ssl_last_chain_info",
+    "probe_ssl_leaf_not_after_timestamp_seconds",
+    "probe_ssl_leaf_not_before_timestamp_seconds",
+)
 
 # OpenSSL's X509_V_ERR_* codes that mean "the certificate's validity period is over".
 _X509_V_ERR_CERT_HAS_EXPIRED = 10
@@ -144,19 +155,16 @@ def report_leaf(sink: ProbeSink, der: bytes) -> None:
     )
 
 
-def classify_tls_error(err: BaseException) -> FailureReason:
-    """certificate_expired / certificate_invalid for verification failures, tls_error for the rest."""
+def tls_failure(err: BaseException) -> tuple[FailureReason, str]:
+    """Why a handshake failed, as the probe's failure: certificate_expired / certificate_invalid for
+    verification failures, tls_error for the rest; and the detail."""
     if isinstance(err, ssl.SSLCertVerificationError):
         if err.verify_code == _X509_V_ERR_CERT_HAS_EXPIRED:
-            return FailureReason.CERTIFICATE_EXPIRED
-        return FailureReason.CERTIFICATE_INVALID
-    return FailureReason.TLS_ERROR
-
-
-def describe_tls_error(err: BaseException) -> str:
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {err.verify_message}"
-    return f"TLS handshake failed: {getattr(err, 'reason', None) or err}"
+            reason = FailureReason.CERTIFICATE_EXPIRED
+        else:
+            reason = FailureReason.CERTIFICATE_INVALID
+        return reason, f"certificate verification failed: {err.verify_message}"
+    return FailureReason.TLS_ERROR, f"TLS handshake failed: {getattr(err, 'reason', None) or err}"
 
 
 async def fetch_leaf_certificate(
@@ -190,11 +198,11 @@ async def report_tls_failure(
 
     Returns False, so a prober can `return await report_tls_failure(...)`.
     """
-    reason = classify_tls_error(err)
+    reason, detail = tls_failure(err)
     if reason is not FailureReason.TLS_ERROR:
         leaf = await fetch_leaf_certificate(address, port, server_hostname, config)
         if leaf is not None:
             report_leaf(sink, leaf)
             facts = certificate_facts(leaf)
             sink.log(f"certificate: subject={facts.subject} issuer={facts.issuer} not_after={facts.not_after:.0f}")
-    return sink.fail(reason, describe_tls_error(err))
+    return sink.fail(reason, detail)
