@@ -383,6 +383,6 @@ def test_an_unknown_source_is_reported_in_the_same_pass_as_the_other_problems(tm
         "pulse.yml:6: kpis.queries[0].source: no source named 'shpo' under kpis.sources (did you mean 'shop'?)",
         "pulse.yml:6: kpis.queries[0].metrics[0].name: metric name '2fast' is not valid: "
         "use letters, digits and _, not starting with a digit",
-        "pulse.yml:8: kpis.packs[0].pack: unknown pack 'nope' (known: marketplace)",
+        "pulse.yml:8: kpis.packs[0].pack: unknown pack 'nope'; Pulse supports: marketplace",
         "pulse.yml:8: kpis.packs[0].source: no source named 'pya' under kpis.sources (did you mean 'pay'?)",
     ]

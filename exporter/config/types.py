@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -142,6 +143,14 @@ Duration = Annotated[
 
 # A duration that must be longer than 0: intervals, timeouts, retention (0 would mean "spin" or "never").
 PositiveDuration = Annotated[Duration, pydantic.AfterValidator(_positive)]
+
+
+def registered(value: str, names: Iterable[str], what: str) -> str:
+    """`value` if it names an entry of a registry (probers, packs, ...), else the error listing them."""
+    known = sorted(names)
+    if value not in known:
+        raise ValueError(f"unknown {what} {value!r}; Pulse supports: {', '.join(known) or 'none'}")
+    return value
 
 
 def secret_field(**kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pydantic
 
-from exporter.config.types import PositiveDuration, StrictModel
+from exporter.config.types import PositiveDuration, StrictModel, registered
 from exporter.kpis.packs import PACKS
 from exporter.kpis.query_config import (
     DECLARED_SOURCES,
@@ -35,9 +35,7 @@ class PackConfig(StrictModel):
     @pydantic.field_validator("pack")
     @classmethod
     def _known_pack(cls, value: str) -> str:
-        if value not in PACKS:
-            raise ValueError(f"unknown pack {value!r} (known: {', '.join(sorted(PACKS)) or 'none installed'})")
-        return value
+        return registered(value, PACKS, "pack")
 
     @pydantic.field_validator("name_prefix")
     @classmethod

@@ -31,7 +31,7 @@ from exporter.config.loader import (
     read_text_file,
 )
 from exporter.config.scope import ValidationScope
-from exporter.config.types import Duration, Regex, StrictModel
+from exporter.config.types import Duration, Regex, StrictModel, registered
 from exporter.probes import PROBERS
 from exporter.scrape_timeout import TIMEOUT_OFFSET
 
@@ -51,9 +51,7 @@ class ModuleBase(StrictModel):
     @pydantic.field_validator("prober")
     @classmethod
     def _known_prober(cls, value: str) -> str:
-        if value not in PROBERS:
-            raise ValueError(f"unknown prober {value!r}; Pulse supports: {', '.join(sorted(PROBERS)) or 'none'}")
-        return value
+        return registered(value, PROBERS, "prober")
 
     @pydantic.model_validator(mode="after")
     def _prober_options_complete(self) -> ModuleBase:
