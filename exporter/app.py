@@ -147,8 +147,9 @@ class Exporter:
     async def _activate(self, collectors: list[Collector]) -> None:
         dropped = [c for c in self.collectors if not any(c is n for n in collectors)]
         started = [c for c in collectors if not any(c is o for o in self.collectors)]
+        replaced = {c.name: c for c in dropped}
         for collector in started:
-            await collector.start()
+            await collector.start(replaced.get(collector.name))
         self.collectors = collectors
         await asyncio.gather(*(c.close() for c in dropped), return_exceptions=True)
 

@@ -20,9 +20,10 @@ from exporter.collectors import host
 from exporter.collectors.base import BlockingCollector, Cell, Collector, Link, StatusTable
 from exporter.collectors.host import processes
 from exporter.exposition import encode_as_accepted
+from exporter.probes.collector import ProbesCollector
 from exporter.scrape import collect_all, unique_families
 from exporter.web.landing import landing_page
-from tests.helpers import landing_table
+from tests.helpers import landing_table, samples_of
 
 
 class Constant(BlockingCollector):
@@ -276,3 +277,35 @@ def test_a_collectors_status_tables_and_note_are_on_the_landing_page_escaped() -
     assert "<p>Each job&#x27;s last run.</p>" in page
     assert "Nothing yet" not in page  # a table without rows is left out
     assert landing_table(page, "Collectors") == [["jobs", "not scraped yet (1 of 2 jobs failing)"]]
+
+
+def test_state_carries_over_a_reload_only_to_the_collector_it_replaces(tmp_path: Path) -> None:
+    """A reload hands the replaced collector to its successor (Collector.start), and nothing else shares
+    state: two exporters in one process with the same probe modules keep their own counts."""
+    probes = "probes:\n  modules:\n    tcp: {prober: tcp}\n  targets:\n    - {target: 'localhost:1', module: tcp}\n"
+    config = write(tmp_path / "pulse.yml", "collectors:\n  host: {enabled: false}\n" + probes)
+
+    def probes_collector(exporter: Exporter) -> ProbesCollector:
+        return next(c for c in exporter.collectors if isinstance(c, ProbesCollector))
+
+    async def counts(exporter: Exporter) -> dict[str, float]:
+        return samples_of(await probes_collector(exporter).collect())
+
+    async def scenario() -> None:
+        first = Exporter(config, None, load_files(config, None))
+        await first.start()
+        probes_collector(first).record("tcp", "localhost:1", True, 0.01, None)
+        second = Exporter(config, None, load_files(config, None))
+        await second.start()
+        assert (await counts(second))['pulse_probes_total{module="tcp",result="success"}'] == 0
+
+        write(config, "collectors:\n  host: {enabled: false}\n" + probes.replace("localhost:1", "localhost:2"))
+        replaced = probes_collector(first)
+        ok, _ = await first.reload()
+        assert ok
+        assert probes_collector(first) is not replaced, "the targets changed: a new collector"
+        assert (await counts(first))['pulse_probes_total{module="tcp",result="success"}'] == 1
+        await first.stop()
+        await second.stop()
+
+    asyncio.run(scenario())

@@ -45,8 +45,12 @@ class Collector(ABC):
     async def collect(self) -> Sequence[Metric]:
         """Return this collection's metric families. Raise to report failure."""
 
-    async def start(self) -> None:  # noqa: B027 - optional hook, most collectors need none
-        """Start background work (schedules, connections). Called once, when the collector goes live."""
+    async def start(self, predecessor: Collector | None = None) -> None:  # noqa: B027 - optional hook
+        """Start background work (schedules, connections). Called once, when the collector goes live.
+
+        `predecessor` is the running collector of the same name that a reload replaces with this one;
+        it is closed right after this one has started, so state worth keeping across the reload (counts,
+        cursors, caches) can be taken over from it here."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (background tasks, connections). Called once, when the collector is dropped."""

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -56,9 +56,6 @@ class QueryRunner:
 
 
 class KpiCollector(Collector):
-    # Started and not yet closed: a reload's new collector adopts their unchanged queries.
-    _live: ClassVar[list[KpiCollector]] = []
-
     def __init__(self, config: KpisConfig) -> None:
         super().__init__("kpis", config)
         self.kpis = config
@@ -76,34 +73,31 @@ class KpiCollector(Collector):
 
     # ------------------------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, predecessor: Collector | None = None) -> None:
         self.open_sources()
-        self._adopt_unchanged_queries()
-        KpiCollector._live.append(self)
+        if isinstance(predecessor, KpiCollector):
+            self._adopt_unchanged_queries(predecessor)
         for runner in self.runners.values():
             self._tasks.append(asyncio.create_task(self._loop(runner), name=f"kpi-query-{runner.query.name}"))
         log.info("KPI queries scheduled", extra={"queries": len(self.runners), "sources": len(self.kpis.sources)})
 
-    def _adopt_unchanged_queries(self) -> None:
+    def _adopt_unchanged_queries(self, previous: KpiCollector) -> None:
         """Take over the state of queries a reload did not change (same query, same source config):
         their series, cursors and counts carry on, with no gap on /metrics and no recount of history.
         The collector being replaced is closed right after this one starts; its runs are serialized
         with ours by each runner's lock, and a run it has in flight is cancelled, not applied."""
         adopted = 0
-        for previous in KpiCollector._live:
-            for name, runner in self.runners.items():
-                old = previous.runners.get(name)
-                same_source = previous.kpis.sources.get(runner.query.source) == self.kpis.sources.get(
-                    runner.query.source
-                )
-                if old is not None and old is not runner and old.query == runner.query and same_source:
-                    self.runners[name] = old
-                    adopted += 1
-            for source, up in previous.source_up.items():
-                if previous.kpis.sources.get(source) == self.kpis.sources.get(source):
-                    self.source_up.setdefault(source, up)
-                    if source in previous.source_last_error:
-                        self.source_last_error.setdefault(source, previous.source_last_error[source])
+        for name, runner in self.runners.items():
+            old = previous.runners.get(name)
+            same_source = previous.kpis.sources.get(runner.query.source) == self.kpis.sources.get(runner.query.source)
+            if old is not None and old is not runner and old.query == runner.query and same_source:
+                self.runners[name] = old
+                adopted += 1
+        for source, up in previous.source_up.items():
+            if previous.kpis.sources.get(source) == self.kpis.sources.get(source):
+                self.source_up.setdefault(source, up)
+                if source in previous.source_last_error:
+                    self.source_last_error.setdefault(source, previous.source_last_error[source])
         if adopted:
             states = {(r.query.name, n): state for r in self.runners.values() for n, state in r.states.items()}
             self.families = family_specs(self.queries, states)
@@ -124,8 +118,6 @@ class KpiCollector(Collector):
                 log.error("KPI source cannot be set up", extra={"source": name, "err": self.source_errors[name]})
 
     async def close(self) -> None:
-        if self in KpiCollector._live:
-            KpiCollector._live.remove(self)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 from urllib.parse import urlencode
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -74,9 +73,6 @@ class ProbesCollector(Collector):
     module names is unchanged, so adding a target or changing a module's options does not reset them;
     modules that appear or disappear give fresh counts, so no stale series remain."""
 
-    # Started and not yet closed: a successor for the same module names takes over their counts.
-    _live: ClassVar[list[ProbesCollector]] = []
-
     def __init__(self, config: ProbesConfig) -> None:
         self.module_names = tuple(sorted(config.modules))
         self.targets = tuple((target.target, target.module) for target in config.targets)  # for the landing page
@@ -91,18 +87,11 @@ class ProbesCollector(Collector):
         # like _failing: targets removed by reloads are forgotten once the limit is reached.
         self._last: dict[tuple[str, str], LastProbe] = {}
 
-    async def start(self) -> None:
-        for previous in ProbesCollector._live:
-            if previous.module_names == self.module_names:
-                # The same objects, not copies: a probe still running on the predecessor counts here too.
-                self._records, self._rejected = previous._records, previous._rejected
-                self._failing, self._last = previous._failing, previous._last
-                break
-        ProbesCollector._live.append(self)
-
-    async def close(self) -> None:
-        if self in ProbesCollector._live:
-            ProbesCollector._live.remove(self)
+    async def start(self, predecessor: Collector | None = None) -> None:
+        if isinstance(predecessor, ProbesCollector) and predecessor.module_names == self.module_names:
+            # The same objects, not copies: a probe still running on the predecessor counts here too.
+            self._records, self._rejected = predecessor._records, predecessor._rejected
+            self._failing, self._last = predecessor._failing, predecessor._last
 
     def record(
         self,
