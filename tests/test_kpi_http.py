@@ -94,6 +94,24 @@ def mtls_api(certificates: Certificates) -> Iterator[ThreadingHTTPServer]:
     yield from serve(server_ssl_context(certificates.ca_signed, client_ca=certificates.ca_file))
 
 
+def client_tls(certificates: Certificates) -> dict[str, str]:
+    """tls_config trusting the private CA, with the client certificate the mTLS API requires."""
+    return {
+        "ca_file": str(certificates.ca_file),
+        "cert_file": str(certificates.client.cert_file),
+        "key_file": str(certificates.client.key_file),
+    }
+
+
+def attempts_query(source: str) -> dict[str, Any]:
+    """A query named after its source, exposing pay_<source>_attempts{method}."""
+    return payments_query(
+        name=source,
+        source=source,
+        metrics=[{"name": f"pay_{source}_attempts", "value": "attempts", "labels": ["method"]}],
+    )
+
+
 def base_url(server: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -215,23 +233,12 @@ def test_https_with_a_private_ca_and_a_client_certificate(
     mtls_api: ThreadingHTTPServer, certificates: Certificates
 ) -> None:
     url = f"https://127.0.0.1:{mtls_api.server_address[1]}"
-    tls = {
-        "ca_file": str(certificates.ca_file),
-        "cert_file": str(certificates.client.cert_file),
-        "key_file": str(certificates.client.key_file),
-    }
+    tls = client_tls(certificates)
     sources = {
         "trusted": {"url": url, "bearer_token": TOKEN, "tls_config": tls},
         "untrusted": {"url": url, "bearer_token": TOKEN},  # the system CAs do not know the private CA
     }
-    queries = [
-        payments_query(
-            name=name,
-            source=name,
-            metrics=[{"name": f"pay_{name}_attempts", "value": "attempts", "labels": ["method"]}],
-        )
-        for name in sources
-    ]
+    queries = [attempts_query(name) for name in sources]
     with kpi_harness({"sources": sources, "queries": queries}) as kpis:
         kpis.run()
         samples = kpis.samples()
@@ -245,23 +252,12 @@ def test_tls_server_name_is_the_name_checked_in_the_certificate(
 ) -> None:
     """tls_config is the probes' (prometheus/common's): server_name is sent in SNI and verified."""
     url = f"https://127.0.0.1:{mtls_api.server_address[1]}"
-    tls = {
-        "ca_file": str(certificates.ca_file),
-        "cert_file": str(certificates.client.cert_file),
-        "key_file": str(certificates.client.key_file),
-    }
+    tls = client_tls(certificates)
     sources = {
         "named": {"url": url, "bearer_token": TOKEN, "tls_config": {**tls, "server_name": "localhost"}},
         "misnamed": {"url": url, "bearer_token": TOKEN, "tls_config": {**tls, "server_name": "other.example"}},
     }
-    queries = [
-        payments_query(
-            name=name,
-            source=name,
-            metrics=[{"name": f"pay_{name}_attempts", "value": "attempts", "labels": ["method"]}],
-        )
-        for name in sources
-    ]
+    queries = [attempts_query(name) for name in sources]
     with kpi_harness({"sources": sources, "queries": queries}) as kpis:
         kpis.run()
         samples = kpis.samples()
