@@ -167,8 +167,10 @@ class Exporter:
         for outcome in outcomes:
             self._log_change(self.last_outcomes.get(outcome.collector), outcome)
             self.last_outcomes[outcome.collector] = outcome
-        families: list[Metric] = [f for o in outcomes for f in o.families]
+        guests = {c.name for c in collectors if c.guest}
+        families: list[Metric] = [f for o in outcomes if o.collector not in guests for f in o.families]
         families.extend(self._self_metrics(outcomes))
+        families.extend(f for o in outcomes if o.collector in guests for f in o.families)  # lose name clashes
         return self.encoder.encode_memoized(unique_families(families), accept)
 
     @staticmethod

@@ -39,6 +39,8 @@ LAYERS = {
     "exporter.scrape_timeout": 0,
     "exporter.exposition": 0,
     "exporter.logs": 0,
+    "exporter.textformat": 0,
+    "exporter.jobs": 0,
 }
 # Package faces: an `__init__` with a docstring (and the version), layered as themselves only.
 FACES = {"exporter": 0, "exporter.collectors": 1}

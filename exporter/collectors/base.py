@@ -37,6 +37,10 @@ class Collector(ABC):
     reload, a collector whose name and config are unchanged is kept, state and all.
     """
 
+    # A guest's families come from outside Pulse (the textfile directory): where one is named like a
+    # family of Pulse's own, Pulse's is served and the guest's dropped.
+    guest = False
+
     def __init__(self, name: str, config: object = None) -> None:
         self.name = name
         self.config = config

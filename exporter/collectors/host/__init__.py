@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pydantic
 
 from exporter.collectors.base import Collector
-from exporter.collectors.host import cpu, disk, filesystem, loadavg, memory, network, processes, system, timex, vmstat
+from exporter.collectors.host import (
+    cpu,
+    disk,
+    filesystem,
+    loadavg,
+    memory,
+    network,
+    processes,
+    system,
+    textfile,
+    timex,
+    vmstat,
+)
 from exporter.collectors.host.kind import HostCollectorKind
 from exporter.config.types import StrictModel
 
@@ -31,6 +43,7 @@ KINDS: tuple[HostCollectorKind[Any], ...] = (
     disk.COLLECTOR,
     network.COLLECTOR,
     processes.COLLECTOR,
+    textfile.COLLECTOR,
 )
 
 
