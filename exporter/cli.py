@@ -3,6 +3,9 @@
 Precedence: a flag on the command line, then its environment variable, then the default.
 Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable listen address, 2 bad flags
 (argparse's usage errors, e.g. --config.file given twice).
+
+`pulse-exporter job run --name NAME -- COMMAND...` runs a cron job and records it as metrics for the
+textfile collector (jobs.py); it exits with the command's exit code.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from exporter import __version__
 from exporter.app import Exporter, load_files, unexpected_load_error
 from exporter.config.loader import ConfigError
+from exporter.config.types import PositiveDuration
+from exporter.jobs import DEFAULT_DIRECTORY, EXIT_CANNOT_RUN, JobError, validate_name
+from exporter.jobs import run as run_job
 from exporter.logs import LEVELS
 from exporter.logs import setup as setup_logging
 from exporter.web.routes import Routes
@@ -66,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse-exporter",
         description="Prometheus exporter for business platforms: host metrics, probes and business KPIs.",
+        epilog="To run a cron job and record it as metrics: pulse-exporter job run --name NAME -- COMMAND... "
+        "(see pulse-exporter job run --help).",
     )
     add = parser.add_argument
     add(
@@ -136,9 +146,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_job_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse-exporter job run",
+        usage="pulse-exporter job run --name NAME [--textfile-directory DIR] [--timeout DURATION] -- COMMAND...",
+        description="Run COMMAND and record its start, success, duration and exit code as metrics in "
+        "<DIR>/pulse_job_<NAME>.prom for a textfile collector. Exits with COMMAND's exit code "
+        "(75 when the previous run of NAME is still going).",
+    )
+    parser.add_argument("--name", required=True, help="the job's name: the job_name label and part of the file name")
+    parser.add_argument(
+        "--textfile-directory",
+        default=_env("TEXTFILE_DIRECTORY", DEFAULT_DIRECTORY),
+        help=f"where the metrics go. Default: {DEFAULT_DIRECTORY}. Env: PULSE_TEXTFILE_DIRECTORY",
+    )
+    parser.add_argument("--timeout", help="stop COMMAND after this long (30s, 2h, 1h30m): SIGTERM, then SIGKILL")
+    return parser
+
+
+def job_main(argv: list[str]) -> int:
+    """`pulse-exporter job run ... -- COMMAND...` (jobs.py does the work)."""
+    parser = build_job_parser()
+    if not argv or argv[0] != "run":
+        parser.error("the only job subcommand is `run`: pulse-exporter job run --name NAME -- COMMAND...")
+    options, command = argv[1:], []
+    if "--" in argv:
+        split = argv.index("--")
+        options, command = argv[1:split], argv[split + 1 :]
+    args = parser.parse_args(options)
+    if not command:
+        parser.error("give the command to run after --, e.g. -- pg_dump -f /backup/shop.sql shop")
+    timeout = None
+    if args.timeout is not None:
+        try:
+            timeout = pydantic.TypeAdapter(PositiveDuration).validate_python(args.timeout)
+        except pydantic.ValidationError as err:
+            parser.error(f"--timeout {args.timeout!r}: {err.errors()[0]['msg']}")
+    try:
+        validate_name(args.name)
+    except JobError as err:
+        parser.error(str(err))
+    try:
+        return run_job(args.name, command, args.textfile_directory, timeout)
+    except OSError as err:  # something no one foresaw: still a one-line message, and a failure for cron
+        print(f"pulse-exporter job: {err}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["job"]:
+        return job_main(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.log_level not in LEVELS or args.log_format not in ("logfmt", "json"):
         parser.error("PULSE_LOG_LEVEL / PULSE_LOG_FORMAT has a value that is not allowed")
     setup_logging(args.log_level, args.log_format)
