@@ -158,7 +158,8 @@ def test_each_host_collector_is_a_key_of_collectors_host_and_named_after_it() ->
     assert list(host.HostConfig.model_fields) == ["enabled", *(kind.name for kind in host.KINDS)]
     for kind in host.KINDS:
         assert kind.build(kind.default).name == f"host.{kind.name}"
-    one_group = {"processes": [{"name": "me", "match": {"cmdline": "pytest"}}]}
+    one_group: dict[str, object] = {"processes": [{"name": "me", "match": {"cmdline": "pytest"}}]}
+    one_group["textfile"] = {"directory": "/nonexistent"}  # off until given a directory
     everything = host.build(host.HostConfig.model_validate(one_group))
     assert [c.name for c in everything] == [f"host.{kind.name}" for kind in host.KINDS]
     off = {kind.name: {"enabled": False} for kind in host.KINDS if kind is not processes.COLLECTOR}

@@ -134,7 +134,7 @@ def config(directory: Path | str, **settings: object) -> str:
 
 
 def collect(directory: Path, **settings: object) -> tuple[str, ByName, TextfileCollector]:
-    collector = TextfileCollector(TextfileSettings(directory=str(directory), **settings))  # type: ignore[arg-type]
+    collector = TextfileCollector(TextfileSettings(directory=str(directory), **settings))
     text = encode_text(collector.collect_blocking()).decode()
     return text, parse_by_name(text), collector
 

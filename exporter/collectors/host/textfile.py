@@ -38,13 +38,11 @@ from exporter.textformat import ParsedFamily, TextFormatError, format_float, par
 
 log = logging.getLogger(__name__)
 
-# Where the job wrapper (`pulse-exporter job run`) writes unless told otherwise; the collector reads a
-# directory only when `collectors.host.textfile.directory` names one.
-DEFAULT_DIRECTORY = "/var/lib/pulse/textfile"
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 class TextfileSettings(StrictModel):
+    enabled: bool = True  # as every host collector; it runs only once `directory` names one
     directory: str | None = None  # node_exporter's --collector.textfile.directory; none: not collected
     max_file_bytes: int = pydantic.Field(MAX_FILE_BYTES, ge=1)  # a larger file is an error, never read
 
@@ -72,7 +70,6 @@ class TextfileCollector(BlockingCollector):
 
     def __init__(self, settings: TextfileSettings) -> None:
         super().__init__("host.textfile", settings)
-        assert settings.directory is not None
         self.directory = settings.directory
         self.max_bytes = settings.max_file_bytes
         self._cache: dict[str, _Parsed] = {}
@@ -80,6 +77,8 @@ class TextfileCollector(BlockingCollector):
         self._lock = threading.Lock()  # status_note() reads _errors from the event loop
 
     def collect_blocking(self) -> Sequence[Metric]:
+        if self.directory is None:
+            return []
         errors: list[str] = []
         parsed: list[tuple[str, _Parsed]] = []
         try:
@@ -253,5 +252,5 @@ COLLECTOR = HostCollectorKind[TextfileSettings](
     config=TextfileSettings,
     default=TextfileSettings(),
     build=TextfileCollector,
-    wanted=lambda settings: settings.directory is not None,
+    wanted=lambda settings: settings.enabled and settings.directory is not None,
 )
