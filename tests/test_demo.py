@@ -146,6 +146,16 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
     samples = parse_samples(httpx.get(f"{pulse}/probe", params={"module": "http_2xx", "target": down}, timeout=30).text)
     assert samples['probe_failure_info{reason="connection_refused"}'] == 1
 
+    # The demo's cron job, a real backup of its database through `pulse-exporter job run`, is served.
+    def backup_recorded() -> dict[str, float] | None:
+        samples = parse_samples(httpx.get(f"{pulse}/metrics", headers={"Accept": "text/plain"}, timeout=10).text)
+        return samples if samples.get('pulse_job_runs_total{job_name="demo_backup"}', 0) >= 1 else None
+
+    samples = wait_until(backup_recorded, timeout=60, what="the demo job's first backup served", interval=0.2)
+    assert samples['pulse_job_last_exit_code{job_name="demo_backup"}'] == 0
+    assert samples['pulse_job_last_success_timestamp_seconds{job_name="demo_backup"}'] > 0
+    assert samples["node_textfile_scrape_error"] == 0
+
     # SIGTERM to the script stops every part.
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0, log.read_text()
