@@ -11,7 +11,7 @@ Where Pulse differs, on purpose:
 - a file that is not a regular file (a FIFO, which would block the scrape, a directory, a device) or
   is larger than `max_file_bytes` is an error, never read;
 - a file is parsed again only when it changes (inode, size, mtime, ctime): a scrape is a directory
-  listing and a stat per file;
+  listing and an open and fstat per file, and serves the same families while nothing changed;
 - a counter whose name lacks `_total` is exposed untyped: OpenMetrics, which Prometheus asks for
   first, cannot carry it;
 - a textfile family named like one of Pulse's own loses to Pulse's (app.py serves guest collectors'
@@ -74,6 +74,8 @@ class TextfileCollector(BlockingCollector):
         self.max_bytes = settings.max_file_bytes
         self._cache: dict[str, _Parsed] = {}
         self._errors: tuple[str, ...] = ()
+        self._last_state: object = None  # the files (path, key) and errors the last families were built from
+        self._last_families: list[Metric] = []
         self._lock = threading.Lock()  # status_note() reads _errors from the event loop
 
     def collect_blocking(self) -> Sequence[Metric]:
@@ -95,20 +97,12 @@ class TextfileCollector(BlockingCollector):
             else:
                 parsed.append((path, result))
         self._cache = read  # files gone from the directory leave the cache
-        families, conflicts = _merge(parsed)
-        self._report(errors, conflicts)
-
-        mtime = GaugeMetricFamily(
-            "node_textfile_mtime_seconds", "Unixtime mtime of textfiles successfully read.", labels=["file"]
-        )
-        for path, result in parsed:
-            mtime.add_metric([path], result.mtime)
-        scrape_error = GaugeMetricFamily(
-            "node_textfile_scrape_error",
-            "1 if there was an error opening or reading a file, 0 otherwise",
-            value=1 if errors else 0,
-        )
-        return [*families, *([mtime] if parsed else []), scrape_error]
+        state = (tuple((path, result.key) for path, result in read.items()), tuple(errors))
+        if state != self._last_state:  # else the same families again, which the encoder has memoized
+            families, conflicts = _merge(parsed)
+            self._report(errors, conflicts)
+            self._last_state, self._last_families = state, [*families, *_own_families(parsed, errors)]
+        return self._last_families
 
     def _read(self, path: str) -> _Parsed:
         """One file, parsed again only when it changed. Opened non-blocking and checked before reading:
@@ -164,6 +158,20 @@ class TextfileCollector(BlockingCollector):
             return None
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return Cell(problems[0] + more, "error")
+
+
+def _own_families(parsed: list[tuple[str, _Parsed]], errors: list[str]) -> list[Metric]:
+    mtime = GaugeMetricFamily(
+        "node_textfile_mtime_seconds", "Unixtime mtime of textfiles successfully read.", labels=["file"]
+    )
+    for path, result in parsed:
+        mtime.add_metric([path], result.mtime)
+    scrape_error = GaugeMetricFamily(
+        "node_textfile_scrape_error",
+        "1 if there was an error opening or reading a file, 0 otherwise",
+        value=1 if errors else 0,
+    )
+    return [*([mtime] if parsed else []), scrape_error]
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
