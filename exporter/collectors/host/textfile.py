@@ -25,7 +25,7 @@ import os
 import stat
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydantic
 from prometheus_client.core import GaugeMetricFamily
@@ -63,6 +63,9 @@ class _Parsed:
     families: dict[str, ParsedFamily] | None  # None: the file is refused
     error: str
     mtime: float
+    # Families only this file exposes, built once: name -> (HELP, family, series it repeated). Served as
+    # the same objects while the file is unchanged, they cost the encoder nothing either.
+    built: dict[str, tuple[str, Metric, list[str]]] = field(default_factory=dict)
 
 
 class TextfileCollector(BlockingCollector):
@@ -202,6 +205,13 @@ def _merge(files: list[tuple[str, _Parsed]]) -> tuple[list[Metric], list[str]]:
             help_text = parsed.help if parsed.help is not None else f"Metric read from {', '.join(sources[name])}"
             help_text = help_text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             kind = parsed.type or "untyped"
+            if len(sources[name]) == 1:
+                built = result.built.get(name)
+                if built is None or built[0] != help_text:
+                    built = result.built[name] = (help_text, *_build(path, name, help_text, parsed))
+                merged[name] = (help_text, kind, built[1])
+                conflicts.extend(built[2])
+                continue
             if name not in merged:
                 merged[name] = (help_text, kind, _family(name, help_text, kind))
             first_help, first_kind, family = merged[name]
@@ -217,6 +227,21 @@ def _merge(files: list[tuple[str, _Parsed]]) -> tuple[list[Metric], list[str]]:
                 seen.add(key)
                 family.add_sample(sample_name, labels, value)
     return [merged[name][2] for name in sorted(merged)], conflicts
+
+
+def _build(path: str, name: str, help_text: str, parsed: ParsedFamily) -> tuple[Metric, list[str]]:
+    """The family of a name only one file exposes, without the series it repeats."""
+    family = _family(name, help_text, parsed.type or "untyped")
+    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    repeated: list[str] = []
+    for sample_name, labels, value in _samples(parsed):
+        key = (sample_name, frozenset(labels.items()))
+        if key in seen:
+            repeated.append(f"{path}: {sample_name}{_labels_text(labels)} was read before; dropped")
+            continue
+        seen.add(key)
+        family.add_sample(sample_name, labels, value)
+    return family, repeated
 
 
 def _family(name: str, help_text: str, kind: str) -> Metric:
