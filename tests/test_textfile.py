@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from exporter.collectors.host import textfile
 from exporter.collectors.host.textfile import TextfileCollector, TextfileSettings
@@ -427,3 +428,19 @@ def test_an_unchanged_file_is_not_parsed_again(tmp_path: Path, monkeypatch: pyte
     (directory / "file1.prom").write_text("series_1 11\n")
     assert samples_of(collector.collect_blocking())["series_1"] == 11
     assert parsed[3:] == ["series_1 11\n"]
+
+
+def test_the_openmetrics_exposition_of_the_files_parses(tmp_path: Path, start_exporter: StartExporter) -> None:
+    """Prometheus asks for OpenMetrics first: the files' families must come out valid there too, a
+    counter without `_total` included."""
+    directory = write_directory(tmp_path / "textfile")
+    (directory / "w_counters.prom").write_text("# TYPE legacy_count counter\nlegacy_count 3\n")
+    exporter = start_exporter(config(directory))
+    response = exporter.get(
+        "/metrics", params={"collect[]": "host.textfile"}, headers={"Accept": "application/openmetrics-text"}
+    )
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    families = {f.name: f for f in openmetrics_families(response.text)}
+    assert families["legacy_count"].type == "unknown"
+    assert families["latency_seconds"].type == "histogram"
+    assert families["shop_exports"].type == "counter"
