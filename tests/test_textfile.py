@@ -440,7 +440,7 @@ def test_the_openmetrics_exposition_of_the_files_parses(tmp_path: Path, start_ex
         "/metrics", params={"collect[]": "host.textfile"}, headers={"Accept": "application/openmetrics-text"}
     )
     assert response.headers["content-type"].startswith("application/openmetrics-text")
-    families = {f.name: f for f in openmetrics_families(response.text)}
+    families = {f.name: f for f in openmetrics_families(response.text)}  # type: ignore[no-untyped-call]
     assert families["legacy_count"].type == "unknown"
     assert families["latency_seconds"].type == "histogram"
     assert families["shop_exports"].type == "counter"
