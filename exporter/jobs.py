@@ -281,21 +281,21 @@ def _run_locked(files: JobFiles, command: Sequence[str], timeout: float | None) 
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(received[-1])
             code = _wait(child, timeout)
+        ended_at = time.time()
+        change = {
+            "running": 0.0,
+            "last_end_timestamp_seconds": ended_at,
+            "last_duration_seconds": time.monotonic() - started,
+            "last_exit_code": float(code),
+            "runs_total": 1.0,
+            "failures_total": 1.0 if code else 0.0,
+        }
+        if code == 0:
+            change["last_success_timestamp_seconds"] = ended_at
+        files.update(change)  # still under the handlers: a late SIGTERM cannot cut the outcome's write short
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    ended_at = time.time()
-    change = {
-        "running": 0.0,
-        "last_end_timestamp_seconds": ended_at,
-        "last_duration_seconds": time.monotonic() - started,
-        "last_exit_code": float(code),
-        "runs_total": 1.0,
-        "failures_total": 1.0 if code else 0.0,
-    }
-    if code == 0:
-        change["last_success_timestamp_seconds"] = ended_at
-    files.update(change)
     return code
 
 
