@@ -110,6 +110,7 @@ class AccessLogsCollector(Collector):
                     access_log.take_over(previous.pop(access_log.name))
             for dropped in previous.values():
                 dropped.follower.close()
+            predecessor.logs = []  # its close() must not close the files this collector now follows
         self._thread = threading.Thread(target=self._run, name="pulse-access-logs", daemon=True)
         self._thread.start()
 
