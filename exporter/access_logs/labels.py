@@ -24,6 +24,7 @@ class Labeler:
         self._routes = [(route.name, route.path) for route in routes]
         self._route_cache: dict[RawValue, str] = {}
         self._methods: dict[RawValue, str] = {}
+        self._codes: dict[RawValue, str | None] = {}
 
     def route(self, path: RawValue) -> str:
         route = self._route_cache.get(path)
@@ -49,6 +50,16 @@ class Labeler:
             if len(self._methods) < 100:  # a log full of junk methods must not grow this
                 self._methods[method] = label
         return label
+
+    def code(self, code: RawValue) -> str | None:
+        """The code as a label, or None when it is not an HTTP status (the line then counts as unparsed)."""
+        try:
+            return self._codes[code]
+        except KeyError:
+            label = status_code(code)
+            if len(self._codes) < 1000:  # a log full of junk codes must not grow this
+                self._codes[code] = label
+            return label
 
 
 def status_code(code: RawValue) -> str | None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import bisect
 import logging
-import math
 from dataclasses import dataclass, field
 
-from exporter.access_logs.batch import Batch, RawKey, RawValue
-from exporter.access_logs.labels import Labeler, status_code
+from exporter.access_logs.batch import Batch, Duration, RawKey
+from exporter.access_logs.labels import Labeler
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class LogSeries:
     @staticmethod
     def _labels(key: RawKey, labeler: Labeler, labels_of: dict[RawKey, Labels | None]) -> Labels | None:
         method, path, raw_code = key
-        code = status_code(raw_code)
+        code = labeler.code(raw_code)
         labels = None if code is None else (labeler.route(path), labeler.method(method), code)
         labels_of[key] = labels
         return labels
@@ -92,26 +91,33 @@ class LogSeries:
     def _observe(
         self,
         histograms: dict[Labels, Histogram],
-        observed: dict[tuple[RawKey, RawValue | float], int],
+        observed: dict[RawKey, list[Duration]],
         labels_of: dict[RawKey, Labels | None],
     ) -> None:
-        buckets = self.buckets
-        size = len(buckets) + 1
-        for (key, raw), count in observed.items():
+        grouped: dict[Labels, list[Duration]] = {}
+        for key, values in observed.items():
             labels = labels_of[key]
             if labels is None:
                 continue
-            try:
-                seconds = float(raw)  # type: ignore[arg-type]  # bytes, str or float; None never stored
-            except ValueError:
-                continue
-            if not math.isfinite(seconds) or seconds < 0:
-                continue
+            group = grouped.get(labels)
+            if group is None:
+                grouped[labels] = values  # the batch's own list: extended in place, the batch is done with it
+            else:
+                group.extend(values)
+        bounds = self.buckets
+        for labels, values in grouped.items():
+            seconds = sorted(map(float, values))
             histogram = histograms.get(labels)
             if histogram is None:
-                histogram = histograms[labels] = Histogram(size)
-            histogram.buckets[bisect.bisect_left(buckets, seconds)] += count
-            histogram.sum += seconds * count
+                histogram = histograms[labels] = Histogram(len(bounds) + 1)
+            counts = histogram.buckets
+            below = 0
+            for index, bound in enumerate(bounds):  # le: a value equal to the bound is in its bucket
+                upto = bisect.bisect_right(seconds, bound, below)
+                counts[index] += upto - below
+                below = upto
+            counts[-1] += len(seconds) - below
+            histogram.sum += sum(seconds)
 
     def _warn_limit(self, log_name: str) -> None:
         if not self.limit_logged:

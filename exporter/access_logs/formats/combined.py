@@ -50,9 +50,13 @@ def parse(lines: Sequence[bytes], batch: Batch) -> None:
         if size != b"-":
             sizes[key] = sizes.get(key, 0) + int(size)
         if request_time is not None:
-            timed = (key, request_time)
-            durations[timed] = durations.get(timed, 0) + 1
+            try:
+                durations[key].append(request_time)
+            except KeyError:
+                durations[key] = [request_time]
             if upstream_time is not None:
-                timed = (key, upstream_time)
-                upstream[timed] = upstream.get(timed, 0) + 1
+                try:
+                    upstream[key].append(upstream_time)
+                except KeyError:
+                    upstream[key] = [upstream_time]
     batch.unparsed += unparsed

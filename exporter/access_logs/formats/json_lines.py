@@ -5,6 +5,7 @@ into nested objects). Codes may be numbers or strings; a duration is a number (o
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,7 +66,7 @@ def build(config: LogConfig) -> Parser:
                         seconds = float(duration) * unit
                     except ValueError:
                         continue
-                    timed = (key, seconds)
-                    batch.durations[timed] = batch.durations.get(timed, 0) + 1
+                    if math.isfinite(seconds) and seconds >= 0:
+                        batch.durations.setdefault(key, []).append(seconds)
 
     return parse

@@ -4,6 +4,7 @@ searched in each line; a line it does not match is unparsed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from exporter.access_logs.batch import Batch, Parser
@@ -37,7 +38,7 @@ def build(config: LogConfig) -> Parser:
                     seconds = float(duration) * unit
                 except ValueError:
                     continue
-                timed = (key, seconds)
-                batch.durations[timed] = batch.durations.get(timed, 0) + 1
+                if math.isfinite(seconds) and seconds >= 0:
+                    batch.durations.setdefault(key, []).append(seconds)
 
     return parse
