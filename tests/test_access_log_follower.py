@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.access_logs import follower
 from exporter.access_logs.collector import AccessLog
 from tests.access_logs import counts, nginx_line, one_log, requests_total, write_lines
 
@@ -196,3 +197,14 @@ def test_many_chunks_of_backlog_are_read_in_slices(tmp_path: Path) -> None:
     poll_all(log)
     assert log.stats.lines_read == 40 * (1 << 20) // len(line)
     assert log.stats.bytes_read == path.stat().st_size
+
+
+def test_a_glob_matching_too_many_files_follows_a_bounded_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follower, "MAX_FILES", 3)
+    for n in range(5):
+        write_lines(tmp_path / f"{n}.log", nginx_line())
+    log = one_log(tmp_path / "*.log", from_start=True)
+    poll_all(log)
+    assert (log.stats.files_followed, log.stats.files_unreadable, log.stats.lines_read) == (3, 2, 3)

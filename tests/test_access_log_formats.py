@@ -178,3 +178,20 @@ def test_config_mistakes_are_refused_with_the_reason(tmp_path: Path, section: st
         load_config(path)
     assert message in str(raised.value)
     assert "Traceback" not in str(raised.value)
+
+
+def test_the_example_config_loads_and_its_regex_reads_its_sample_line(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "access-logs.yml"
+    config = load_config(example)
+    erp_app = config.logs.files["erp_app"]
+    assert config.logs.service_of("erp_app") == config.logs.service_of("erp_apache") == "erp"
+    log = read_all(
+        tmp_path,
+        "2026-12-07 02:50:00,123 INFO [http] POST /erp/orders/55 -> 201 (1834 bytes) in 35 ms\n",
+        format="regex",
+        regex=erp_app.regex.pattern if erp_app.regex else "",
+        duration_unit=erp_app.duration_unit,
+        routes=[route.model_dump(mode="json") for route in erp_app.routes],
+    )
+    assert requests(log) == {("orders", "POST", "201"): 1}
+    assert sum(counts(log)["http_response_size_bytes_sum"].values()) == 1834

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.access_logs import nginx_line, write_lines
-from tests.helpers import Samples, StartExporter, require_binary, series
+from tests.helpers import Samples, StartExporter, landing_table, require_binary, series
 
 
 def config(log: Path, routes: str = "[{name: product, path: '/products/[0-9]+'}]") -> str:
@@ -51,6 +51,8 @@ def test_lines_written_while_pulse_runs_are_counted(start_exporter: StartExporte
     assert samples[series("http_request_duration_seconds_sum", duration)] == 1.5
     assert samples[series("http_request_duration_seconds_bucket", {**duration, "le": "1.0"})] == 0
     assert samples[series("http_request_duration_seconds_bucket", {**duration, "le": "2.5"})] == 1
+    (row,) = landing_table(exporter.get("/").text, "Access logs")
+    assert row[:4] == ["shop", "1", "6", "0"]  # log, files followed, lines read, unparsed
     promtool = require_binary("promtool")
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=exporter.metrics_text(), capture_output=True, text=True, check=False

@@ -38,6 +38,10 @@ CHUNK_SIZE = 1 << 20
 # Chunks read from one file per poll: a huge backlog (from_start on a big log) is read in slices, so the
 # other logs' files and a stop request wait for one slice, not the whole file.
 CHUNKS_PER_POLL = 16
+# Files one log follows at most (each holds a descriptor): a glob that catches a whole directory tree
+# must not exhaust them. Beyond it, paths are reported as problems (of which a bounded number are kept).
+MAX_FILES = 512
+MAX_PROBLEMS = 100
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip", ".Z")
 
 
@@ -124,7 +128,11 @@ class Follower:
                 if not stat.S_ISREG(info.st_mode):  # a FIFO would block the open; a directory cannot be read
                     problems[path] = "not a regular file"
                     continue
-                found.setdefault((info.st_dev, info.st_ino), (path, info.st_size))
+                identity = (info.st_dev, info.st_ino)
+                if len(found) >= MAX_FILES and identity not in found:
+                    problems[path] = f"more than {MAX_FILES} files match this log; not followed"
+                    continue
+                found.setdefault(identity, (path, info.st_size))
         for path, reason in problems.items():
             self._problem(path, reason, stats)
         return found
@@ -132,6 +140,8 @@ class Follower:
     def _problem(self, path: str, reason: str, stats: LogStats) -> None:
         """A path that cannot be read: counted and logged when it starts (or its reason changes), not at
         every poll."""
+        if path not in self.problems and len(self.problems) >= MAX_PROBLEMS:
+            return
         if self._previous_problems.get(path) != reason and self.problems.get(path) != reason:
             stats.read_errors += 1
             log.warning("cannot read access log file", extra={"log": self.log_name, "path": path, "err": reason})
