@@ -43,7 +43,7 @@ def build(config: LogConfig) -> Parser:
         for line in lines:
             try:
                 document = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a hostile line of nested brackets
                 document = None
             code = _raw(_lookup(document, code_at)) if isinstance(document, dict) else None
             if code is None:
