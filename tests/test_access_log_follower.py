@@ -208,3 +208,25 @@ def test_a_glob_matching_too_many_files_follows_a_bounded_number(
     log = one_log(tmp_path / "*.log", from_start=True)
     poll_all(log)
     assert (log.stats.files_followed, log.stats.files_unreadable, log.stats.lines_read) == (3, 2, 3)
+
+
+def test_a_reload_continues_from_the_offsets_and_keeps_counts_unless_buckets_or_service_change(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "access.log"
+    write_lines(path, nginx_line() * 3)
+    before = one_log(path, from_start=True)
+    poll_all(before)
+    same = one_log(path, routes=[{"name": "home", "path": "/"}])
+    same.take_over(before)
+    write_lines(path, nginx_line())
+    poll_all(same)
+    assert same.stats.lines_read == 4
+    assert requests_total(same) == 4  # 3 under route other, 1 under the new route home
+
+    rebucketed = one_log(path, buckets=[1.0])
+    rebucketed.take_over(same)
+    write_lines(path, nginx_line())
+    poll_all(rebucketed)
+    assert rebucketed.stats.lines_read == 5  # no line read twice
+    assert requests_total(rebucketed) == 1  # the histograms could not continue: the series started again

@@ -57,10 +57,11 @@ class AccessLog:
         self.follower = predecessor.follower
         self.follower.reconfigure(self.config.paths, self.config.from_start, self.config.max_line_length)
         self.stats, self.unparsed_logged = predecessor.stats, predecessor.unparsed_logged
-        if predecessor.series.buckets == self.series.buckets:
+        if predecessor.series.buckets == self.series.buckets and predecessor.service == self.service:
             self.series = predecessor.series
             self.series.series_limit = self.config.series_limit
-        # else: new buckets cannot continue the old histograms; the series start again (a counter reset).
+        # else: new buckets cannot continue the old histograms, and counts of another service are not
+        # this one's: the series start again (a counter reset, which rate() handles).
 
     def poll(self) -> bool:
         with self.lock:
