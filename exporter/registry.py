@@ -1,7 +1,7 @@
 """The registry: every section of pulse.yml and the collectors each one builds, listed in one place.
 
 `PulseConfig` is the schema of pulse.yml, declared here, above the plugins (collectors/host, probes,
-kpis), which know nothing of each other or of this module. Adding a section is one field in
+kpis, access_logs), which know nothing of each other or of this module. Adding a section is one field in
 `PulseConfig` (or `CollectorsConfig`, for `collectors.<name>`) and one line in `build_collectors`.
 """
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pydantic
 
+from exporter.access_logs.collector import build as build_access_logs
+from exporter.access_logs.config import LogsConfig
 from exporter.collectors import host
 from exporter.collectors.base import Collector
 from exporter.collectors.host import HostConfig
@@ -30,11 +32,12 @@ class CollectorsConfig(StrictModel):
 
 
 class PulseConfig(StrictModel):
-    """pulse.yml. `probes:` and `kpis:` are top-level sections because users know them by those names."""
+    """pulse.yml. `probes:`, `kpis:` and `logs:` are top-level sections because users know them by those names."""
 
     collectors: CollectorsConfig = pydantic.Field(default_factory=CollectorsConfig)
     probes: ProbesConfig = pydantic.Field(default_factory=ProbesConfig)
     kpis: KpisConfig = pydantic.Field(default_factory=KpisConfig)
+    logs: LogsConfig = pydantic.Field(default_factory=LogsConfig)
 
 
 def build_collectors(config: PulseConfig) -> list[Collector]:
@@ -43,6 +46,7 @@ def build_collectors(config: PulseConfig) -> list[Collector]:
         *host.build(config.collectors.host),
         *build_probes(config.probes),
         *build_kpis(config.kpis),
+        *build_access_logs(config.logs),
     ]
 
 

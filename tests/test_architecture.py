@@ -32,6 +32,7 @@ LAYERS = {
     "exporter.collectors.host": 2,
     "exporter.probes": 2,
     "exporter.kpis": 2,
+    "exporter.access_logs": 2,
     "exporter.collectors.base": 1,
     "exporter.scrape": 1,
     "exporter.config": 0,
@@ -54,7 +55,7 @@ LAYER_NAMES = {
     0: "L0 foundation",
 }
 # Layer-2 plugins: none imports another; the registry (L3) is where they meet.
-PLUGINS = ("exporter.collectors.host", "exporter.probes", "exporter.kpis")
+PLUGINS = ("exporter.collectors.host", "exporter.probes", "exporter.kpis", "exporter.access_logs")
 # The demo shop stands aside: it uses the KPI packs' schema and the foundation, and nothing uses it.
 DEMO = "exporter.demo"
 DEMO_MAY_IMPORT = ("exporter.kpis.packs",)

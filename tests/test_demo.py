@@ -1,6 +1,7 @@
 """scripts/demo and the demo shop as real processes: configurable ports, a busy port is a one-line
 message naming it (never a traceback, never a demo running without one of its parts), and the demo's
-journey probe walks the shop from home to checkout."""
+journey probe walks the shop from home to checkout, and the shop's access log shows on /metrics as
+web traffic with successes, client errors and server errors."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
     demo_env: dict[str, str], demos: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     log = tmp_path / "demo.log"
-    process = run_demo(demos, demo_env, log)
+    process = run_demo(demos, {**demo_env, "PULSE_DEMO_VISITORS": "40"}, log)
     pulse = f"http://127.0.0.1:{demo_env['PULSE_DEMO_PORT']}"
     shop = f"http://127.0.0.1:{demo_env['PULSE_DEMO_SHOP_PORT']}/"
 
@@ -155,6 +156,19 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
     assert samples['pulse_job_last_exit_code{job_name="demo_backup"}'] == 0
     assert samples['pulse_job_last_success_timestamp_seconds{job_name="demo_backup"}'] > 0
     assert samples["node_textfile_scrape_error"] == 0
+
+    # The shop's visitors, from its access log: 2xx, 4xx (missing pages) and 5xx (the flaky endpoint).
+    def code_classes() -> set[str]:
+        assert process.poll() is None, log.read_text()
+        text = httpx.get(f"{pulse}/metrics", headers={"Accept": "text/plain"}, timeout=10).text
+        return {
+            name.split('code="')[1][0] + "xx"
+            for name, value in parse_samples(text).items()
+            if name.startswith('http_requests_total{service="shop"') and value > 0
+        }
+
+    wait_until(lambda: {"2xx", "4xx", "5xx"} <= code_classes(), timeout=60, what="2xx, 4xx and 5xx from the shop's log")
+    assert (tmp_path / "demo-access.log").stat().st_size > 0
 
     # SIGTERM to the script stops every part.
     process.send_signal(signal.SIGTERM)

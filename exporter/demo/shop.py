@@ -8,7 +8,14 @@ It behaves like a real shop front on the points a business-transaction check has
     GET  /account          "Signed in as <user>" (303 to /login without a signed-in session)
     POST /api/cart/items   JSON {"sku", "quantity"} with header X-CSRF-Token; 201 JSON with the cart id
     GET  /checkout?cart=   the checkout page of the session's cart (404 for someone else's cart)
+    GET  /products/<sku>   a product page (404 for an unknown product)
+    GET  /api/recommendations  JSON, slow at times, and failing with 500 about one time in ten
     GET  /healthz          "ok"
+
+With `--access-log FILE` it writes an access log as nginx does (combined, plus $request_time), one line
+per request, which the demo's `logs:` section follows. With `--visitors N` a background thread sends it
+about N requests a second, as visitors browsing would: mostly pages and products, some missing pages
+(404), recommendations that sometimes fail (500), sign-in pages (303 without a session).
 
 State lives in memory. The one user is `demo` with the password from --password (default demo-password).
 Standard library only (http.server, threads): it is a demo, not part of the exporter's hot path.
@@ -21,14 +28,19 @@ import argparse
 import errno
 import html
 import json
+import random
 import secrets
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PORT = 10136  # next to Pulse's 10135: scripts/demo and examples/journey-shop.yml use it
@@ -78,14 +90,54 @@ def _money(cents: int) -> str:
     return f"${cents // 100}.{cents % 100:02d}"
 
 
+class AccessLog:
+    """An access log as nginx writes it: combined, plus $request_time (seconds, millisecond resolution)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(
+        self, *, client: str, request_line: str, status: int, size: int, referer: str, agent: str, seconds: float
+    ) -> None:
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        quoted = [value.replace("\\", "\\x5C").replace('"', "\\x22") or "-" for value in (request_line, referer, agent)]
+        line = f'{client} - - [{when}] "{quoted[0]}" {status} {size} "{quoted[1]}" "{quoted[2]}" {seconds:.3f}\n'
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class ShopHandler(BaseHTTPRequestHandler):
     server_version = "PulseDemoShop/1.0"
     shop: Shop  # set on the subclass made by make_server
+    access_log: AccessLog | None = None
 
     # ---- plumbing ----
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and demos probe it many times a minute
+
+    def handle_one_request(self) -> None:
+        self._status, self._sent, started = 0, 0, time.monotonic()
+        super().handle_one_request()
+        if self.access_log is not None and self._status:
+            self.access_log.write(
+                client=self.client_address[0],
+                request_line=self.requestline,
+                status=self._status,
+                size=self._sent,
+                referer=self.headers.get("Referer", "") if self.headers else "",
+                agent=self.headers.get("User-Agent", "") if self.headers else "",
+                seconds=time.monotonic() - started,
+            )
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
 
     def _session(self) -> tuple[str, Session] | None:
         cookie = SimpleCookie(self.headers.get("Cookie", ""))
@@ -109,6 +161,7 @@ class ShopHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+        self._sent = len(body)
 
     def _json(self, status: HTTPStatus, data: Any) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
@@ -127,6 +180,10 @@ class ShopHandler(BaseHTTPRequestHandler):
         routes = {"/": self._home, "/login": self._login_form, "/account": self._account, "/healthz": self._health}
         if url.path == "/checkout":
             self._checkout(parse_qs(url.query).get("cart", [""])[0])
+        elif url.path.startswith("/products/"):
+            self._product(url.path.removeprefix("/products/"))
+        elif url.path == "/api/recommendations":
+            self._recommendations()
         elif url.path in routes:
             routes[url.path]()
         else:
@@ -151,6 +208,21 @@ class ShopHandler(BaseHTTPRequestHandler):
         )
         body = f"<h1>Welcome to Pulse Demo Shop</h1><ul class='products'>{items}</ul><a href='/login'>Sign in</a>"
         self._send(HTTPStatus.OK, _page("Home", body))
+
+    def _product(self, sku: str) -> None:
+        if sku not in CATALOGUE:
+            self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<h1>No such product</h1>"))
+            return
+        name, price = CATALOGUE[sku]
+        self._send(HTTPStatus.OK, _page(name, f"<h1>{html.escape(name)}</h1><p class='price'>{_money(price)}</p>"))
+
+    def _recommendations(self) -> None:
+        # A flaky backend: usually quick, sometimes slow, about one call in ten fails.
+        time.sleep(random.choice((0.002, 0.01, 0.03, 0.08, 0.3)))
+        if random.random() < 0.1:
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "recommendation service unavailable"})
+            return
+        self._json(HTTPStatus.OK, {"skus": random.sample(sorted(CATALOGUE), 2)})
 
     def _login_form(self, error: str = "", status: HTTPStatus = HTTPStatus.OK) -> None:
         found = self._session()
@@ -228,9 +300,49 @@ class ShopHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, _page("Checkout", body))
 
 
-def make_server(host: str, port: int, password: str = "demo-password") -> ThreadingHTTPServer:
+# What a visitor asks for, with weights: mostly pages that exist, some that do not.
+VISITS = (
+    ("/", 30),
+    ("/products/tea-001", 15),
+    ("/products/tea-002", 10),
+    ("/products/mug-001", 10),
+    ("/products/tea-999", 3),  # a product that is gone: 404
+    ("/api/recommendations", 15),  # fails now and then: 500
+    ("/login", 8),
+    ("/account", 5),  # no session: 303
+    ("/wp-login.php", 2),  # a scanner: 404
+    ("/favicon.ico", 2),  # 404
+)
+VISITOR_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+)
+
+
+def visit_forever(base_url: str, per_second: float, stop: threading.Event) -> None:
+    """Browse the shop at about `per_second` requests a second (randomly spaced) until `stop`."""
+    paths = [path for path, _ in VISITS]
+    weights = [weight for _, weight in VISITS]
+    while not stop.wait(random.expovariate(per_second)):
+        path = random.choices(paths, weights)[0]
+        request = urllib.request.Request(base_url + path, headers={"User-Agent": random.choice(VISITOR_AGENTS)})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except urllib.error.HTTPError as err:
+            err.close()  # a 404 or 500 is part of the traffic
+        except OSError:
+            pass  # the shop is stopping
+
+
+def make_server(
+    host: str, port: int, password: str = "demo-password", access_log: Path | None = None
+) -> ThreadingHTTPServer:
     """The shop's HTTP server, bound but not serving yet (call serve_forever)."""
-    handler = type("Handler", (ShopHandler,), {"shop": Shop({"demo": password})})
+    attributes: dict[str, Any] = {"shop": Shop({"demo": password})}
+    if access_log is not None:
+        attributes["access_log"] = AccessLog(access_log)
+    handler = type("Handler", (ShopHandler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -241,18 +353,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument("--password", default="demo-password", help="password of the user `demo`")
+    parser.add_argument("--access-log", type=Path, help="write an nginx-style access log (combined + request time)")
+    parser.add_argument("--visitors", type=float, default=0, help="send the shop about N requests a second")
     args = parser.parse_args(argv)
+    if args.visitors < 0:
+        parser.error("--visitors must be 0 or more")
     try:
-        server = make_server(args.host, args.port, args.password)
+        server = make_server(args.host, args.port, args.password, args.access_log)
     except OSError as err:
-        print(f"pulse demo shop: {_listen_problem(args.host, args.port, err)}", file=sys.stderr)
+        problem = (
+            _listen_problem(args.host, args.port, err) if err.filename is None else f"{err.filename}: {err.strerror}"
+        )
+        print(f"pulse demo shop: {problem}", file=sys.stderr)
         return 1
-    print(f"Pulse demo shop on http://{args.host}:{server.server_address[1]}/ (user demo)", flush=True)
+    port = server.server_address[1]
+    print(f"Pulse demo shop on http://{args.host}:{port}/ (user demo)", flush=True)
+    stop = threading.Event()
+    if args.visitors:
+        base_url = f"http://{'127.0.0.1' if args.host in ('', '0.0.0.0') else args.host}:{port}"
+        threading.Thread(target=visit_forever, args=(base_url, args.visitors, stop), daemon=True).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server.server_close()
     return 0
 
