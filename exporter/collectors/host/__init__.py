@@ -14,7 +14,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pydantic
 
 from exporter.collectors.base import Collector
-from exporter.collectors.host import cpu, disk, filesystem, loadavg, memory, network, processes, system, timex, vmstat
+from exporter.collectors.host import (
+    cpu,
+    disk,
+    entropy,
+    filesystem,
+    loadavg,
+    mdstat,
+    memory,
+    netstat,
+    network,
+    pressure,
+    processes,
+    sockstat,
+    softnet,
+    system,
+    timex,
+    vmstat,
+)
 from exporter.collectors.host.kind import HostCollectorKind
 from exporter.config.types import StrictModel
 
@@ -30,6 +47,12 @@ KINDS: tuple[HostCollectorKind[Any], ...] = (
     filesystem.COLLECTOR,
     disk.COLLECTOR,
     network.COLLECTOR,
+    netstat.COLLECTOR,
+    sockstat.COLLECTOR,
+    softnet.COLLECTOR,
+    pressure.COLLECTOR,
+    entropy.COLLECTOR,
+    mdstat.COLLECTOR,
     processes.COLLECTOR,
 )
 
