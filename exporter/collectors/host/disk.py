@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import DeviceFilter
 from exporter.collectors.host.kind import HostCollectorKind
+from exporter.collectors.host.procfs import MalformedFileError
 from exporter.config.types import Regex
 
 SECTOR_BYTES = 512
@@ -90,14 +91,20 @@ class DiskCollector(BlockingCollector):
         udev = UdevFamilies()
         have_udev = os.path.isdir(self.udev_data_path)  # one check, not a failed open per device
         with open(self.diskstats_path, encoding="ascii") as diskstats:
-            for line in diskstats:
-                major, minor, device, *columns = line.split()
+            for number, line in enumerate(diskstats, 1):
+                major, minor, device, *columns = line.split() or ["", "", ""]
                 if len(columns) < 11 or not self.settings.allows(device):
                     continue
+                try:
+                    values = [int(column) for column in columns]
+                except ValueError:
+                    raise MalformedFileError(
+                        self.diskstats_path, number, f"{device}: a column is not a number"
+                    ) from None
                 for column, family, scale in counters:
-                    if column < len(columns):
-                        family.add_metric([device], int(columns[column]) * scale)
-                in_progress.add_metric([device], int(columns[8]))
+                    if column < len(values):
+                        family.add_metric([device], values[column] * scale)
+                in_progress.add_metric([device], values[8])
                 properties = _udev_properties(f"{self.udev_data_path}/b{major}:{minor}") if have_udev else {}
                 udev.add(device, major, minor, properties)
         return [family for _, family, _ in counters] + [in_progress, *udev.families()]

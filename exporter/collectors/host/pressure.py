@@ -56,7 +56,6 @@ RESOURCES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ),
     ),
 }
-MICROSECONDS = 1e-6
 
 
 class PressureCollector(BlockingCollector):
@@ -79,7 +78,7 @@ class PressureCollector(BlockingCollector):
             for prefix, name, help_text in wanted:
                 if prefix not in totals:
                     raise MalformedFileError(path, 0, f"no '{prefix}' line")
-                families.append(CounterMetricFamily(name, help_text, value=totals[prefix] * MICROSECONDS))
+                families.append(CounterMetricFamily(name, help_text, value=totals[prefix] / 1000.0 / 1000.0))
         return families
 
 
