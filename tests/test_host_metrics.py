@@ -977,8 +977,12 @@ def collectors_on(root: Path, netstat_fields: str | None = None) -> list[Collect
 
 def pulse_scrape_on(root: Path, netstat_fields: str | None = None) -> tuple[str, Exporter]:
     exporter = Exporter(None, None, load_files(None, None))
-    body, _ = asyncio.run(exporter.scrape(collectors_on(root, netstat_fields), 5, "text/plain"))
-    return body.decode(), exporter
+    return scrape_with(exporter, collectors_on(root, netstat_fields)), exporter
+
+
+def scrape_with(exporter: Exporter, collectors: list[Collector]) -> str:
+    body, _ = asyncio.run(exporter.scrape(collectors, 5, "text/plain"))
+    return body.decode()
 
 
 def node_exporter_on(start: StartNodeExporter, root: Path, *flags: str) -> str:
@@ -1073,6 +1077,33 @@ def test_netstat_fields_regex_selects_as_node_exporters_flag_does(start_node_exp
     assert "node_netstat_Tcp_RetransSegs" in netstat_names
     assert "node_netstat_Tcp_CurrEstab" not in netstat_names
     assert any(name.startswith("node_netstat_Udp6_") for name in netstat_names)
+
+
+def test_values_that_change_between_scrapes_are_served_anew(tmp_path: Path) -> None:
+    # Families whose value holds are handed out again (procfs.SteadyFamilies); a changed one must not be.
+    root = copy_fixture(tmp_path)
+    exporter, collectors = Exporter(None, None, load_files(None, None)), collectors_on(root)
+    first = parse_by_name(scrape_with(exporter, collectors))
+
+    def edit(relative: str, old: str, new: str) -> None:
+        path = root / relative
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new, 1))
+
+    edit("proc/net/sockstat", "TCP: inuse 57", "TCP: inuse 58")
+    edit("proc/pressure/memory", "total=5555555", "total=6555555")
+    snmp6 = root / "proc/net/snmp6"
+    snmp6.write_text(re.sub(r"^(Ip6InOctets\s+)\d+", r"\g<1>999", snmp6.read_text(), flags=re.MULTILINE))
+    second = parse_by_name(scrape_with(exporter, collectors))
+
+    assert single(first, "node_sockstat_TCP_inuse") == 57
+    assert single(second, "node_sockstat_TCP_inuse") == 58
+    assert single(second, "node_pressure_memory_waiting_seconds_total") == 6.555555
+    assert single(second, "node_netstat_Ip6_InOctets") == 999
+    changed = {"node_sockstat_TCP_inuse", "node_pressure_memory_waiting_seconds_total", "node_netstat_Ip6_InOctets"}
+    assert {name: v for name, v in new_only(second).items() if name not in changed} == {
+        name: v for name, v in new_only(first).items() if name not in changed
+    }
 
 
 def test_a_netstat_fields_regex_that_re2_refuses_is_a_config_error() -> None:

@@ -21,14 +21,20 @@ class EntropyCollector(BlockingCollector):
     def __init__(self, config: Toggle, proc_path: str = "/proc") -> None:
         super().__init__("host.entropy", config)
         self.random_path = f"{proc_path}/sys/kernel/random"
+        self._pool_size: int | None = None  # fixed for the kernel's life: read once
 
     def collect_blocking(self) -> Sequence[Metric]:
         return [
             GaugeMetricFamily(
                 "node_entropy_available_bits", "Bits of available entropy.", value=self._read("entropy_avail")
             ),
-            GaugeMetricFamily("node_entropy_pool_size_bits", "Bits of entropy pool.", value=self._read("poolsize")),
+            GaugeMetricFamily("node_entropy_pool_size_bits", "Bits of entropy pool.", value=self._pool_bits()),
         ]
+
+    def _pool_bits(self) -> int:
+        if self._pool_size is None:
+            self._pool_size = self._read("poolsize")
+        return self._pool_size
 
     def _read(self, name: str) -> int:
         path = f"{self.random_path}/{name}"

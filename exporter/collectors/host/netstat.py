@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError, name_part, read_text
+from exporter.collectors.host.procfs import MalformedFileError, SteadyFamilies, name_part, read_text
 from exporter.config.types import Regex, StrictModel
 
 DEFAULT_FIELDS = (
@@ -28,6 +28,7 @@ DEFAULT_FIELDS = (
 )
 # Each distinct header line is parsed once; a kernel has a handful. The bound keeps hostile files in check.
 MAX_CACHED_HEADERS = 64
+MAX_CACHED_KEYS = 1024  # snmp6 has about 100
 
 # For one header line: the selected (column, metric name, help).
 Selection = tuple[tuple[int, str, str], ...]
@@ -45,8 +46,10 @@ class NetstatCollector(BlockingCollector):
         self.settings = config
         self.paired_paths = (f"{proc_path}/net/netstat", f"{proc_path}/net/snmp")
         self.snmp6_path = f"{proc_path}/net/snmp6"
-        self._selections: dict[str, Selection] = {}
+        self._families = SteadyFamilies(UnknownMetricFamily)
+        self._selections: dict[str, tuple[int, Selection]] = {}  # header -> (its field count, selection)
         self._wanted: dict[str, tuple[str, str] | None] = {}  # snmp6 key -> (name, help), None: not selected
+        self._selected6: dict[str, tuple[str, str]] = {}  # the selected ones alone, in the file's order
 
     def collect_blocking(self) -> Sequence[Metric]:
         families: list[Metric] = []
@@ -65,15 +68,14 @@ class NetstatCollector(BlockingCollector):
             raise MalformedFileError(path, len(lines), "a header line without its line of values")
         for index in range(0, len(lines), 2):
             header, values = lines[index], lines[index + 1].split()
-            selection = self._selections.get(header)
-            if selection is None:
-                selection = self._select(header, path, index + 1)
-            if len(values) != len(header.split()):
+            cached = self._selections.get(header)
+            width, selection = cached if cached is not None else self._select(header, path, index + 1)
+            if len(values) != width:
                 raise MalformedFileError(path, index + 2, "the values do not match the header's field count")
             for column, name, help_text in selection:
-                families.append(UnknownMetricFamily(name, help_text, value=_number(values[column], path, index + 2)))
+                families.append(self._families.get(name, help_text, _number(values[column], path, index + 2)))
 
-    def _select(self, header: str, path: str, line_number: int) -> Selection:
+    def _select(self, header: str, path: str, line_number: int) -> tuple[int, Selection]:
         protocol, *fields = header.split()
         if not protocol.endswith(":"):
             raise MalformedFileError(path, line_number, f"expected '<Protocol>: <fields>', got {header[:80]!r}")
@@ -84,10 +86,23 @@ class NetstatCollector(BlockingCollector):
             if self.settings.fields.search(f"{protocol}_{name_part(field, path, line_number)}")
         )
         if len(self._selections) < MAX_CACHED_HEADERS:
-            self._selections[header] = selection
-        return selection
+            self._selections[header] = (len(fields) + 1, selection)
+        return len(fields) + 1, selection
 
     def _snmp6(self, text: str, families: list[Metric]) -> None:
+        tokens = text.split()
+        if len(tokens) != 2 * text.count("\n"):  # not one `<key> <value>` per line: the careful way
+            self._snmp6_by_line(text, families)
+            return
+        values = dict(zip(tokens[::2], tokens[1::2], strict=True))
+        for key in values.keys() - self._wanted.keys():  # keys not seen before: decide once
+            self._snmp6_wanted(key, 0)
+        for key, wanted in self._selected6.items():
+            value = values.get(key)
+            if value is not None:
+                families.append(self._families.get(*wanted, _number(value, self.snmp6_path, 0)))
+
+    def _snmp6_by_line(self, text: str, families: list[Metric]) -> None:
         for number, line in enumerate(text.splitlines(), 1):
             fields = line.split()
             if len(fields) < 2:
@@ -95,8 +110,7 @@ class NetstatCollector(BlockingCollector):
             key, value = fields[0], fields[1]
             wanted = self._wanted[key] if key in self._wanted else self._snmp6_wanted(key, number)
             if wanted is not None:
-                name, help_text = wanted
-                families.append(UnknownMetricFamily(name, help_text, value=_number(value, self.snmp6_path, number)))
+                families.append(self._families.get(*wanted, _number(value, self.snmp6_path, number)))
 
     def _snmp6_wanted(self, key: str, line_number: int) -> tuple[str, str] | None:
         six = key.find("6")
@@ -106,8 +120,10 @@ class NetstatCollector(BlockingCollector):
         wanted = None
         if self.settings.fields.search(f"{protocol}_{field}"):
             wanted = (f"node_netstat_{protocol}_{field}", f"Statistic {protocol}{field}.")
-        if len(self._wanted) < MAX_CACHED_HEADERS * 8:
+        if len(self._wanted) < MAX_CACHED_KEYS:
             self._wanted[key] = wanted
+            if wanted is not None:
+                self._selected6[key] = wanted
         return wanted
 
 

@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError, read_text
+from exporter.collectors.host.procfs import MalformedFileError, SteadyFamilies, read_text
 
 # resource -> (line prefix, metric name, help), in node_exporter's words.
 RESOURCES: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -62,6 +62,7 @@ class PressureCollector(BlockingCollector):
     def __init__(self, config: Toggle, proc_path: str = "/proc") -> None:
         super().__init__("host.pressure", config)
         self.pressure_path = f"{proc_path}/pressure"
+        self._families = SteadyFamilies(CounterMetricFamily)  # stall times stay put on an unloaded host
 
     def collect_blocking(self) -> Sequence[Metric]:
         families: list[Metric] = []
@@ -78,7 +79,7 @@ class PressureCollector(BlockingCollector):
             for prefix, name, help_text in wanted:
                 if prefix not in totals:
                     raise MalformedFileError(path, 0, f"no '{prefix}' line")
-                families.append(CounterMetricFamily(name, help_text, value=totals[prefix] / 1000.0 / 1000.0))
+                families.append(self._families.get(name, help_text, totals[prefix] / 1000.0 / 1000.0))
         return families
 
 

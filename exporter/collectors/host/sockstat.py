@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError, name_part, read_text
+from exporter.collectors.host.procfs import MalformedFileError, SteadyFamilies, name_part, read_text
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # The fields node_exporter exports, in its order; others a kernel may add are left out, as there.
@@ -26,6 +26,7 @@ class SockstatCollector(BlockingCollector):
     def __init__(self, config: Toggle, proc_path: str = "/proc") -> None:
         super().__init__("host.sockstat", config)
         self.paths = (f"{proc_path}/net/sockstat", f"{proc_path}/net/sockstat6")
+        self._families = SteadyFamilies(GaugeMetricFamily)
 
     def collect_blocking(self) -> Sequence[Metric]:
         families: list[Metric] = []
@@ -38,8 +39,7 @@ class SockstatCollector(BlockingCollector):
                 self._line(line, bool(ipv6), path, number, families)
         return families
 
-    @staticmethod
-    def _line(line: str, ipv6: bool, path: str, number: int, families: list[Metric]) -> None:
+    def _line(self, line: str, ipv6: bool, path: str, number: int, families: list[Metric]) -> None:
         protocol, *pairs = line.split() or [""]
         if not pairs or len(pairs) % 2 or not protocol.endswith(":"):
             raise MalformedFileError(path, number, f"expected '<PROTOCOL>: <key> <value> ...', got {line[:80]!r}")
@@ -51,8 +51,8 @@ class SockstatCollector(BlockingCollector):
         if protocol == "sockets":
             if not ipv6:  # node_exporter reports only the IPv4 file's count
                 families.append(
-                    GaugeMetricFamily(
-                        "node_sockstat_sockets_used", "Number of IPv4 sockets in use.", value=values.get("used", 0)
+                    self._families.get(
+                        "node_sockstat_sockets_used", "Number of IPv4 sockets in use.", values.get("used", 0)
                     )
                 )
             return
@@ -61,10 +61,10 @@ class SockstatCollector(BlockingCollector):
         for field in (*FIELDS, "mem_bytes"):
             if field in values or field == "inuse":  # node_exporter always has inuse (0 when absent)
                 families.append(
-                    GaugeMetricFamily(
+                    self._families.get(
                         f"node_sockstat_{protocol}_{field}",
                         f"Number of {protocol} sockets in state {field}.",
-                        value=values.get(field, 0),
+                        values.get(field, 0),
                     )
                 )
 
