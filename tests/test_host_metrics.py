@@ -1092,6 +1092,8 @@ def test_values_that_change_between_scrapes_are_served_anew(tmp_path: Path) -> N
 
     edit("proc/net/sockstat", "TCP: inuse 57", "TCP: inuse 58")
     edit("proc/pressure/memory", "total=5555555", "total=6555555")
+    edit("proc/net/softnet_stat", "0001a2b3 00000004", "0001a2b4 00000004")
+    edit("proc/diskstats", "sda 184214 ", "sda 184215 ")
     snmp6 = root / "proc/net/snmp6"
     snmp6.write_text(re.sub(r"^(Ip6InOctets\s+)\d+", r"\g<1>999", snmp6.read_text(), flags=re.MULTILINE))
     second = parse_by_name(scrape_with(exporter, collectors))
@@ -1100,7 +1102,15 @@ def test_values_that_change_between_scrapes_are_served_anew(tmp_path: Path) -> N
     assert single(second, "node_sockstat_TCP_inuse") == 58
     assert single(second, "node_pressure_memory_waiting_seconds_total") == 6.555555
     assert single(second, "node_netstat_Ip6_InOctets") == 999
-    changed = {"node_sockstat_TCP_inuse", "node_pressure_memory_waiting_seconds_total", "node_netstat_Ip6_InOctets"}
+    assert by_label(second, "node_softnet_processed_total", "cpu")["0"] == 0x1A2B4
+    assert by_label(second, "node_disk_reads_completed_total", "device")["sda"] == 184215
+    changed = {
+        "node_sockstat_TCP_inuse",
+        "node_pressure_memory_waiting_seconds_total",
+        "node_netstat_Ip6_InOctets",
+        "node_softnet_processed_total",
+        "node_disk_reads_completed_total",
+    }
     assert {name: v for name, v in new_only(second).items() if name not in changed} == {
         name: v for name, v in new_only(first).items() if name not in changed
     }

@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import DeviceFilter
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError
+from exporter.collectors.host.procfs import MalformedFileError, UnchangedFamilies
 from exporter.config.types import Regex
 
 SECTOR_BYTES = 512
@@ -76,6 +76,7 @@ class DiskCollector(BlockingCollector):
         self, config: DiskConfig, diskstats_path: str = "/proc/diskstats", udev_data_path: str = "/run/udev/data"
     ) -> None:
         super().__init__("host.disk", config)
+        self._unchanged = UnchangedFamilies()
         self.settings = config
         self.diskstats_path = diskstats_path
         self.udev_data_path = udev_data_path
@@ -107,7 +108,7 @@ class DiskCollector(BlockingCollector):
                 in_progress.add_metric([device], values[8])
                 properties = _udev_properties(f"{self.udev_data_path}/b{major}:{minor}") if have_udev else {}
                 udev.add(device, major, minor, properties)
-        return [family for _, family, _ in counters] + [in_progress, *udev.families()]
+        return self._unchanged.reuse([family for _, family, _ in counters] + [in_progress, *udev.families()])
 
 
 class UdevFamilies:

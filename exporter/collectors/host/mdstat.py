@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError, read_text
+from exporter.collectors.host.procfs import MalformedFileError, UnchangedFamilies, read_text
 
 STATUS = re.compile(r"(\d+) blocks .*\[(\d+)/(\d+)\] \[[U_]+\]")
 SIZE = re.compile(r"\s*(\d+) ")
@@ -50,6 +50,7 @@ class Array:
 class MdstatCollector(BlockingCollector):
     def __init__(self, config: Toggle, proc_path: str = "/proc") -> None:
         super().__init__("host.mdstat", config)
+        self._unchanged = UnchangedFamilies()
         self.mdstat_path = f"{proc_path}/mdstat"
 
     def collect_blocking(self) -> Sequence[Metric]:
@@ -74,7 +75,7 @@ class MdstatCollector(BlockingCollector):
             required.add_metric([device], array.disks_required)
             blocks.add_metric([device], array.blocks)
             synced.add_metric([device], array.blocks_synced)
-        return [state, disks, required, blocks, synced]
+        return self._unchanged.reuse([state, disks, required, blocks, synced])
 
 
 def parse_mdstat(text: str, path: str) -> list[Array]:

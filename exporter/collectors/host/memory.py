@@ -14,12 +14,14 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
+from exporter.collectors.host.procfs import SteadyFamilies
 
 
 class MemoryCollector(BlockingCollector):
     def __init__(self, config: Toggle, meminfo_path: str = "/proc/meminfo") -> None:
         super().__init__("host.memory", config)
         self.meminfo_path = meminfo_path
+        self._families = SteadyFamilies(GaugeMetricFamily)  # totals and idle pools hold between scrapes
 
     def collect_blocking(self) -> Sequence[Metric]:
         families = []
@@ -37,7 +39,7 @@ class MemoryCollector(BlockingCollector):
                     name, value = f"node_memory_{field}", int(parts[0])
                 # HELP as node_exporter writes it: the field with its unit suffix.
                 help_text = f"Memory information field {name.removeprefix('node_memory_')}."
-                families.append(GaugeMetricFamily(name, help_text, value=value))
+                families.append(self._families.get(name, help_text, value))
         return families
 
 

@@ -68,3 +68,21 @@ class SteadyFamilies:
         if last is not None or len(self._last) < self.MAX_FAMILIES:
             self._last[name] = family
         return family
+
+
+class UnchangedFamilies:
+    """Labelled families: the previous scrape's object stands in for a fresh one with the same samples,
+    so the encoder reuses its text (disk counters of idle devices, node_disk_info, md arrays at rest)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Metric] = {}
+
+    def reuse(self, families: list[Metric]) -> list[Metric]:
+        kept: dict[str, Metric] = {}
+        for index, family in enumerate(families):
+            previous = self._last.get(family.name)
+            if previous is not None and previous.samples == family.samples:
+                families[index] = previous
+            kept[family.name] = families[index]
+        self._last = kept
+        return families

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
-from exporter.collectors.host.procfs import MalformedFileError, read_text
+from exporter.collectors.host.procfs import MalformedFileError, UnchangedFamilies, read_text
 
 MIN_COLUMNS = 9  # what node_exporter's parser insists on; every kernel since 2.6 writes at least that
 UINT32_HEX_DIGITS = 8
@@ -25,6 +25,7 @@ UINT32_HEX_DIGITS = 8
 class SoftnetCollector(BlockingCollector):
     def __init__(self, config: Toggle, proc_path: str = "/proc") -> None:
         super().__init__("host.softnet", config)
+        self._unchanged = UnchangedFamilies()
         self.softnet_path = f"{proc_path}/net/softnet_stat"
 
     def collect_blocking(self) -> Sequence[Metric]:
@@ -51,7 +52,7 @@ class SoftnetCollector(BlockingCollector):
             processed.add_metric(label, counts[0])
             dropped.add_metric(label, counts[1])
             squeezed.add_metric(label, counts[2])
-        return [processed, dropped, squeezed]
+        return self._unchanged.reuse([processed, dropped, squeezed])
 
 
 COLLECTOR = HostCollectorKind(name="softnet", config=Toggle, default=Toggle(), build=SoftnetCollector)
