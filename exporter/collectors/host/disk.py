@@ -27,6 +27,7 @@ from exporter.config.types import Regex
 SECTOR_BYTES = 512
 MAX_UDEV_RECORD = 64 * 1024  # udev records are a few KiB; the bound keeps a corrupt one from costing more
 MAX_LABEL_VALUE = 256
+MAX_DEVICES = 4096  # bound for the per-device filter verdicts
 # node_exporter's default: partitions, RAM disks, loop and floppy devices.
 DEFAULT_DISKS_EXCLUDE = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 
@@ -80,6 +81,7 @@ class DiskCollector(BlockingCollector):
         self.settings = config
         self.diskstats_path = diskstats_path
         self.udev_data_path = udev_data_path
+        self._allowed: dict[str, bool] = {}
 
     def collect_blocking(self) -> Sequence[Metric]:
         counters = [
@@ -94,7 +96,7 @@ class DiskCollector(BlockingCollector):
         with open(self.diskstats_path, encoding="ascii") as diskstats:
             for number, line in enumerate(diskstats, 1):
                 major, minor, device, *columns = line.split() or ["", "", ""]
-                if len(columns) < 11 or not self.settings.allows(device):
+                if len(columns) < 11 or not self._allows(device):
                     continue
                 try:
                     values = [int(column) for column in columns]
@@ -109,6 +111,15 @@ class DiskCollector(BlockingCollector):
                 properties = _udev_properties(f"{self.udev_data_path}/b{major}:{minor}") if have_udev else {}
                 udev.add(device, major, minor, properties)
         return self._unchanged.reuse([family for _, family, _ in counters] + [in_progress, *udev.families()])
+
+    def _allows(self, device: str) -> bool:
+        """The device filter's verdict, kept per device name: the same names come back every scrape."""
+        allowed = self._allowed.get(device)
+        if allowed is None:
+            allowed = self.settings.allows(device)
+            if len(self._allowed) < MAX_DEVICES:
+                self._allowed[device] = allowed
+        return allowed
 
 
 class UdevFamilies:
