@@ -1116,6 +1116,17 @@ def test_values_that_change_between_scrapes_are_served_anew(tmp_path: Path) -> N
     }
 
 
+def test_netstat_fields_come_from_the_config_file(start_exporter: StartExporter) -> None:
+    exporter = start_exporter(config({"netstat": {"fields": "^Tcp_(InSegs|OutSegs)$"}, "sockstat": {"enabled": False}}))
+    text = scrape(exporter)
+    assert {name for name in types(text) if name.startswith("node_netstat_")} == {
+        "node_netstat_Tcp_InSegs",
+        "node_netstat_Tcp_OutSegs",
+    }
+    assert not [name for name in types(text) if name.startswith("node_sockstat_")]
+    assert "host.sockstat" not in successes(text, "pulse_exporter_collector_success")
+
+
 def test_a_netstat_fields_regex_that_re2_refuses_is_a_config_error() -> None:
     [problem] = problems("collectors:\n  host:\n    netstat: {fields: '(?<=Tcp)_x'}\n")
     assert problem.startswith("pulse.yml:3: collectors.host.netstat.fields: ")
