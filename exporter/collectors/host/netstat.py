@@ -97,6 +97,9 @@ class NetstatCollector(BlockingCollector):
         values = dict(zip(tokens[::2], tokens[1::2], strict=True))
         for key in values.keys() - self._wanted.keys():  # keys not seen before: decide once
             self._snmp6_wanted(key, 0)
+        if len(self._wanted) >= MAX_CACHED_KEYS:  # a file unlike the kernel's: some keys stay undecided
+            self._snmp6_by_line(text, families)
+            return
         for key, wanted in self._selected6.items():
             value = values.get(key)
             if value is not None:
