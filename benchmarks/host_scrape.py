@@ -7,7 +7,8 @@ scrapes them in turn, with the headers Prometheus sends, and this prints per exp
 - scrape latency, median and p90 (client-side wall time until the last body byte, ms)
 - CPU time per scrape of the exporter process (utime + stime from /proc/<pid>/stat, all threads)
 - RSS after the run (VmRSS) and its peak over the process' life (VmHWM), MiB
-- series exposed (non-comment lines of an uncompressed scrape) and the gzipped response size
+- series exposed (non-comment lines of an uncompressed scrape) and the gzipped response size, then the
+  series per subsystem (`node_<subsystem>_*`; the exporters' own metrics as "self"), side by side
 
 with a pulse / node_exporter ratio column and the issue's targets, marked met or not met.
 Figures include this machine's noise; compare runs on the same machine only. Pulse's RSS still
@@ -87,6 +88,7 @@ class Result:
     rss_growth_mib: float
     rss_peak_mib: float
     series: int
+    series_by_subsystem: dict[str, int]
     gzip_bytes: int
     failed_collectors: list[str]
     log_problems: list[str]
@@ -206,6 +208,30 @@ def count_series(exposition: str) -> int:
     return sum(1 for line in exposition.splitlines() if line.strip() and not line.startswith("#"))
 
 
+# node_exporter's own metrics about itself and its scrape, counted as "self" like Pulse's.
+SELF_PREFIXES = ("node_scrape_", "node_exporter_", "node_textfile_scrape_")
+SUBSYSTEM = re.compile(r"^node_([a-z0-9]+)_")
+
+
+def series_by_subsystem(exposition: str) -> dict[str, int]:
+    """Series per `node_<subsystem>_` prefix (node_load1 and the like under their own name); "self" for
+    the exporter's own metrics (pulse_*, process_*, go_*, python_*, node_scrape_*, ...)."""
+    counts: dict[str, int] = {}
+    for line in exposition.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name = re.split(r"[{ ]", line, maxsplit=1)[0]
+        match = SUBSYSTEM.match(name)
+        if not name.startswith("node_") or name.startswith(SELF_PREFIXES):
+            group = "self"
+        elif match:
+            group = match.group(1)
+        else:
+            group = name.removeprefix("node_")
+        counts[group] = counts.get(group, 0) + 1
+    return counts
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the whole process (every thread), from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -283,6 +309,7 @@ def benchmark(exporters: Sequence[RunningExporter], scrapes: int, warmup: int, b
                 rss_growth_mib=rss - rss_before[exporter.name],
                 rss_peak_mib=memory_mib(exporter.process.pid, "VmHWM"),
                 series=count_series(expositions[exporter.name]),
+                series_by_subsystem=series_by_subsystem(expositions[exporter.name]),
                 gzip_bytes=sizes[exporter.name],
                 failed_collectors=COLLECTOR_FAILED.findall(expositions[exporter.name]),
                 log_problems=log_problems(exporter),
@@ -334,10 +361,20 @@ def render_table(pulse: Result, node: Result | None) -> str:
     return "\n".join(lines)
 
 
+def render_series(pulse: Result, node: Result | None) -> str:
+    """Series per subsystem, both exporters side by side: what each one's figures above are made of."""
+    theirs = node.series_by_subsystem if node else {}
+    lines = [f"{'series by subsystem':<26}{'pulse':>12}{'node_exporter':>15}"]
+    for group in sorted(pulse.series_by_subsystem.keys() | theirs.keys()):
+        mine, other = pulse.series_by_subsystem.get(group, 0), theirs.get(group, 0) if node else None
+        lines.append(f"  {group:<24}{mine:>12}{'-' if other is None else other:>15}")
+    return "\n".join(lines)
+
+
 def render_report(pulse: Result, node: Result | None) -> str:
     scrapes = f"{pulse.scrapes} measured scrapes each" if node else f"{pulse.scrapes} measured scrapes"
     lines = [f"Host /metrics scrape benchmark: {scrapes}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"]
-    lines += ["", render_table(pulse, node), "", "Targets (pulse):"]
+    lines += ["", render_table(pulse, node), "", render_series(pulse, node), "", "Targets (pulse):"]
     for target in targets(pulse, node):
         verdict = "not evaluated" if target.met is None else ("met" if target.met else "NOT MET")
         lines.append(f"  {target.name:<45} {verdict:<14} ({target.measured})")

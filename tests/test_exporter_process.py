@@ -17,6 +17,7 @@ from tests.test_config import BILLION_LAUGHS
 ALL_HOST = {
     "host.cpu", "host.memory", "host.loadavg", "host.system", "host.vmstat", "host.timex",
     "host.filesystem", "host.disk", "host.network",
+    "host.netstat", "host.sockstat", "host.softnet", "host.pressure", "host.entropy", "host.mdstat",
 }  # fmt: skip
 
 
