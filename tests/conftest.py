@@ -12,7 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, wait_until
+from tests.helpers import (
+    RunningExporter,
+    StartExporter,
+    StartNodeExporter,
+    exporter_command,
+    free_port,
+    require_binary,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -68,3 +76,35 @@ def _healthy(running: RunningExporter) -> bool:
         return running.get("/-/healthy").status_code in (200, 401)
     except httpx.HTTPError:
         return False
+
+
+@pytest.fixture
+def start_node_exporter(tmp_path: Path) -> Iterator[StartNodeExporter]:
+    """Start Debian's node_exporter on a free port with the given flags; returns its /metrics URL."""
+    binary = require_binary("prometheus-node-exporter")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(*flags: str) -> str:
+        port = free_port()
+        log_path = tmp_path / f"node-exporter-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [binary, f"--web.listen-address=127.0.0.1:{port}", *flags], stdout=log, stderr=subprocess.STDOUT
+            )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def answers() -> bool:
+            assert process.poll() is None, f"node_exporter exited:\n{log_path.read_text()}"
+            try:
+                return httpx.get(url, timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, 20, lambda: f"node_exporter answering:\n{log_path.read_text()}", interval=0.05)
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)

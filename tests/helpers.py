@@ -208,3 +208,14 @@ def landing_table(page: str, title: str) -> list[list[str]]:
         [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td>(.*?)</td>", row)]
         for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]
     ]
+
+
+# A callable that starts Debian's node_exporter with flags and returns its /metrics URL (conftest.py).
+StartNodeExporter = Callable[..., str]
+
+
+def node_exporter_text(url: str) -> str:
+    response = httpx.get(url, headers={"Accept": "text/plain"}, timeout=10)
+    response.raise_for_status()
+    assert response.text.strip(), "empty node_exporter body"
+    return response.text

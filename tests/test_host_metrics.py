@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 import yaml
 
@@ -33,7 +32,16 @@ from exporter.collectors.base import Collector
 from exporter.collectors.host import disk, entropy, mdstat, netstat, pressure, sockstat, softnet
 from exporter.collectors.host.config import Toggle
 from exporter.config.types import CompiledRegex, compile_regex
-from tests.helpers import ByName, RunningExporter, StartExporter, free_port, parse_by_name, require_binary, wait_until
+from tests.helpers import (
+    ByName,
+    RunningExporter,
+    StartExporter,
+    StartNodeExporter,
+    node_exporter_text,
+    parse_by_name,
+    require_binary,
+    wait_until,
+)
 from tests.test_config import problems
 
 pytestmark = pytest.mark.integration
@@ -246,49 +254,7 @@ def read_process(pid: int) -> ProcessState:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Fixtures: node_exporter, tmpfs mounts, marked child processes.
-
-StartNodeExporter = Callable[..., str]
-
-
-@pytest.fixture
-def start_node_exporter(tmp_path: Path) -> Iterator[StartNodeExporter]:
-    """Start Debian's node_exporter on a free port with the given flags; returns its /metrics URL."""
-    binary = require_binary("prometheus-node-exporter")
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(*flags: str) -> str:
-        port = free_port()
-        log_path = tmp_path / f"node-exporter-{port}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [binary, f"--web.listen-address=127.0.0.1:{port}", *flags], stdout=log, stderr=subprocess.STDOUT
-            )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}/metrics"
-
-        def answers() -> bool:
-            assert process.poll() is None, f"node_exporter exited:\n{log_path.read_text()}"
-            try:
-                return httpx.get(url, timeout=10).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(answers, 20, lambda: f"node_exporter answering:\n{log_path.read_text()}", interval=0.05)
-        return url
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(10)
-
-
-def node_exporter_text(url: str) -> str:
-    response = httpx.get(url, headers={"Accept": "text/plain"}, timeout=10)
-    response.raise_for_status()
-    assert response.text.strip(), "empty node_exporter body"
-    return response.text
-
+# Fixtures: tmpfs mounts, marked child processes (node_exporter's is in conftest.py).
 
 MountTmpfs = Callable[..., Path]
 

@@ -15,10 +15,9 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
@@ -31,11 +30,11 @@ from tests.helpers import (
     Labels,
     RunningExporter,
     StartExporter,
-    free_port,
+    StartNodeExporter,
+    node_exporter_text,
     parse_by_name,
     require_binary,
     samples_of,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -144,40 +143,14 @@ def collect(directory: Path, **settings: object) -> tuple[str, ByName, TextfileC
 
 
 @pytest.fixture
-def node_exporter_textfile(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
+def node_exporter_textfile(start_node_exporter: StartNodeExporter) -> Callable[[Path], str]:
     """Debian's node_exporter with only its textfile collector, on `directory`; returns one scrape."""
-    binary = require_binary("prometheus-node-exporter")
-    processes: list[subprocess.Popen[bytes]] = []
 
     def scrape(directory: Path) -> str:
-        port = free_port()
-        log = tmp_path / f"node-exporter-{port}.log"
-        with log.open("wb") as out:
-            flags = [
-                "--collector.disable-defaults",
-                "--collector.textfile",
-                f"--collector.textfile.directory={directory}",
-            ]
-            process = subprocess.Popen(
-                [binary, f"--web.listen-address=127.0.0.1:{port}", *flags], stdout=out, stderr=out
-            )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}/metrics"
+        flags = ["--collector.disable-defaults", "--collector.textfile", f"--collector.textfile.directory={directory}"]
+        return node_exporter_text(start_node_exporter(*flags))
 
-        def answer() -> str | None:
-            assert process.poll() is None, f"node_exporter exited:\n{log.read_text()}"
-            try:
-                response = httpx.get(url, headers={"Accept": "text/plain"}, timeout=10)
-            except httpx.HTTPError:
-                return None
-            return response.text if response.status_code == 200 else None
-
-        return wait_until(answer, 20, lambda: f"node_exporter answering:\n{log.read_text()}", interval=0.05)
-
-    yield scrape
-    for process in processes:
-        process.terminate()
-        process.wait(10)
+    return scrape
 
 
 # Part A ----------------------------------------------------------------------------------------------
