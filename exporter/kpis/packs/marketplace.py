@@ -447,13 +447,13 @@ def queries(source: str, dialect: str, *, top_n: int = TOP_N) -> list[dict[str, 
                 )
             ],
         ),
-        *_behaviour_flow(d, p, source),
+        _behaviour_flow(d, p, source),
         *_top_products(d, p, source, top_n),
         _freshness(d, p, source),
     ]
 
 
-def _behaviour_flow(d: _Dialect, p: str, source: str) -> list[dict[str, Any]]:
+def _behaviour_flow(d: _Dialect, p: str, source: str) -> dict[str, Any]:
     """The funnel: sessions started in each window, and how many of them reached each step.
 
     Strict: a session reaches a step when it has an event of that step and of every step before it (at
@@ -492,24 +492,22 @@ def _behaviour_flow(d: _Dialect, p: str, source: str) -> list[dict[str, Any]]:
         SELECT l.step AS step, l.win AS {d.quote("window")}, COALESCE(CASE l.k {pick} END, 0) AS sessions
         FROM totals t CROSS JOIN ({labels}) l
         """
-    return [
-        _query(
-            p + "behaviour_flow",
-            source,
-            ("1m", "30s"),
-            sql,
-            [
-                _metric(
-                    "business_funnel_sessions",
-                    "gauge",
-                    "sessions",
-                    "Sessions started in the window (1h|24h) that reached the funnel step and every step "
-                    "before it: session_started, product_viewed, added_to_cart, checkout_started, paid.",
-                    ("step", "window"),
-                )
-            ],
-        )
-    ]
+    return _query(
+        p + "behaviour_flow",
+        source,
+        ("1m", "30s"),
+        sql,
+        [
+            _metric(
+                "business_funnel_sessions",
+                "gauge",
+                "sessions",
+                "Sessions started in the window (1h|24h) that reached the funnel step and every step "
+                "before it: session_started, product_viewed, added_to_cart, checkout_started, paid.",
+                ("step", "window"),
+            )
+        ],
+    )
 
 
 def _top_products(d: _Dialect, p: str, source: str, top_n: int) -> list[dict[str, Any]]:
