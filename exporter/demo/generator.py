@@ -54,7 +54,7 @@ HOURLY = tuple(h * 24 / sum(_HOURLY) for h in _HOURLY)
 # Relative traffic per weekday, Monday first: people shop more at the weekend.
 WEEKLY = (0.95, 0.93, 0.95, 1.0, 1.05, 1.3, 1.35)
 LANDING_PAGES = ("/", "/search", "/deals", "/category", "/product", "/cart")
-LANDING_WEIGHTS = tuple(itertools.accumulate((30, 20, 10, 15, 22, 3)))  # cumulative, for rng.choices
+LANDING_WEIGHTS = tuple(itertools.accumulate((30, 20, 10, 15, 22, 3)))  # cumulative, for bisect
 CATEGORIES = (
     "electronics", "fashion", "home", "garden", "toys", "books", "beauty", "sports",
     "grocery", "automotive", "music", "pets", "office", "health", "jewelry",
@@ -81,6 +81,7 @@ BURST_FAILURE = 0.5
 RETURN_RATE = 0.06  # share of paid orders refunded or returned later
 REFUND_SPIKE_FACTOR = 10.0
 RECENT_PAID = 5000  # paid orders remembered as candidates for refunds
+ONE_SECOND = timedelta(seconds=1)
 MAX_OUTAGE = 300.0  # live mode gives up after the database refused writes for this long (seconds)
 
 
@@ -248,8 +249,10 @@ class Simulation:
         seconds = rng.uniform(3, 40) if bounced else min(rng.lognormvariate(math.log(60 * page_views), 0.5), 7200)
         duration = timedelta(seconds=round(seconds))
         started = (at - duration if anchored_at_end else at).replace(microsecond=0)
-        duration = max(min(duration, horizon - timedelta(seconds=1) - started), timedelta(0))  # not past the horizon
         ended = started + duration
+        if ended >= horizon:  # cut short: nothing is dated at or after the horizon
+            duration = max(horizon - ONE_SECOND - started, timedelta(0))
+            ended = started + duration
         user_id: int | None = None
         if rng.random() < 0.72:
             user_id = 1 + int(self.users * rng.random() ** 2.5)  # a few heavy users, a long tail
@@ -258,7 +261,8 @@ class Simulation:
             user_id = self.users
             rows.users.append({"id": self.users, "created_at": started, "country": _country(rng)})
         session_id = self.new_id("sessions")
-        landing_page = rng.choices(LANDING_PAGES, cum_weights=LANDING_WEIGHTS)[0]
+        # rng.choices(cum_weights=...) without its overhead (once per session): the same draw.
+        landing_page = LANDING_PAGES[bisect.bisect(LANDING_WEIGHTS, rng.random() * LANDING_WEIGHTS[-1])]
         rows.sessions.append(
             {
                 "id": session_id,
@@ -291,7 +295,9 @@ class Simulation:
         if bounced:
             views = 1 if landing == "/product" else 0
         else:
-            views = 1 + min(int(rng.expovariate(1 / 0.6)), 5) if buys or rng.random() < VIEW_RATE else 0
+            views = (2 if rng.random() < 0.15 else 1) if buys or rng.random() < VIEW_RATE else 0
+        if not views:  # nothing viewed (bounced elsewhere, or only browsed categories): no step reached
+            return
         carts = buys or (views > 0 and rng.random() < CART_RATE)
         checks_out = buys or (carts and rng.random() < CHECKOUT_RATE)
         seconds = int(duration.total_seconds())  # events on whole seconds, as every time the generator writes
