@@ -77,6 +77,73 @@ def test_every_session_ends_after_it_starts_and_ids_follow_time(history: str) ->
     assert 0.03 < len(orders) / len(sessions) < 0.1  # a marketplace's conversion
 
 
+def test_the_behaviour_flow_drops_off_like_a_shop(history: str) -> None:
+    """Of all sessions, about 60% view a product, 25% fill a cart, 10% begin checkout and 4-6% pay."""
+    sessions = len(rows(history, schema.sessions))
+    reached: dict[str, set[int]] = defaultdict(set)
+    for event in rows(history, schema.events):
+        reached[event.type].add(event.session_id)
+    assert set(reached) == set(schema.FUNNEL_STEPS)
+    shares = [len(reached[step]) / sessions for step in schema.FUNNEL_STEPS]
+    assert 0.5 < shares[0] < 0.7, shares
+    assert 0.18 < shares[1] < 0.32, shares
+    assert 0.07 < shares[2] < 0.14, shares
+    assert 0.03 < shares[3] < 0.07, shares
+
+
+def test_an_order_comes_after_the_steps_leading_to_it_and_a_payment_is_a_paid_event(history: str) -> None:
+    sessions = {s.id: s for s in rows(history, schema.sessions)}
+    events = rows(history, schema.events)
+    steps: dict[int, set[str]] = defaultdict(set)
+    for event in events:
+        steps[event.session_id].add(event.type)
+        assert event.occurred_at >= sessions[event.session_id].started_at
+        assert event.user_id == sessions[event.session_id].user_id
+        assert (event.product_id is not None) == (event.type in ("product_viewed", "added_to_cart"))
+    orders = {o.id: o for o in rows(history, schema.orders)}
+    assert all({"product_viewed", "added_to_cart", "checkout_started"} <= steps[o.session_id] for o in orders.values())
+    # Each successful payment of an order is a `paid` event of the order's session, at the same time.
+    paid_events = {(e.session_id, e.occurred_at) for e in events if e.type == "paid"}
+    successes = {
+        (orders[p.order_id].session_id, p.created_at)
+        for p in rows(history, schema.payments)
+        if p.status == "succeeded" and p.order_id is not None
+    }
+    assert successes <= paid_events
+    assert len(paid_events - successes) < 0.005 * len(paid_events)  # payments matched to no order (rare)
+    products = {p.id: p for p in rows(history, schema.products)}
+    assert all(e.product_id in products for e in events if e.product_id is not None)
+    assert {i.product for i in rows(history, schema.order_items)} <= {p.sku for p in products.values()}
+
+
+def test_nothing_is_dated_after_the_end_of_the_history(history: str) -> None:
+    until = datetime.fromisoformat(UNTIL)
+    for table, column in [(schema.sessions, "ended_at"), (schema.orders, "created_at"), (schema.events, "occurred_at"),
+                          (schema.payments, "created_at"), (schema.refunds, "created_at")]:  # fmt: skip
+        assert max(getattr(row, column) for row in rows(history, table)) < until, table.name
+
+
+def test_pending_bank_transfers_are_paid_hours_later_or_cancelled(history: str) -> None:
+    """The order's status changes after it was written: what the pack's daily gauge by current status shows."""
+    orders = {o.id: o for o in rows(history, schema.orders)}
+    payments: dict[int, list[Any]] = defaultdict(list)
+    for payment in rows(history, schema.payments):
+        payments[payment.order_id].append(payment)
+    settled_later = [
+        o
+        for o in orders.values()
+        if o.status == "paid"
+        and any(
+            p.created_at - o.created_at >= timedelta(hours=1) and p.method == "bank_transfer" for p in payments[o.id]
+        )
+    ]
+    never_arrived = [o for o in orders.values() if o.status == "cancelled" and not payments[o.id]]
+    still_pending = [o for o in orders.values() if o.status == "pending"]
+    assert len(settled_later) > 5 * len(never_arrived) > 0
+    assert still_pending
+    assert all(datetime.fromisoformat(UNTIL) - o.created_at < timedelta(hours=30) for o in still_pending)
+
+
 def test_payment_failures_come_in_bursts(history: str) -> None:
     """A burst: a ten-minute window where one failure reason (a provider outage, a fraud wave) suddenly
     dominates, at twice the usual failure ratio or more."""
@@ -166,6 +233,9 @@ def test_live_mode_keeps_writing_until_it_is_stopped(fresh_database: TestDatabas
     assert all(started - timedelta(seconds=1) <= s.ended_at <= stopped + timedelta(seconds=1) for s in new_sessions)
     new_orders = rows(url, schema.orders)[before["orders"] :]
     assert new_orders[0].id == before["orders"] + 1  # ids continue after the history
+    new_events = [e for e in rows(url, schema.events) if e.session_id > new_sessions[0].id]
+    assert new_events
+    assert all(e.occurred_at <= stopped + timedelta(seconds=1) for e in new_events)
     with sqlalchemy.create_engine(url).connect() as conn:
         for query in PACKS["marketplace"]("demo", fresh_database.dialect):
             params = {"cursor": 0} if "cursor" in query else {}

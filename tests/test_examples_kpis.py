@@ -33,6 +33,7 @@ pytest_plugins = ("tests.databases",)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO = EXAMPLES / "demo.yml"
 ERP = EXAMPLES / "erp-crm.yml"
+FUNNEL = ("session_started", "product_viewed", "added_to_cart", "checkout_started", "paid")
 ERP_QUERIES = [
     "erp_invoices_open",
     "erp_receivables_overdue",
@@ -40,6 +41,7 @@ ERP_QUERIES = [
     "crm_leads",
     "crm_opportunities",
     "crm_tickets_open",
+    "erp_freshness",
 ]
 
 
@@ -70,6 +72,12 @@ def test_the_demo_config_serves_kpis_over_generated_data(tmp_path: Path, start_e
     samples = wait_until_queries_succeed(exporter, queries)
     assert samples["business_sessions_total"] > 1000
     assert 0 < samples["business_conversion_rate_ratio"] < 1
+    # The behaviour flow narrows from visits to payments, and the best sellers have their own series.
+    funnel = [samples[f'business_funnel_sessions{{step="{step}",window="24h"}}'] for step in FUNNEL]
+    assert funnel == sorted(funnel, reverse=True)
+    assert funnel[-1] > 0
+    assert sum(key.startswith("business_product_orders{") for key in samples) == 11  # top 10 + other
+    assert samples['business_table_newest_row_timestamp_seconds{table="events"}'] > 0
     assert any(key.startswith("node_cpu_seconds_total{") for key in samples)  # host metrics as well
 
 
@@ -177,6 +185,14 @@ def expected_erp(rows: dict[str, list[dict[str, Any]]], now: datetime) -> dict[s
     for ticket in rows["tickets"]:
         if ticket["status"] in ("open", "pending"):
             out[f'crm_tickets_open{{priority="{ticket["priority"]}"}}'] += 1
+    newest = {
+        "invoices": max(i["issued_at"] for i in rows["invoices"]),
+        "leads": max(lead["created_at"] for lead in rows["leads"]),
+        "opportunities": max(o["updated_at"] for o in rows["opportunities"]),
+        "tickets": max(t["created_at"] for t in rows["tickets"]),
+    }
+    for table, timestamp in newest.items():
+        out[f'erp_table_newest_row_timestamp_seconds{{table="{table}"}}'] = timestamp.timestamp()
     # Ages grow while the test runs: checked separately, with the time it took as tolerance.
     for cur, due in oldest_overdue.items():
         out[f'erp_receivables_oldest_overdue_seconds{{currency="{cur}"}}'] = (
@@ -216,7 +232,9 @@ def test_the_erp_template_runs_against_a_real_postgresql(
         assert sorted(exposed) == sorted(expected)
         slack = (finished - now).total_seconds() + 1
         for key, value in expected.items():
-            if "_seconds{" in key:
+            if "_timestamp_seconds{" in key:
+                assert exposed[key] == pytest.approx(value, rel=0, abs=1e-3), key
+            elif "_seconds{" in key:
                 assert value <= exposed[key] <= value + slack, key
             else:
                 assert exposed[key] == pytest.approx(value), key

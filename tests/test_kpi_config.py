@@ -287,6 +287,17 @@ kpis:
     assert all(m.config.static_labels.get("shop") == "us" for q in us for m in q.metrics)
 
 
+def test_a_pack_top_n_sets_how_many_products_get_a_label(tmp_path: Path) -> None:
+    base = "kpis:\n  sources: {shop: {dsn: 'sqlite:///x.db'}}\n  packs:\n    - {pack: marketplace, source: shop"
+    queries = {q.name: q for q in load(tmp_path, base + ", top_n: 3}\n").kpis.resolved_queries()}
+    assert "place <= 3 " in str(queries["marketplace_top_products"].config.sql)
+    assert "top 3 products" in str(queries["marketplace_top_products"].metrics[0].config.help)
+    default = {q.name: q for q in load(tmp_path, base + "}\n").kpis.resolved_queries()}
+    assert "place <= 10 " in str(default["marketplace_top_categories"].config.sql)
+    too_many = errors(tmp_path, base + ", top_n: 51}\n")
+    assert "pulse.yml:4: kpis.packs[0].top_n: Input should be less than or equal to 50" in too_many
+
+
 def test_pack_errors(tmp_path: Path) -> None:
     unknown = errors(
         tmp_path, "kpis:\n  sources: {shop: {dsn: 'sqlite:///x.db'}}\n  packs:\n    - {pack: nope, source: shop}\n"

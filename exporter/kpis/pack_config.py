@@ -8,6 +8,7 @@ import pydantic
 
 from exporter.config.types import PositiveDuration, StrictModel, registered
 from exporter.kpis.packs import PACKS
+from exporter.kpis.packs.marketplace import MAX_TOP_N, TOP_N
 from exporter.kpis.query_config import (
     DECLARED_SOURCES,
     DeclaredSources,
@@ -31,6 +32,8 @@ class PackConfig(StrictModel):
     static_labels: StaticLabels = {}  # added to every metric of the pack (e.g. {shop: eu})
     interval: PositiveDuration | None = None  # overrides the pack's intervals
     timeout: PositiveDuration | None = None
+    # Products and categories with their own label value; the rest are summed as "other".
+    top_n: int = pydantic.Field(TOP_N, ge=1, le=MAX_TOP_N)
 
     @pydantic.field_validator("pack")
     @classmethod
@@ -54,7 +57,7 @@ class PackConfig(StrictModel):
         if not isinstance(source, SqlSourceConfig):  # packs are SQL: their queries come per dialect
             return []
         try:
-            raw_queries = PACKS[self.pack](self.source, source.dialect)
+            raw_queries = PACKS[self.pack](self.source, source.dialect, top_n=self.top_n)
         except (ValueError, KeyError) as err:
             raise ValueError(f"pack {self.pack}: {err}") from None
         declared = DeclaredSources({self.source: SQL}, guess_query_kind)

@@ -6,7 +6,7 @@ SQLite, PostgreSQL and MariaDB/MySQL run the same definitions. docs/marketplace-
 metric. Conventions: names start with `business_`, money is in the currency's major unit, ratios are
 0-1, durations are seconds, and no label carries a user, order or session id.
 
-Windows are rolling and end at the database's clock (UTC): "last 24 hours", not "today".
+Windows are rolling and end at the database's clock (UTC): "last 24 hours" (named "daily"), not "today".
 """
 
 from __future__ import annotations
@@ -14,9 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.kpis.packs.marketplace_schema import FUNNEL_STEPS
+
 HOUR = 3600
 DAY = 24 * HOUR
-TOP_CATEGORIES = 10  # top categories by orders get their own label value; the rest are summed as "other"
+# Products and categories with their own label value (the rest are summed as "other"): `top_n` in a
+# `packs:` entry, TOP_N by default, at most MAX_TOP_N so that the series stay few.
+TOP_N = 10
+MAX_TOP_N = 50
+FUNNEL_WINDOWS = (("1h", HOUR), ("24h", DAY))
+# Key tables and the column that dates their rows: the freshness of each (a stopped sync shows).
+FRESHNESS_COLUMNS = (
+    ("users", "created_at"),
+    ("sessions", "started_at"),
+    ("events", "occurred_at"),
+    ("orders", "created_at"),
+    ("payments", "created_at"),
+    ("refunds", "created_at"),
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,23 @@ class _Dialect:
             return f"((now() AT TIME ZONE 'UTC') - interval '{seconds} seconds')"
         return f"(UTC_TIMESTAMP() - INTERVAL {seconds} SECOND)"
 
+    def now(self) -> str:
+        """The current UTC time, comparable with the schema's naive-UTC columns."""
+        if self.name == "sqlite":
+            return "datetime('now')"
+        if self.name == "postgresql":
+            return "(now() AT TIME ZONE 'UTC')"
+        return "UTC_TIMESTAMP()"
+
+    def unix_seconds(self, timestamp: str) -> str:
+        """Seconds since 1970-01-01 UTC of a naive-UTC timestamp (MySQL's UNIX_TIMESTAMP() would read it
+        in the session's time zone)."""
+        if self.name == "sqlite":
+            return f"((julianday({timestamp}) - 2440587.5) * 86400.0)"
+        if self.name == "postgresql":
+            return f"EXTRACT(EPOCH FROM {timestamp})"
+        return f"(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {timestamp}) / 1e6)"
+
     def seconds_between(self, start: str, end: str) -> str:
         if self.name == "sqlite":
             return f"((julianday({end}) - julianday({start})) * 86400.0)"
@@ -42,7 +74,7 @@ class _Dialect:
         return f"(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1e6)"
 
     def quote(self, identifier: str) -> str:
-        """Quote a column alias that is a reserved word (`check`)."""
+        """Quote a column alias that is a reserved word (`check`, `window`, `table`)."""
         return f"`{identifier}`" if self.name == "mysql" else f'"{identifier}"'
 
 
@@ -75,9 +107,12 @@ def _query(
     return query
 
 
-def queries(source: str, dialect: str) -> list[dict[str, Any]]:
-    """The pack's queries for `source`, whose SQLAlchemy dialect is `dialect`."""
+def queries(source: str, dialect: str, *, top_n: int = TOP_N) -> list[dict[str, Any]]:
+    """The pack's queries for `source`, whose SQLAlchemy dialect is `dialect`; `top_n` products and
+    categories get their own label value."""
     d = _dialect(dialect)
+    if not 1 <= top_n <= MAX_TOP_N:
+        raise ValueError(f"top_n must be between 1 and {MAX_TOP_N}, not {top_n}")
     p = "marketplace_"  # query names: distinct from a user's own queries on the same exporter
     return [
         _query(
@@ -176,28 +211,76 @@ def queries(source: str, dialect: str) -> list[dict[str, Any]]:
             source,
             ("30s", "10s"),
             """
-            SELECT status, currency, COUNT(*) AS orders,
+            SELECT currency, COUNT(*) AS orders,
                    SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS gmv, MAX(id) AS last_id
-            FROM orders WHERE id > :cursor GROUP BY status, currency
+            FROM orders WHERE id > :cursor GROUP BY currency
             """,
             [
                 _metric(
                     "business_orders_total",
                     "counter",
                     "orders",
-                    "Orders placed, by their status when first read and currency.",
-                    ("status", "currency"),
+                    "Orders placed, whatever their status (counted once, when the order row appears).",
+                    ("currency",),
                 ),
                 _metric(
                     "business_gmv_total",
                     "counter",
                     "gmv",
-                    "Gross merchandise value of the orders placed, in the currency's major unit "
-                    "(negative amounts excluded: see business_integrity_violations).",
-                    ("status", "currency"),
+                    "Gross merchandise value of the orders placed, whatever their status, in the currency's "
+                    "major unit (negative amounts excluded: see business_integrity_violations).",
+                    ("currency",),
                 ),
             ],
             cursor=True,
+        ),
+        _query(
+            p + "transactions",
+            source,
+            ("30s", "10s"),
+            """
+            SELECT COALESCE(o.currency, 'unknown') AS currency, COUNT(*) AS transactions,
+                   SUM(CASE WHEN p.amount > 0 THEN p.amount ELSE 0 END) AS amount, MAX(p.id) AS last_id
+            FROM payments p LEFT JOIN orders o ON o.id = p.order_id
+            WHERE p.id > :cursor AND p.status = 'succeeded'
+            GROUP BY COALESCE(o.currency, 'unknown')
+            """,
+            [
+                _metric(
+                    "business_transactions_completed_total",
+                    "counter",
+                    "transactions",
+                    "Transactions completed: payments that succeeded, by the currency of their order "
+                    "(unknown when the order is missing).",
+                    ("currency",),
+                ),
+                _metric(
+                    "business_transactions_completed_amount_total",
+                    "counter",
+                    "amount",
+                    "Amount of the payments that succeeded, in the currency's major unit (negative amounts excluded).",
+                    ("currency",),
+                ),
+            ],
+            cursor=True,
+        ),
+        _query(
+            p + "daily_orders",
+            source,
+            ("1m", "30s"),
+            f"""
+            SELECT status, currency, COUNT(*) AS orders
+            FROM orders WHERE created_at >= {d.ago(DAY)} GROUP BY status, currency
+            """,
+            [
+                _metric(
+                    "business_daily_orders",
+                    "gauge",
+                    "orders",
+                    "Orders placed in the last 24 hours, by their current status and currency.",
+                    ("status", "currency"),
+                )
+            ],
         ),
         _query(
             p + "average_order_value",
@@ -317,17 +400,17 @@ def queries(source: str, dialect: str) -> list[dict[str, Any]]:
             ), ranked AS (
               SELECT category, orders, ROW_NUMBER() OVER (ORDER BY orders DESC, category) AS place FROM counts
             )
-            SELECT CASE WHEN place <= {TOP_CATEGORIES} THEN category ELSE 'other' END AS category,
+            SELECT CASE WHEN place <= {top_n} THEN category ELSE 'other' END AS category,
                    SUM(orders) AS orders
             FROM ranked
-            GROUP BY CASE WHEN place <= {TOP_CATEGORIES} THEN category ELSE 'other' END
+            GROUP BY CASE WHEN place <= {top_n} THEN category ELSE 'other' END
             """,
             [
                 _metric(
                     "business_category_orders",
                     "gauge",
                     "orders",
-                    f"Orders of the last 24 hours containing the category: the top {TOP_CATEGORIES} categories, "
+                    f"Orders of the last 24 hours containing the category: the top {top_n} categories, "
                     'the rest summed as category="other".',
                     ("category",),
                 )
@@ -364,4 +447,154 @@ def queries(source: str, dialect: str) -> list[dict[str, Any]]:
                 )
             ],
         ),
+        _behaviour_flow(d, p, source),
+        *_top_products(d, p, source, top_n),
+        _freshness(d, p, source),
     ]
+
+
+def _behaviour_flow(d: _Dialect, p: str, source: str) -> dict[str, Any]:
+    """The funnel: sessions started in each window, and how many of them reached each step.
+
+    Strict: a session reaches a step when it has an event of that step and of every step before it (at
+    any time since it started, in any order), so the counts never grow from one step to the next.
+    """
+    flags = ",\n".join(
+        f"MAX(CASE WHEN e.type = '{step}' THEN 1 ELSE 0 END) AS s{n}" for n, step in enumerate(FUNNEL_STEPS, 1)
+    )
+    # reached_n: the session reached steps 1..n (0: it started).
+    reached = ["1", *("*".join(f"s{k}" for k in range(1, n + 1)) for n in range(1, len(FUNNEL_STEPS) + 1))]
+    sums = ",\n".join(
+        f"SUM(CASE WHEN started_at >= {d.ago(seconds)} THEN {expr} ELSE 0 END) AS w{w}_s{n}"
+        for w, (_, seconds) in enumerate(FUNNEL_WINDOWS)
+        for n, expr in enumerate(reached)
+    )
+    # One row per (step, window) from the single row of totals: a CTE read once (MariaDB would
+    # compute it again for every reference).
+    steps = ("session_started", *FUNNEL_STEPS)
+    series = [
+        (step, window, f"w{w}_s{n}") for w, (window, _) in enumerate(FUNNEL_WINDOWS) for n, step in enumerate(steps)
+    ]
+    labels = " UNION ALL ".join(
+        f"SELECT '{step}' AS step, '{window}' AS win, '{column}' AS k" for step, window, column in series
+    )
+    pick = " ".join(f"WHEN '{column}' THEN t.{column}" for _, _, column in series)
+    longest = max(seconds for _, seconds in FUNNEL_WINDOWS)
+    sql = f"""
+        WITH per_session AS (
+          SELECT s.started_at AS started_at, {flags}
+          FROM sessions s LEFT JOIN events e ON e.session_id = s.id
+          WHERE s.started_at >= {d.ago(longest)}
+          GROUP BY s.id, s.started_at
+        ), totals AS (
+          SELECT {sums} FROM per_session
+        )
+        SELECT l.step AS step, l.win AS {d.quote("window")}, COALESCE(CASE l.k {pick} END, 0) AS sessions
+        FROM totals t CROSS JOIN ({labels}) l
+        """
+    return _query(
+        p + "behaviour_flow",
+        source,
+        ("1m", "30s"),
+        sql,
+        [
+            _metric(
+                "business_funnel_sessions",
+                "gauge",
+                "sessions",
+                "Sessions started in the window (1h|24h) that reached the funnel step and every step "
+                "before it: session_started, product_viewed, added_to_cart, checkout_started, paid.",
+                ("step", "window"),
+            )
+        ],
+    )
+
+
+def _top_products(d: _Dialect, p: str, source: str, top_n: int) -> list[dict[str, Any]]:
+    """Best sellers of the last 24 hours (paid orders): the top `top_n` products by orders, and by revenue
+    in each currency; the rest summed as product="other". Ties go to the first product in SKU order."""
+    paid_items = f"""
+        FROM order_items i JOIN orders o ON o.id = i.order_id
+        WHERE o.created_at >= {d.ago(DAY)} AND o.status = 'paid'
+        """
+    label = f"CASE WHEN place <= {top_n} THEN product ELSE 'other' END"
+    return [
+        _query(
+            p + "top_products",
+            source,
+            ("5m", "60s"),
+            f"""
+            WITH counts AS (
+              SELECT i.product AS product, COUNT(DISTINCT i.order_id) AS orders {paid_items}
+              GROUP BY i.product
+            ), ranked AS (
+              SELECT product, orders, ROW_NUMBER() OVER (ORDER BY orders DESC, product) AS place FROM counts
+            )
+            SELECT {label} AS product, SUM(orders) AS orders FROM ranked GROUP BY {label}
+            """,
+            [
+                _metric(
+                    "business_product_orders",
+                    "gauge",
+                    "orders",
+                    f"Paid orders of the last 24 hours containing the product (SKU): the top {top_n} products, "
+                    'the rest summed as product="other".',
+                    ("product",),
+                )
+            ],
+        ),
+        _query(
+            p + "top_products_revenue",
+            source,
+            ("5m", "60s"),
+            f"""
+            WITH revenue AS (
+              SELECT i.product AS product, o.currency AS currency,
+                     SUM(CASE WHEN i.price > 0 THEN i.quantity * i.price ELSE 0 END) AS revenue {paid_items}
+              GROUP BY i.product, o.currency
+            ), ranked AS (
+              SELECT product, currency, revenue,
+                     ROW_NUMBER() OVER (PARTITION BY currency ORDER BY revenue DESC, product) AS place
+              FROM revenue
+            )
+            SELECT {label} AS product, currency, SUM(revenue) AS revenue
+            FROM ranked GROUP BY {label}, currency
+            """,
+            [
+                _metric(
+                    "business_product_revenue",
+                    "gauge",
+                    "revenue",
+                    "Revenue (quantity x unit price) of the product in the paid orders of the last 24 hours, in "
+                    f"the currency's major unit: the top {top_n} products of each currency, the rest summed as "
+                    'product="other".',
+                    ("product", "currency"),
+                )
+            ],
+        ),
+    ]
+
+
+def _freshness(d: _Dialect, p: str, source: str) -> dict[str, Any]:
+    """When the newest row of each key table was dated: a stopped writer, sync or ETL shows as an age that
+    grows (time() - the value). 0 for an empty table, like Prometheus' own *_timestamp_seconds for "never"."""
+    rows = "\nUNION ALL\n".join(
+        f"SELECT '{table}' AS {d.quote('table')}, COALESCE({d.unix_seconds(f'MAX({column})')}, 0) AS newest "
+        f"FROM {table}"
+        for table, column in FRESHNESS_COLUMNS
+    )
+    return _query(
+        p + "freshness",
+        source,
+        ("1m", "30s"),
+        rows,
+        [
+            _metric(
+                "business_table_newest_row_timestamp_seconds",
+                "gauge",
+                "newest",
+                "Unix time of the newest row of the table, by its time column (0 when the table is empty).",
+                ("table",),
+            )
+        ],
+    )

@@ -46,17 +46,20 @@ FAILURE_REASONS = (
     "processing_error",
 )
 REFUND_KINDS = ("refund", "return")
+# The behaviour-flow funnel's steps, in order: the `type` of an `events` row.
+FUNNEL_STEPS = ("product_viewed", "added_to_cart", "checkout_started", "paid")
 
 
-def _table(name: str, *columns: Column[Any], indexed: tuple[str, ...] = ()) -> Table:
+def _table(name: str, *columns: Column[Any], indexed: tuple[str | tuple[str, ...], ...] = ()) -> Table:
     """A table of the schema: its `id` first (increasing with insertion time: the pack's cursors), then
-    `columns`, and an index `ix_<table>_<column>` on each `indexed` column."""
+    `columns`, and an index `ix_<table>_<column>[_<column>...]` on each `indexed` column or column tuple."""
+    keys = [(key,) if isinstance(key, str) else key for key in indexed]
     return Table(
         name,
         metadata,
         Column("id", Id, primary_key=True, autoincrement=True),
         *columns,
-        *(Index(f"ix_{name}_{column}", column) for column in indexed),
+        *(Index(f"ix_{name}_{'_'.join(key)}", *key) for key in keys),
     )
 
 
@@ -64,6 +67,7 @@ users = _table(
     "users",
     Column("created_at", DateTime, nullable=False),
     Column("country", String(2), nullable=False),
+    indexed=("created_at",),
 )
 
 sessions = _table(
@@ -88,10 +92,17 @@ orders = _table(
     indexed=("created_at", "session_id", "customer_id"),
 )
 
+products = _table(
+    "products",
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(100), nullable=False),
+)
+
 order_items = _table(
     "order_items",
     Column("order_id", Id, nullable=False),
-    Column("product", String(200), nullable=False),
+    Column("product", String(200), nullable=False),  # the product's SKU as sold (products.sku)
     Column("category", String(100), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("price", Money, nullable=False),  # unit price, the order's currency
@@ -115,7 +126,18 @@ refunds = _table(
     Column("amount", Money, nullable=False),
     Column("kind", String(10), nullable=False),  # refund (money back) | return (goods sent back)
     Column("created_at", DateTime, nullable=False),
-    indexed=("order_id",),
+    indexed=("order_id", "created_at"),
 )
 
-TABLES = (users, sessions, orders, order_items, payments, refunds)
+events = _table(
+    "events",
+    Column("session_id", Id, nullable=False),
+    Column("user_id", Id, nullable=True),  # NULL for an anonymous visitor
+    Column("type", String(40), nullable=False),  # one of FUNNEL_STEPS; other types are ignored by the pack
+    Column("product_id", Id, nullable=True),  # products.id for product events; NULL for others
+    Column("occurred_at", DateTime, nullable=False),
+    # (session_id, type): the funnel reads a session's steps from the index alone.
+    indexed=(("session_id", "type"), "occurred_at"),
+)
+
+TABLES = (users, sessions, products, orders, order_items, payments, refunds, events)
