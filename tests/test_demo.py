@@ -157,6 +157,24 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
     assert samples['pulse_job_last_success_timestamp_seconds{job_name="demo_backup"}'] > 0
     assert samples["node_textfile_scrape_error"] == 0
 
+    # The host's pressure (PSI, on a kernel that has it) and netstat; the shop's funnel and best sellers.
+    def funnel_served() -> dict[str, float] | None:
+        samples = parse_samples(httpx.get(f"{pulse}/metrics", headers={"Accept": "text/plain"}, timeout=10).text)
+        return samples if 'business_funnel_sessions{step="paid",window="24h"}' in samples else None
+
+    samples = wait_until(funnel_served, timeout=60, what="the marketplace funnel served", interval=0.2)
+    if Path("/proc/pressure/cpu").exists():
+        assert samples["node_pressure_cpu_waiting_seconds_total"] > 0
+    assert samples["node_netstat_Tcp_InSegs"] > 0
+    assert (
+        samples['business_funnel_sessions{step="session_started",window="24h"}']
+        > samples['business_funnel_sessions{step="paid",window="24h"}']
+        > 0
+    )
+    best_sellers = [name for name in samples if name.startswith("business_product_orders{")]
+    assert 0 < len(best_sellers) <= 11  # at most the top 10 and "other" (two hours of history here)
+    assert any('product="other"' not in name for name in best_sellers)
+
     # The shop's visitors, from its access log: 2xx, 4xx (missing pages) and 5xx (the flaky endpoint).
     def code_classes() -> set[str]:
         assert process.poll() is None, log.read_text()
