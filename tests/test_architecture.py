@@ -14,6 +14,8 @@ A new module that fits none of LAYERS fails the test until it is given its place
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -299,3 +301,15 @@ def test_the_checks_see_deferred_and_type_checking_imports(tmp_path: Path) -> No
         "exporter/app.py:3: imports private _x from exporter.scrape; "
         "make it public where it is, or move it to the module that needs it"
     ]
+
+
+def test_a_config_without_sql_sources_never_loads_sqlalchemy() -> None:
+    # SQLAlchemy adds about 12 MiB of memory; an exporter of host metrics, probes and logs does without.
+    script = (
+        "import sys, exporter.cli\n"
+        "from exporter.registry import build_collectors, load_config\n"
+        "build_collectors(load_config(None))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'cryptography'}))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]", loaded.stderr

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy
 
 from exporter.demo import generator
-from exporter.kpis.packs import PACKS
+from exporter.kpis.packs import PACKS, marketplace
 from exporter.kpis.packs import marketplace_schema as schema
 from tests.helpers import wait_until
 
@@ -83,8 +83,8 @@ def test_the_behaviour_flow_drops_off_like_a_shop(history: str) -> None:
     reached: dict[str, set[int]] = defaultdict(set)
     for event in rows(history, schema.events):
         reached[event.type].add(event.session_id)
-    assert set(reached) == set(schema.FUNNEL_STEPS)
-    shares = [len(reached[step]) / sessions for step in schema.FUNNEL_STEPS]
+    assert set(reached) == set(marketplace.FUNNEL_STEPS)
+    shares = [len(reached[step]) / sessions for step in marketplace.FUNNEL_STEPS]
     assert 0.5 < shares[0] < 0.7, shares
     assert 0.18 < shares[1] < 0.32, shares
     assert 0.07 < shares[2] < 0.14, shares
@@ -233,7 +233,7 @@ def test_live_mode_keeps_writing_until_it_is_stopped(fresh_database: TestDatabas
     assert all(started - timedelta(seconds=1) <= s.ended_at <= stopped + timedelta(seconds=1) for s in new_sessions)
     new_orders = rows(url, schema.orders)[before["orders"] :]
     assert new_orders[0].id == before["orders"] + 1  # ids continue after the history
-    new_events = [e for e in rows(url, schema.events) if e.session_id > new_sessions[0].id]
+    new_events = [e for e in rows(url, schema.events) if e.session_id >= new_sessions[0].id]
     assert new_events
     assert all(e.occurred_at <= stopped + timedelta(seconds=1) for e in new_events)
     with sqlalchemy.create_engine(url).connect() as conn:

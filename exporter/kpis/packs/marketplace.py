@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.kpis.packs.marketplace_schema import FUNNEL_STEPS
-
+# The behaviour-flow funnel's steps, in order: the `type` of an `events` row (marketplace_schema.py).
+# Here, not in the schema module, so that loading a config never imports SQLAlchemy.
+FUNNEL_STEPS = ("product_viewed", "added_to_cart", "checkout_started", "paid")
 HOUR = 3600
 DAY = 24 * HOUR
 # Products and categories with their own label value (the rest are summed as "other"): `top_n` in a

@@ -46,8 +46,6 @@ FAILURE_REASONS = (
     "processing_error",
 )
 REFUND_KINDS = ("refund", "return")
-# The behaviour-flow funnel's steps, in order: the `type` of an `events` row.
-FUNNEL_STEPS = ("product_viewed", "added_to_cart", "checkout_started", "paid")
 
 
 def _table(name: str, *columns: Column[Any], indexed: tuple[str | tuple[str, ...], ...] = ()) -> Table:
@@ -133,7 +131,7 @@ events = _table(
     "events",
     Column("session_id", Id, nullable=False),
     Column("user_id", Id, nullable=True),  # NULL for an anonymous visitor
-    Column("type", String(40), nullable=False),  # one of FUNNEL_STEPS; other types are ignored by the pack
+    Column("type", String(40), nullable=False),  # one of marketplace.FUNNEL_STEPS; other types are ignored by the pack
     Column("product_id", Id, nullable=True),  # products.id for product events; NULL for others
     Column("occurred_at", DateTime, nullable=False),
     # (session_id, type): the funnel reads a session's steps from the index alone.
