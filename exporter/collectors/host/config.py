@@ -9,7 +9,8 @@ Regexes search anywhere in the value (write `^...$` to anchor), like node_export
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import pydantic
 
@@ -50,3 +51,24 @@ def allowed(value: str, include: Regex | None, exclude: Regex | None) -> bool:
     if include is not None and not include.search(value):
         return False
     return exclude is None or not exclude.search(value)
+
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+
+
+class Verdicts(Generic[KeyT]):
+    """A filter's verdicts, kept per key: the same devices and mount points come back every scrape, and
+    the RE2 searches behind a verdict cost more than a dict lookup (a third of the filesystem
+    collector's time, measured). Bounded: past `limit` keys, new ones are tested each time."""
+
+    def __init__(self, test: Callable[[KeyT], bool], limit: int = 4096) -> None:
+        self.test, self.limit = test, limit
+        self.known: dict[KeyT, bool] = {}
+
+    def __call__(self, key: KeyT) -> bool:
+        verdict = self.known.get(key)
+        if verdict is None:
+            verdict = self.test(key)
+            if len(self.known) < self.limit:
+                self.known[key] = verdict
+        return verdict

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import DeviceFilter
+from exporter.collectors.host.config import DeviceFilter, Verdicts
 from exporter.collectors.host.kind import HostCollectorKind
 from exporter.collectors.host.procfs import MalformedFileError, UnchangedFamilies
 from exporter.config.types import Regex
@@ -81,7 +81,7 @@ class DiskCollector(BlockingCollector):
         self.settings = config
         self.diskstats_path = diskstats_path
         self.udev_data_path = udev_data_path
-        self._allowed: dict[str, bool] = {}
+        self._allows = Verdicts(config.allows, MAX_DEVICES)
 
     def collect_blocking(self) -> Sequence[Metric]:
         counters = [
@@ -111,15 +111,6 @@ class DiskCollector(BlockingCollector):
                 properties = _udev_properties(f"{self.udev_data_path}/b{major}:{minor}") if have_udev else {}
                 udev.add(device, major, minor, properties)
         return self._unchanged.reuse([family for _, family, _ in counters] + [in_progress, *udev.families()])
-
-    def _allows(self, device: str) -> bool:
-        """The device filter's verdict, kept per device name: the same names come back every scrape."""
-        allowed = self._allowed.get(device)
-        if allowed is None:
-            allowed = self.settings.allows(device)
-            if len(self._allowed) < MAX_DEVICES:
-                self._allowed[device] = allowed
-        return allowed
 
 
 class UdevFamilies:

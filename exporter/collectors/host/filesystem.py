@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import allowed, drop_default_excludes
+from exporter.collectors.host.config import Verdicts, allowed, drop_default_excludes
 from exporter.collectors.host.kind import HostCollectorKind
 from exporter.config.types import Regex, StrictModel
 
@@ -59,10 +59,17 @@ class FilesystemCollector(BlockingCollector):
         super().__init__("host.filesystem", config)
         self.settings = config
         self.mounts_path = mounts_path
+        self._selects = Verdicts(self._wanted)
+
+    def _wanted(self, mount: tuple[str, str]) -> bool:
+        mountpoint, fstype = mount
+        cfg = self.settings
+        return allowed(mountpoint, cfg.include_mountpoints, cfg.exclude_mountpoints) and allowed(
+            fstype, cfg.include_fstypes, cfg.exclude_fstypes
+        )
 
     def mounts(self) -> list[tuple[str, str, str, bool]]:
         """(device, fstype, mountpoint, readonly) of each selected mount, first occurrence only."""
-        cfg = self.settings
         seen: set[tuple[str, str, str]] = set()
         selected = []
         with open(self.mounts_path, encoding="utf-8", errors="surrogateescape") as mounts:
@@ -75,9 +82,7 @@ class FilesystemCollector(BlockingCollector):
                 if key in seen:
                     continue
                 seen.add(key)
-                if allowed(mountpoint, cfg.include_mountpoints, cfg.exclude_mountpoints) and allowed(
-                    fstype, cfg.include_fstypes, cfg.exclude_fstypes
-                ):
+                if self._selects((mountpoint, fstype)):
                     selected.append((*key, "ro" in fields[3].split(",")))
         return selected
 

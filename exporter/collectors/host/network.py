@@ -11,8 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import BlockingCollector
-from exporter.collectors.host.config import DeviceFilter
+from exporter.collectors.host.config import DeviceFilter, Verdicts
 from exporter.collectors.host.kind import HostCollectorKind
+from exporter.collectors.host.procfs import read_text
 from exporter.config.types import Regex
 
 DEFAULT_NETWORK_EXCLUDE = r"^lo$"
@@ -39,6 +40,7 @@ class NetworkCollector(BlockingCollector):
         super().__init__("host.network", config)
         self.settings = config
         self.sysfs_net = sysfs_net
+        self._allows = Verdicts(config.allows)
 
     def collect_blocking(self) -> Sequence[Metric]:
         families = [
@@ -48,7 +50,7 @@ class NetworkCollector(BlockingCollector):
         up = GaugeMetricFamily("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"])
         # nowrap=False: report the kernel's numbers as they are; rate() handles a counter reset.
         for device, stats in sorted(psutil.net_io_counters(pernic=True, nowrap=False).items()):
-            if self.settings.allows(device):
+            if self._allows(device):
                 for field, family in families:
                     family.add_metric([device], getattr(stats, field))
                 operstate = _operstate(self.sysfs_net, device)
@@ -59,8 +61,7 @@ class NetworkCollector(BlockingCollector):
 
 def _operstate(sysfs_net: str, device: str) -> str | None:
     try:
-        with open(f"{sysfs_net}/{device}/operstate", encoding="ascii") as f:
-            return f.read().strip()
+        return read_text(f"{sysfs_net}/{device}/operstate").strip()
     except OSError:
         return None
 

@@ -17,20 +17,19 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import BlockingCollector
 from exporter.collectors.host.config import Toggle
 from exporter.collectors.host.kind import HostCollectorKind
+from exporter.collectors.host.procfs import read_text
 
 
 def _read_ints(path: str) -> list[int] | None:
     try:
-        with open(path, encoding="ascii") as f:
-            return [int(field) for field in f.read().split()]
+        return [int(field) for field in read_text(path).split()]
     except FileNotFoundError:
         return None
 
 
 def _domainname() -> str:
     try:
-        with open("/proc/sys/kernel/domainname", encoding="utf-8") as f:
-            return f.read().strip()
+        return read_text("/proc/sys/kernel/domainname").strip()
     except OSError:
         return "(none)"
 
@@ -42,11 +41,10 @@ class SystemCollector(BlockingCollector):
 
     def collect_blocking(self) -> Sequence[Metric]:
         values: dict[str, int] = {}
-        with open(self.stat_path, encoding="ascii") as stat:
-            for line in stat:
-                key, _, rest = line.partition(" ")
-                if key in ("btime", "procs_running", "procs_blocked", "ctxt", "processes", "intr"):
-                    values[key] = int(rest.split(maxsplit=1)[0])
+        for line in read_text(self.stat_path).splitlines():
+            key, _, rest = line.partition(" ")
+            if key in ("btime", "procs_running", "procs_blocked", "ctxt", "processes", "intr"):
+                values[key] = int(rest.split(maxsplit=1)[0])
         uname = os.uname()
         uname_info = GaugeMetricFamily(
             "node_uname_info",
