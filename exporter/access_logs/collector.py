@@ -207,7 +207,7 @@ class AccessLogsCollector(Collector):
         return [
             StatusTable(
                 "Access logs",
-                ("log", "files followed", "lines read", "unparsed", "last line", "problems"),
+                ("Log", "Files followed", "Lines read", "Unparsed", "Last line", "Problems"),
                 rows,
             )
         ]
