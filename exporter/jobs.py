@@ -207,7 +207,8 @@ def _lock(path: str, *, blocking: bool) -> int:
     BlockingIOError when taken and not `blocking`. The kernel drops the lock when its holder dies, so a
     crashed run leaves none behind, and the job does not inherit the descriptor (Python's default), so
     a daemon it starts holds no lock."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # O_NOFOLLOW: a symlink planted in a shared directory must not make a root job create files elsewhere.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BaseException:

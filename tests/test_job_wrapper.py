@@ -309,3 +309,17 @@ def test_pulse_serves_what_the_wrapper_wrote(tmp_path: Path, start_exporter: Sta
     assert samples["node_textfile_scrape_error"] == 0
     assert samples[f'node_textfile_mtime_seconds{{file="{directory}/pulse_job_nightly_backup.prom"}}'] > 0
     assert not any('job="' in key for key in samples)
+
+
+def test_a_lock_file_planted_as_a_symlink_creates_nothing_where_it_points(tmp_path: Path) -> None:
+    # In a directory others can write to, a symlink at the lock's path must not make a root job create
+    # (or open for writing) a file of the attacker's choosing.
+    directory, elsewhere = tmp_path / "textfile", tmp_path / "elsewhere"
+    directory.mkdir()
+    elsewhere.mkdir()
+    for lock in (".pulse_job_nightly.lock", ".pulse_job_nightly.state.lock"):
+        (directory / lock).symlink_to(elsewhere / lock)
+    result = run_job(directory, "nightly", "true")
+    assert result.returncode == 0  # the job still runs
+    assert list(elsewhere.iterdir()) == []
+    assert "cannot" in result.stderr
