@@ -5,11 +5,10 @@ into nested objects). Codes may be numbers or strings; a duration is a number (o
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.access_logs.batch import Batch, Parser, RawValue
+from exporter.access_logs.batch import Batch, Parser, RawValue, seconds_of, size_of
 from exporter.access_logs.config import DURATION_UNITS, LogConfig
 
 _MISSING = object()
@@ -47,26 +46,13 @@ def build(config: LogConfig) -> Parser:
                 document = None
             code = _raw(_lookup(document, code_at)) if isinstance(document, dict) else None
             if code is None:
-                batch.unparsed += 1
-                if batch.sample is None:
-                    batch.sample = line
+                batch.miss(line)
                 continue
             method = _raw(_lookup(document, method_at)) if method_at else None
             path = _raw(_lookup(document, path_at)) if path_at else None
             key = (method, path.partition("?")[0] if isinstance(path, str) else None, code)
-            batch.requests[key] = batch.requests.get(key, 0) + 1
-            if bytes_at:
-                size = _lookup(document, bytes_at)
-                if isinstance(size, int | str) and not isinstance(size, bool) and str(size).isdigit():
-                    batch.sizes[key] = batch.sizes.get(key, 0) + int(size)
-            if duration_at:
-                duration = _lookup(document, duration_at)
-                if isinstance(duration, int | float | str) and not isinstance(duration, bool):
-                    try:
-                        seconds = float(duration) * unit
-                    except ValueError:
-                        continue
-                    if math.isfinite(seconds) and seconds >= 0:
-                        batch.durations.setdefault(key, []).append(seconds)
+            size = size_of(_lookup(document, bytes_at)) if bytes_at else None
+            seconds = seconds_of(_lookup(document, duration_at), unit) if duration_at else None
+            batch.add(key, size, seconds)
 
     return parse
