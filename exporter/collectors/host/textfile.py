@@ -198,7 +198,7 @@ def _merge(files: list[tuple[str, _Parsed]]) -> tuple[list[Metric], list[str]]:
         for name in result.families or {}:
             sources.setdefault(name, []).append(path)
     merged: dict[str, tuple[str, str, Metric]] = {}  # name -> (help, type, family)
-    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    seen: set[SeriesKey] = set()
     conflicts: list[str] = []
     for path, result in files:
         for name, parsed in (result.families or {}).items():
@@ -219,20 +219,21 @@ def _merge(files: list[tuple[str, _Parsed]]) -> tuple[list[Metric], list[str]]:
                 what = "type" if first_kind != kind else "HELP"
                 conflicts.append(f"{path}: {name} has another {what} than in {sources[name][0]}; its samples dropped")
                 continue
-            for sample_name, labels, value in _samples(parsed):
-                key = (sample_name, frozenset(labels.items()))
-                if key in seen:
-                    conflicts.append(f"{path}: {sample_name}{_labels_text(labels)} was read before; dropped")
-                    continue
-                seen.add(key)
-                family.add_sample(sample_name, labels, value)
+            conflicts.extend(_add_new_samples(family, path, parsed, seen))
     return [merged[name][2] for name in sorted(merged)], conflicts
 
 
 def _build(path: str, name: str, help_text: str, parsed: ParsedFamily) -> tuple[Metric, list[str]]:
     """The family of a name only one file exposes, without the series it repeats."""
     family = _family(name, help_text, parsed.type or "untyped")
-    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    return family, _add_new_samples(family, path, parsed, set())
+
+
+SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def _add_new_samples(family: Metric, path: str, parsed: ParsedFamily, seen: set[SeriesKey]) -> list[str]:
+    """Add the samples of `parsed` not `seen` before (and note them seen); one problem per repeat."""
     repeated: list[str] = []
     for sample_name, labels, value in _samples(parsed):
         key = (sample_name, frozenset(labels.items()))
@@ -241,7 +242,7 @@ def _build(path: str, name: str, help_text: str, parsed: ParsedFamily) -> tuple[
             continue
         seen.add(key)
         family.add_sample(sample_name, labels, value)
-    return family, repeated
+    return repeated
 
 
 def _family(name: str, help_text: str, kind: str) -> Metric:
