@@ -6,6 +6,7 @@ Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable liste
 
 `pulse-exporter job run --name NAME -- COMMAND...` runs a cron job and records it as metrics for the
 textfile collector (jobs.py); it exits with the command's exit code.
+`pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pulse-exporter",
         description="Prometheus exporter for business platforms: host metrics, probes and business KPIs.",
         epilog="To run a cron job and record it as metrics: pulse-exporter job run --name NAME -- COMMAND... "
-        "(see pulse-exporter job run --help).",
+        "(see pulse-exporter job run --help). To generate the Prometheus rules from prometheus/settings.yml: "
+        "pulse-exporter rules generate.",
     )
     add = parser.add_argument
     add(
@@ -201,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["job"]:
         return job_main(arguments[1:])
+    if arguments[:1] == ["rules"]:
+        from exporter.bundle.command import main as rules_main  # noqa: PLC0415 - see the imports above
+
+        return rules_main(arguments[1:])
     from exporter.app import Exporter, load_files, unexpected_load_error  # noqa: PLC0415 - see the imports above
     from exporter.config.loader import ConfigError  # noqa: PLC0415
     from exporter.web.server import parse_listen_address  # noqa: PLC0415

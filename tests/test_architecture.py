@@ -35,6 +35,7 @@ LAYERS = {
     "exporter.probes": 2,
     "exporter.kpis": 2,
     "exporter.access_logs": 2,
+    "exporter.bundle": 2,
     "exporter.collectors.base": 1,
     "exporter.scrape": 1,
     "exporter.config": 0,

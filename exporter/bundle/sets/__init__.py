@@ -1,0 +1,11 @@
+"""The rule sets, in the order of prometheus/settings.yml. Adding one: write its module (see base.py)
+and add its line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.bundle.sets import pulse
+from exporter.bundle.sets.base import RuleSet
+
+RULE_SETS: tuple[RuleSet[Any], ...] = (pulse.RULE_SET,)
