@@ -364,6 +364,7 @@ def start_alertmanager(config: Config | str, directory: Path) -> RunningAlertman
                 f"--config.file={config_path}",
                 f"--storage.path={directory / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.external-url=http://127.0.0.1:{port}",
                 "--cluster.listen-address=",  # no gossip: nothing waits for peers
                 "--log.level=debug",
             ],

@@ -357,6 +357,7 @@ def test_notifications_render_summary_links_counts_and_labels(
     assert (payload["version"], payload["receiver"], payload["status"]) == ("4", "oncall-pager", "firing")
     assert payload["commonLabels"]["alertname"] == "PulseDown"
     assert payload["alerts"][0]["annotations"]["runbook_url"] == LINKS["runbook_url"]
+    assert payload["externalURL"] == alertmanager.url
     # Every delivery went to the receiver the policy names, and nothing to the email receivers.
     assert {d.path for d in capture.deliveries()} == {"/engineering-chat", "/oncall-pager", "/deadmans-switch"}
     assert mail.mails() == []
@@ -461,6 +462,7 @@ def test_during_business_hours_the_marketing_warning_is_mailed(
     assert "1 firing, 0 resolved" in text
     assert f"Runbook: {LINKS['runbook_url']}" in text
     assert f"Dashboard: {LINKS['dashboard_url']}" in text
+    assert f"Alertmanager: {alertmanager.url}" in text
     assert customer_service.subject == "[FIRING:1] PaymentFailureRateHigh on marketplace (critical)"
 
 
