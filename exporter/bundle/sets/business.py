@@ -43,8 +43,29 @@ class DropSettings(StrictModel):
     pending_for: PromDuration = "15m"  # how long the drop must last
 
 
-class GmvDropSettings(DropSettings):
+class OrdersSettings(DropSettings):
+    critical_ratio: float | None = pydantic.Field(0.2, gt=0, le=1)
+    minimum: float = pydantic.Field(20, ge=0)  # orders an hour
+
+
+class GmvSettings(DropSettings):
+    minimum: float = pydantic.Field(1000, ge=0)  # GMV an hour, in each currency's major unit
     minimum_by_currency: dict[str, float] = pydantic.Field(default_factory=dict)  # currency -> minimum
+
+
+class SessionsSettings(DropSettings):
+    minimum: float = pydantic.Field(300, ge=0)  # sessions an hour
+
+
+class ActiveUsersSettings(DropSettings):
+    warning_ratio: float = pydantic.Field(0.8, gt=0, le=1)  # a 24-hour window moves slowly
+    minimum: float = pydantic.Field(100, ge=0)  # daily active users
+    pending_for: PromDuration = "30m"
+
+
+class ConversionSettings(DropSettings):
+    minimum: float = pydantic.Field(300, ge=0)  # sessions an hour
+    pending_for: PromDuration = "30m"
 
 
 class FunnelSettings(StrictModel):
@@ -56,11 +77,21 @@ class FunnelSettings(StrictModel):
 class SpikeSettings(StrictModel):
     """A ratio that spikes: high in absolute terms and, once there is a baseline, against the usual one."""
 
-    warning_ratio: float = pydantic.Field(gt=0, le=1)  # never fire below this ratio
+    warning_ratio: float = pydantic.Field(0.2, gt=0, le=1)  # never fire below this ratio
     baseline_factor: float = pydantic.Field(3, ge=1)  # ... nor below this many times the usual ratio
     critical_ratio: float | None = pydantic.Field(None, gt=0, le=1)  # page above this (null: never)
-    minimum: float = pydantic.Field(ge=0)  # the volume under which the alert stays silent
+    minimum: float = pydantic.Field(1, ge=0)  # the volume under which the alert stays silent
     pending_for: PromDuration = "5m"
+
+
+class PaymentFailuresSettings(SpikeSettings):
+    critical_ratio: float | None = pydantic.Field(0.5, gt=0, le=1)
+    minimum: float = pydantic.Field(1, ge=0)  # payment attempts a minute
+
+
+class RefundsSettings(SpikeSettings):
+    warning_ratio: float = pydantic.Field(0.25, gt=0, le=1)
+    minimum: float = pydantic.Field(5, ge=0)  # refunds and returns in the 15 minutes
 
 
 class StaleSettings(StrictModel):
@@ -71,17 +102,19 @@ class StaleSettings(StrictModel):
     pending_for: PromDuration = "5m"
 
 
+# Each alert's section is its own model with its own defaults, so that a partial section
+# (`orders: {minimum: 50}`) keeps the other defaults of that alert.
 class BusinessSettings(RuleSetSettings):
     service: str = "marketplace"
     baseline_weeks: int = pydantic.Field(3, ge=1, le=4)
-    orders: DropSettings = DropSettings(warning_ratio=0.5, critical_ratio=0.2, minimum=20)
-    gmv: GmvDropSettings = GmvDropSettings(warning_ratio=0.5, minimum=1000)
-    sessions: DropSettings = DropSettings(warning_ratio=0.5, minimum=300)
-    active_users: DropSettings = DropSettings(warning_ratio=0.8, minimum=100, pending_for="30m")
-    conversion: DropSettings = DropSettings(warning_ratio=0.5, minimum=300, pending_for="30m")
+    orders: OrdersSettings = OrdersSettings()
+    gmv: GmvSettings = GmvSettings()
+    sessions: SessionsSettings = SessionsSettings()
+    active_users: ActiveUsersSettings = ActiveUsersSettings()
+    conversion: ConversionSettings = ConversionSettings()
     funnel: FunnelSettings = FunnelSettings()
-    payment_failures: SpikeSettings = SpikeSettings(warning_ratio=0.2, critical_ratio=0.5, minimum=1)
-    refunds: SpikeSettings = SpikeSettings(warning_ratio=0.25, minimum=5)
+    payment_failures: PaymentFailuresSettings = PaymentFailuresSettings()
+    refunds: RefundsSettings = RefundsSettings()
     integrity_window: PromDuration = "1h"
     stale_tables: StaleSettings = StaleSettings()
 
