@@ -49,6 +49,10 @@ def matchers(*parts: str) -> str:
     return "{" + ", ".join(part for part in parts if part) + "}"
 
 
+def module_is(module: str) -> str:
+    return 'module="' + module + '"'  # module names are checked: letters, digits, _ and -
+
+
 def failure_reason(selector: str) -> str:
     """A description fragment: ", reason <reason>" from probe_failure_info{reason} of the alert's probe,
     when the probe reported one (Pulse exports it on every failure; blackbox_exporter does not)."""
@@ -154,9 +158,7 @@ def slow_alert(settings: ProbesSettings, probes: str) -> Alert:
     overrides = sorted(settings.slow_seconds_by_module.items())
     others = f'module!~"{"|".join(module for module, _ in overrides)}"' if overrides else ""
     branches = [f"{SLOW_RECORD}{matchers(probes, others)} > {settings.slow_seconds:g}"]
-    branches += [
-        f"{SLOW_RECORD}{matchers(probes, f'module={module!r}')} > {seconds:g}" for module, seconds in overrides
-    ]
+    branches += [f"{SLOW_RECORD}{matchers(probes, module_is(module))} > {seconds:g}" for module, seconds in overrides]
     threshold = "".join(
         f'{{{{ if eq $labels.module "{module}" }}}}{seconds:g}{{{{ else }}}}' for module, seconds in overrides
     )
