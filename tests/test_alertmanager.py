@@ -226,17 +226,27 @@ def satisfies(value: str, op: str, pattern: str) -> bool:
 
 
 def test_no_inhibition_source_can_match_its_own_target() -> None:
-    """Each rule has a label that an equality matcher of the source fixes to a value the target rejects:
-    no alert can be both, so none stands for its own symptom."""
+    """Each rule has a label that the source fixes to one value, or to a list of literal alternatives
+    (`a|b`), every one of which the target rejects: no alert can be both, so none stands for its own
+    symptom."""
     for rule in shipped_config()["inhibit_rules"]:
         source, target = parsed(rule["source_matchers"]), parsed(rule["target_matchers"])
         assert any(
-            not satisfies(value, target_op, pattern)
-            for name, op, value in source
-            if op == "="
+            all(not satisfies(value, target_op, pattern) for value in literal_values(op, source_pattern))
+            for name, op, source_pattern in source
+            if literal_values(op, source_pattern)
             for target_name, target_op, pattern in target
             if target_name == name
         ), rule
+
+
+def literal_values(op: str, pattern: str) -> list[str]:
+    """The values a source matcher allows when they can be listed: `=` one, `=~` of literal alternatives."""
+    if op == "=":
+        return [pattern]
+    if op == "=~" and re.fullmatch(r"[A-Za-z0-9_]+(\|[A-Za-z0-9_]+)*", pattern):
+        return pattern.split("|")
+    return []
 
 
 def test_business_hours_are_one_interval_used_only_by_the_business_teams_routes() -> None:
@@ -382,6 +392,10 @@ def test_a_critical_alert_inhibits_its_warning_twin_and_probe_failing_its_servic
                 alert("ProbeSlow", "warning", service="api"),  # muted by ProbeFailing
                 alert("HttpLatencyHigh", "warning", service="api"),  # muted by ProbeFailing
                 alert("ProbeSlow", "warning", service="blog"),  # kept: blog's probe succeeds
+                alert("ProbeCertificateExpired", "critical", service="pay"),  # a failed probe too
+                alert("HttpErrorRatioHigh", "warning", service="pay"),  # muted by ProbeCertificateExpired
+                alert("JourneyFailing", "critical", service="cart"),  # a broken journey: the service is up
+                alert("HttpLatencyHigh", "warning", service="cart"),  # kept
                 alert("ProbeFailing", "critical"),  # no service: must not mute the one below
                 alert("ProbeSlow", "warning"),
             ]
@@ -394,14 +408,15 @@ def test_a_critical_alert_inhibits_its_warning_twin_and_probe_failing_its_servic
                 )
                 for a in alertmanager.alerts()
             }
-            return found if len(found) == 9 else None
+            return found if len(found) == 13 else None
 
-        inhibited = wait_until(states, 10, "all nine alerts in Alertmanager")
+        inhibited = wait_until(states, 10, "all thirteen alerts in Alertmanager")
 
     assert {key for key, muted in inhibited.items() if muted} == {
         ("HttpErrorRatioHigh", "warning", "shop"),
         ("ProbeSlow", "warning", "api"),
         ("HttpLatencyHigh", "warning", "api"),
+        ("HttpErrorRatioHigh", "warning", "pay"),
     }
 
 
