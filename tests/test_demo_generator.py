@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -296,3 +297,91 @@ def wait_for_log(path: Path, text: str, process: subprocess.Popen[str]) -> None:
         return text in path.read_text()
 
     wait_until(logged, 60, lambda: f"{text!r} logged; the log:\n{path.read_text()}", interval=0.2)
+
+
+# ------------------------------------------------------------------------------ the orders knob (--control)
+
+
+def test_a_checkout_incident_places_no_orders_while_sessions_reach_checkout(tmp_path: Path) -> None:
+    """orders_factor 0: the would-be buyers still view, fill a cart and begin checkout; no order, no payment."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    start = datetime.fromisoformat(UNTIL) - timedelta(hours=2)
+    simulation = generator.prepare(engine, random.Random(4), 200000, 3600.0, start)
+    engine.dispose()
+    normal, incident = generator.Rows(), generator.Rows()
+    simulation.step(start, start + timedelta(hours=1), normal)
+    simulation.orders_factor = 0.0
+    simulation.step(start + timedelta(hours=1), start + timedelta(hours=2), incident)
+    assert len(normal.orders) > 100
+    assert len(incident.sessions) > 1000
+    assert not incident.orders
+    assert not incident.order_items
+    assert all(p["order_id"] is None or p["order_id"] <= normal.orders[-1]["id"] for p in incident.payments)
+    # Per session (the two hours' traffic differs): as many checkouts begin, next to no payment.
+    steps = Counter(e["type"] for e in incident.events)
+    normal_steps = Counter(e["type"] for e in normal.events)
+    share, normal_share = len(incident.sessions), len(normal.sessions)
+    assert steps["checkout_started"] / share > 0.8 * normal_steps["checkout_started"] / normal_share
+    assert steps["paid"] / share < 0.05 * normal_steps["paid"] / normal_share  # earlier bank transfers settling
+
+
+def test_the_control_file_is_read_leniently(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "control.yml"
+    control = generator.Control(path)
+    assert control.read() == 1.0  # no file: normal
+    for text, expected in [("orders_factor: 0\n", 0.0), ('{"orders_factor": 0.25}', 0.25), ("orders_factor: 1", 1.0)]:
+        path.write_text(text)
+        assert control.read() == expected, text
+    path.write_text("")  # being written: no change
+    assert control.read() is None
+    for text in ("orders_factor: 2", "orders_factor: off", "orders: 0", "[0]", "orders_factor: ["):
+        path.write_text(text)
+        caplog.clear()
+        control = generator.Control(path)
+        assert control.read() is None, text
+        assert f"control: ignoring {path}" in caplog.text, text
+        assert control.read() is None
+        assert "ignoring" not in caplog.text.split("\n", 1)[1], "a bad file is logged once, not at every tick"
+
+
+def write_control(path: Path, text: str) -> None:
+    """Replace the file at once (a rename), so the generator never reads half of it."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def test_live_mode_drops_orders_on_demand_and_takes_them_back(tmp_path: Path) -> None:
+    """The knob a demo user turns (docs/demo-history.md): the generator logs when it takes effect, and from
+    then on writes sessions that reach checkout without any order; set back to 1, orders return."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert generator.main(["--url", url, "--backfill", "1h", "--sessions-per-day", "20000"]) == 0
+    control = tmp_path / "control.yml"
+    log_path = tmp_path / "generator.log"
+    command = [sys.executable, "-m", "exporter.demo.generator", "--url", url, "--live", "--tick", "200ms"]
+    # A very busy shop (100 to 300 sessions a second, 15 at night), so that orders come within seconds.
+    with log_path.open("w") as log:
+        process = subprocess.Popen([*command, "--sessions-per-day", "8000000", "--control", str(control)],
+                                   stderr=log, text=True)  # fmt: skip
+    try:
+        wait_for_rows(url, schema.orders, count_rows(url, schema.orders), process)
+        write_control(control, "orders_factor: 0\n")
+        wait_for_log(log_path, "control: orders_factor=0 ", process)
+        orders, last_session = count_rows(url, schema.orders), count_rows(url, schema.sessions)
+
+        # 500 sessions written after the change: 15 to 40 would have ordered (a chance below e^-15 of none).
+        def sessions_written() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            return count_rows(url, schema.sessions) > last_session + 500
+
+        wait_until(sessions_written, 300, "500 sessions written after the change", interval=0.5)
+        assert count_rows(url, schema.orders) == orders
+        write_control(control, "orders_factor: 1\n")
+        wait_for_log(log_path, "control: orders_factor=1 ", process)
+        wait_for_rows(url, schema.orders, orders, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert process.returncode == 0, log_path.read_text()
+    during = [e for e in rows(url, schema.events) if e.session_id > last_session]
+    assert any(e.type == "checkout_started" for e in during)

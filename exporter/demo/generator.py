@@ -32,11 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pydantic
 import sqlalchemy
+import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from exporter.config.types import Duration
@@ -128,6 +130,9 @@ class Simulation:
     refunded: set[int] = field(default_factory=set)  # orders refunded once already (not picked again)
     pending: list[PendingOrder] = field(default_factory=list)  # a heap, the next to settle first
     failure_burst: tuple[datetime, datetime, str] | None = None  # start, end, dominant reason
+    # Share of the sessions about to order whose checkout places the order (--control): 0 is a checkout
+    # incident (sessions still browse, fill carts and begin checkout; no order, no payment).
+    orders_factor: float = 1.0
     refund_spike: tuple[datetime, datetime] | None = None
     next_burst_at: datetime | None = None
     next_spike_at: datetime | None = None
@@ -274,8 +279,12 @@ class Simulation:
             }
         )
         buy_chance = 0.0 if bounced else 0.02 + 0.012 * min(page_views, 10) + (0.03 if user_id else 0.0)
-        buys = rng.random() < buy_chance
-        self._flow(session_id, user_id, started, duration, rows, buys=buys, bounced=bounced, landing=landing_page)
+        # One draw whatever the orders factor, so that a seed gives the same traffic with the knob untouched.
+        draw = rng.random()
+        buys = draw < buy_chance * self.orders_factor
+        stuck = not buys and draw < buy_chance  # would have ordered: gets to checkout, which places no order
+        self._flow(session_id, user_id, started, duration, rows, buys=buys or stuck, bounced=bounced,
+                   landing=landing_page, orders=not stuck)  # fmt: skip
 
     def _flow(
         self,
@@ -288,9 +297,11 @@ class Simulation:
         buys: bool,
         bounced: bool,
         landing: str,
+        orders: bool = True,
     ) -> None:
         """The session's behaviour-flow events, and its order when it `buys` (after viewing, carting and
-        beginning checkout: a session that ordered has every step before it)."""
+        beginning checkout: a session that ordered has every step before it), unless checkout places no
+        `orders` (an incident: the steps up to checkout happen, the order and its payment do not)."""
         rng = self.rng
         if bounced:
             views = 1 if landing == "/product" else 0
@@ -309,7 +320,7 @@ class Simulation:
         for n, (product_id, _) in enumerate(viewed):
             self._event(rows, session_id, user_id, "product_viewed", at(0.5 * n / views), product_id=product_id)
         order = None
-        if buys:
+        if buys and orders:
             order = self._order(session_id, user_id, at(0.8), started + duration, rows)
         if carts:
             product_id = order[0] if order is not None else viewed[-1][0]
@@ -612,6 +623,59 @@ def backfill(engine: Engine, simulation: Simulation, start: datetime, end: datet
     return written
 
 
+class Control:
+    """The live knobs, re-read from `--control FILE` (YAML or JSON) before every tick, e.g.
+
+        orders_factor: 0     # checkout places no order (nor payment); sessions and browsing go on
+        orders_factor: 0.5   # half the orders fail to be placed
+        orders_factor: 1     # normal (also: no file, or no such key; an empty file changes nothing)
+
+    Each change is logged ("control: orders_factor=0 ..."): the moment it takes effect, for a demo user
+    and for a test. A file that does not parse is logged once and changes nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_error: str | None = None
+
+    def read(self) -> float | None:
+        """The orders factor the file asks for (1 without a file), or None when it is not valid."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return 1.0
+        except OSError as err:
+            self._complain(f"cannot read it: {err.strerror}")
+            return None
+        if not text.strip():  # being written (`echo ... > FILE` truncates first): wait for its content
+            return None
+        try:
+            settings = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            self._complain(f"not YAML or JSON: {str(err).splitlines()[0]}")
+            return None
+        if not isinstance(settings, dict) or set(settings) - {"orders_factor"}:
+            self._complain("expected a mapping with the one key orders_factor")
+            return None
+        factor = settings.get("orders_factor", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 <= factor <= 1:
+            self._complain(f"orders_factor must be a number from 0 to 1, not {factor!r}")
+            return None
+        self.last_error = None
+        return float(factor)
+
+    def _complain(self, error: str) -> None:
+        if error != self.last_error:  # once, not at every tick
+            log.warning("control: ignoring %s: %s", self.path, error)
+            self.last_error = error
+
+    def apply(self, simulation: Simulation) -> None:
+        factor = self.read()
+        if factor is not None and factor != simulation.orders_factor:
+            simulation.orders_factor = factor
+            log.info("control: orders_factor=%g from %s (checkout places %g%% of orders)", factor, self.path,
+                     100 * factor)  # fmt: skip
+
+
 class _Stop:
     requested = False
 
@@ -619,8 +683,11 @@ class _Stop:
         self.requested = True
 
 
-def live(engine: Engine, simulation: Simulation, tick: float, duration: float | None) -> int:
+def live(
+    engine: Engine, simulation: Simulation, tick: float, duration: float | None, control: Control | None = None
+) -> int:
     """Write the traffic of each `tick` as it happens, until SIGTERM/SIGINT or `duration`; returns rows.
+    `control` is read before each tick.
 
     A failed write (database locked by a long reader, server restarting) is logged and retried with the
     next tick's rows, so no simulated order loses its items or payments.
@@ -634,6 +701,8 @@ def live(engine: Engine, simulation: Simulation, tick: float, duration: float | 
     pending = Rows()
     failing_since: float | None = None
     while not stop.requested and (duration is None or time.monotonic() - started < duration):
+        if control is not None:
+            control.apply(simulation)
         time.sleep(tick)
         now = utc_now()
         simulation.step(last, now, pending, sessions_end_in_window=True)
@@ -669,6 +738,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--live", action="store_true", help="then keep writing traffic as it happens")
     parser.add_argument("--live-for", type=_parse_duration, metavar="DURATION", help="stop live mode after this")
     parser.add_argument("--tick", type=_parse_duration, default=1.0, help="live mode: write every (default 1s)")
+    parser.add_argument(
+        "--control",
+        type=Path,
+        metavar="FILE",
+        help="live mode: re-read before every tick, e.g. `orders_factor: 0` makes checkout place no orders",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--sessions-per-day", type=float, default=20000, help="average traffic (default 20000)")
     parser.add_argument(
@@ -702,7 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      time.monotonic() - began)  # fmt: skip
         if args.live:
             log.info("writing live traffic into %s every %ss (Ctrl-C stops)", safe_url, args.tick)
-            rows = live(engine, simulation, args.tick, args.live_for)
+            control = Control(args.control) if args.control else None
+            rows = live(engine, simulation, args.tick, args.live_for, control)
             log.info("live traffic stopped after %s rows", rows)
     except sqlalchemy.exc.SQLAlchemyError as err:
         log.error("database error on %s: %s", safe_url, str(err).splitlines()[0])
