@@ -1,10 +1,15 @@
-"""A real Prometheus (Debian's binary) for end-to-end tests: start it with a config and rule files, wait
-until it is ready, query it, read the state of its rules, stop it.
+"""A real Prometheus (Debian's binary) for end-to-end tests: start it with a config and rule files, on a
+fresh data directory or on one filled beforehand (blocks made by promtool from a backfill), wait until
+it is ready, query it (now or at a past instant), read the state of its rules, stop it.
 
     with running_prometheus(tmp_path, config_text, [RULES_DIR / "host.yml"]) as prometheus:
         prometheus.wait_for_samples('up{job="pulse"} == 1', "Pulse scraped")
         prometheus.wait_for_rules_evaluated_after(time.time())
         assert prometheus.unhealthy_rules() == []
+
+    create_blocks(history_openmetrics, data_dir)              # promtool tsdb create-blocks-from openmetrics
+    with running_prometheus(tmp_path, config_text, data_dir=data_dir, retention="400d") as prometheus:
+        prometheus.query("business_orders_total", at=last_week)
 
 The config's own `rule_files` are replaced by the files given. Every wait polls (tests/helpers.py
 wait_until) and, at its deadline, fails with what Prometheus last answered and its log.
@@ -53,7 +58,7 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
-        return self.log_path.read_text()
+        return self.log_path.read_text(errors="replace")
 
     def assert_running(self) -> None:
         if self.process.poll() is not None:
@@ -61,17 +66,22 @@ class PrometheusServer:
 
     def api(self, path: str, **params: str) -> Any:
         """The `data` of an API answer; AssertionError with Prometheus' error if it is not a success."""
-        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=30)
         body = response.json()
         assert body.get("status") == "success", f"/api/v1/{path} {params}: {response.status_code} {body}"
         return body["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query's result: [{"metric": {labels}, "value": [time, "value"]}, ...]."""
-        data = self.api("query", query=expr)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result, now or at `at` (seconds since the epoch):
+        [{"metric": {labels}, "value": [time, "value"]}, ...]."""
+        data = self.api("query", query=expr, **({} if at is None else {"time": repr(float(at))}))
         assert data["resultType"] == "vector", data
         result: list[dict[str, Any]] = data["result"]
         return result
+
+    def values(self, expr: str, at: float | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+        """An instant query's samples as {sorted labels (with __name__ when kept): value}."""
+        return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in self.query(expr, at)}
 
     def rules(self) -> list[RuleState]:
         states = []
@@ -151,9 +161,32 @@ def _timestamp(rfc3339: str) -> float:
     return datetime.fromisoformat(rfc3339).timestamp()
 
 
-def start_prometheus(directory: Path, config: str, rule_files: Sequence[Path] = ()) -> PrometheusServer:
-    """Start Prometheus with `config` (YAML text), its `rule_files` replaced by `rule_files`; its config,
-    data and log go to `directory`. Returns once it is ready; stop() it (or use running_prometheus)."""
+def create_blocks(openmetrics: Path, data_dir: Path, max_block_duration: str = "24h") -> str:
+    """`promtool tsdb create-blocks-from openmetrics` into `data_dir` (a Prometheus data directory, made
+    before Prometheus starts on it); returns promtool's output."""
+    promtool = require_binary("promtool")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", f"--max-block-duration={max_block_duration}",
+         str(openmetrics), str(data_dir)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"promtool failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def start_prometheus(
+    directory: Path,
+    config: str,
+    rule_files: Sequence[Path] = (),
+    *,
+    data_dir: Path | None = None,
+    retention: str | None = None,
+) -> PrometheusServer:
+    """Start Prometheus with `config` (YAML text), its `rule_files` replaced by `rule_files`; its config
+    and log go to `directory`, its data to `data_dir` (default: a fresh directory there). `retention`
+    (e.g. "400d"): Prometheus deletes blocks older than it (default 15d) when it starts, so a backfilled
+    history needs one longer than itself. Returns once it is ready; stop() it (or use running_prometheus)."""
     binary = require_binary("prometheus")
     document = yaml.safe_load(config) or {}
     document["rule_files"] = [str(Path(path).resolve()) for path in rule_files]
@@ -161,17 +194,15 @@ def start_prometheus(directory: Path, config: str, rule_files: Sequence[Path] = 
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     port = free_port()
     log_path = directory / "prometheus.log"
+    flags = [
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={data_dir or directory / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    if retention is not None:
+        flags.append(f"--storage.tsdb.retention.time={retention}")
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={directory / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen([binary, *flags], stdout=log, stderr=subprocess.STDOUT)
     server = PrometheusServer(process, port, log_path)
     try:
         server.wait_ready()
@@ -182,9 +213,16 @@ def start_prometheus(directory: Path, config: str, rule_files: Sequence[Path] = 
 
 
 @contextmanager
-def running_prometheus(directory: Path, config: str, rule_files: Sequence[Path] = ()) -> Iterator[PrometheusServer]:
+def running_prometheus(
+    directory: Path,
+    config: str,
+    rule_files: Sequence[Path] = (),
+    *,
+    data_dir: Path | None = None,
+    retention: str | None = None,
+) -> Iterator[PrometheusServer]:
     """start_prometheus() for a `with` block, stopped at its end."""
-    server = start_prometheus(directory, config, rule_files)
+    server = start_prometheus(directory, config, rule_files, data_dir=data_dir, retention=retention)
     try:
         yield server
     finally:

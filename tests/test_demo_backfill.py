@@ -23,7 +23,7 @@ import pytest
 
 from exporter.demo import backfill, generator
 from exporter.kpis.packs import marketplace
-from tests.prometheus_history import HistoryPrometheus, create_blocks, running_prometheus
+from tests.prometheus_server import PrometheusServer, create_blocks, running_prometheus
 
 STEP = 300
 Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -166,12 +166,13 @@ def test_counters_never_go_backwards_and_end_at_the_live_value(history: Backfill
 
 
 @pytest.fixture(scope="module")
-def prometheus(history: Backfilled, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoryPrometheus]:
+def prometheus(history: Backfilled, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     directory = tmp_path_factory.mktemp("prometheus")
     data = directory / "data"
     create_blocks(history.openmetrics, data)
     config = "global: {scrape_interval: 15s}\nscrape_configs: []\n"
-    with running_prometheus(data, config, directory) as server:
+    # A retention longer than the history: Prometheus deletes older blocks when it starts.
+    with running_prometheus(directory, config, data_dir=data, retention="400d") as server:
         yield server
 
 
@@ -188,7 +189,7 @@ def written_by(history: Backfilled, instant: int) -> list[sqlite3.Row]:
         ).fetchall()
 
 
-def test_prometheus_serves_the_history_with_scrape_labels(history: Backfilled, prometheus: HistoryPrometheus) -> None:
+def test_prometheus_serves_the_history_with_scrape_labels(history: Backfilled, prometheus: PrometheusServer) -> None:
     instant = history.grid.instant(history.grid.count - 1) - 4 * 86400 - 2 * 3600
     orders = written_by(history, instant)
     per_currency = Counter(row["currency"] for row in orders)
@@ -215,7 +216,7 @@ def test_prometheus_serves_the_history_with_scrape_labels(history: Backfilled, p
     assert names == {f.name for f in history.families}
 
 
-def test_week_over_week_expressions_have_last_week_to_compare_with(prometheus: HistoryPrometheus) -> None:
+def test_week_over_week_expressions_have_last_week_to_compare_with(prometheus: PrometheusServer) -> None:
     """What the business alerts and dashboards ask, now, of a Prometheus that has scraped nothing yet."""
     for expression in (
         "sum(rate(business_orders_total[1h] offset 1w))",
