@@ -4,7 +4,9 @@ reuse, and the alerts for marketing, customer service and the platform engineers
 Recorded series are named `level:metric:operations`. The level is the labels kept: `service` when
 everything is summed (those series carry `service` = `business.service`), `currency` for money, which is
 only ever summed within one currency, `method`, and `step_window` for the funnel. Operations are the
-usual `rate5m`, `increase1h`, `ratio_rate15m`, and three for the week-over-week comparisons:
+usual `rate5m`, `increase1h`, `ratio_rate15m`. The week-over-week comparisons of orders, GMV, sessions
+and conversion count over the `window` setting (default 1h), which their names follow: `increase1h`,
+`ratio_increase1h`, or `increase2m` with `window: 2m` (a test's). Three operations more for them:
 - `_offset1w`: the same quantity at the same time a week ago;
 - `_baseline`: the usual value at this time of the week, the mean of the same time 1..`baseline_weeks`
   weeks ago. Baselines are computed from the raw series with `offset`, never from recorded ones: they
@@ -106,6 +108,9 @@ class StaleSettings(StrictModel):
 # (`orders: {minimum: 50}`) keeps the other defaults of that alert.
 class BusinessSettings(RuleSetSettings):
     service: str = "marketplace"
+    # The span the Dropping alerts on orders, GMV, sessions and conversion count over (now and in the
+    # baseline weeks); the recorded names follow it (increase1h, increase2m). Shorter: faster, noisier.
+    window: PromDuration = "1h"
     baseline_weeks: int = pydantic.Field(3, ge=1, le=4)
     orders: OrdersSettings = OrdersSettings()
     gmv: GmvSettings = GmvSettings()
@@ -162,6 +167,8 @@ class _Rules:
         self.settings = settings
         self.job = selectors.pulse
         self.service = settings.service
+        self.window = settings.window
+        self.last = "the last hour" if settings.window == "1h" else f"the last {settings.window}"
         weeks = settings.baseline_weeks
         self.usual = "the same time last week" if weeks == 1 else f"the mean of the same time of the last {weeks} weeks"
 
@@ -228,10 +235,10 @@ class _Rules:
     # ------------------------------------------------------------------------------------------------ sales
 
     def sales(self) -> list[Rule]:
-        s = self.settings
+        s, window = self.settings, self.window
         orders = self.raw("business_orders_total")
         gmv_guard = per_label(
-            lambda m: _selector("currency:business_gmv:increase1h_baseline", m),
+            lambda m: _selector(f"currency:business_gmv:increase{window}_baseline", m),
             ">=",
             "currency",
             s.gmv.minimum,
@@ -243,8 +250,10 @@ class _Rules:
             self.record(
                 "currency:business_orders:increase1h", self.increase("business_orders_total", "1h", "currency")("")
             ),
-            *self.weekly("service:business_orders:increase1h", self.increase("business_orders_total", "1h")),
-            *self.weekly("currency:business_gmv:increase1h", self.increase("business_gmv_total", "1h", "currency")),
+            *self.weekly(f"service:business_orders:increase{window}", self.increase("business_orders_total", window)),
+            *self.weekly(
+                f"currency:business_gmv:increase{window}", self.increase("business_gmv_total", window, "currency")
+            ),
             self.record(
                 "currency:business_transactions_completed_per_minute:rate5m",
                 f"sum by (currency) (rate({self.raw('business_transactions_completed_total')}[5m])) * 60",
@@ -255,17 +264,17 @@ class _Rules:
             ),
             *self.dropping(
                 "OrdersDropping",
-                "service:business_orders:increase1h",
+                f"service:business_orders:increase{window}",
                 s.orders,
                 summary="Fewer orders than usual at this time of the week.",
-                what="The number of orders placed in the last hour",
+                what=f"The number of orders placed in {self.last}",
             ),
             *self.dropping(
                 "GmvDropping",
-                "currency:business_gmv:increase1h",
+                f"currency:business_gmv:increase{window}",
                 s.gmv,
                 summary="Less GMV than usual at this time of the week.",
-                what="The GMV of the last hour in {{ $labels.currency }}",
+                what=f"The GMV of {self.last} in {{{{ $labels.currency }}}}",
                 guard=gmv_guard,
             ),
         ]
@@ -273,15 +282,15 @@ class _Rules:
     # ---------------------------------------------------------------------------------------------- traffic
 
     def traffic(self) -> list[Rule]:
-        s = self.settings
-        sessions_1h = self.increase("business_sessions_total", "1h")
-        orders_1h = self.increase("business_orders_total", "1h")
+        s, window = self.settings, self.window
+        sessions = self.increase("business_sessions_total", window)
+        orders = self.increase("business_orders_total", window)
         return [
             self.record(
                 "service:business_sessions_per_minute:rate5m",
                 f"sum (rate({self.raw('business_sessions_total')}[5m])) * 60",
             ),
-            *self.weekly("service:business_sessions:increase1h", sessions_1h),
+            *self.weekly(f"service:business_sessions:increase{window}", sessions),
             *self.weekly("service:business_daily_active_users:sum", self.gauge("business_daily_active_users")),
             self.record("service:business_weekly_active_users:sum", self.gauge("business_weekly_active_users")("")),
             self.record("service:business_monthly_active_users:sum", self.gauge("business_monthly_active_users")("")),
@@ -289,19 +298,19 @@ class _Rules:
                 "service:business_stickiness:ratio",
                 "service:business_daily_active_users:sum\n/\nservice:business_monthly_active_users:sum",
             ),
-            # Conversion as orders per session over the last hour: it follows a broken checkout within
-            # the hour, where business_conversion_rate_ratio (sessions of the last 24 h) takes a day.
+            # Conversion as orders per session over the window: it follows a broken checkout within the
+            # window, where business_conversion_rate_ratio (sessions of the last 24 h) takes a day.
             *self.weekly(
-                "service:business_orders_per_session:ratio_increase1h",
-                self.ratio(orders_1h, sessions_1h),
+                f"service:business_orders_per_session:ratio_increase{window}",
+                self.ratio(orders, sessions),
                 offset1w=False,
             ),
             *self.dropping(
                 "SessionsDropping",
-                "service:business_sessions:increase1h",
+                f"service:business_sessions:increase{window}",
                 s.sessions,
                 summary="Fewer sessions than usual at this time of the week.",
-                what="The number of sessions started in the last hour",
+                what=f"The number of sessions started in {self.last}",
             ),
             *self.dropping(
                 "ActiveUsersDropping",
@@ -312,11 +321,11 @@ class _Rules:
             ),
             *self.dropping(
                 "ConversionDropping",
-                "service:business_orders_per_session:ratio_increase1h",
+                f"service:business_orders_per_session:ratio_increase{window}",
                 s.conversion,
                 summary="Fewer orders per session than usual at this time of the week.",
-                what="Orders per session over the last hour",
-                guard=f"service:business_sessions:increase1h_baseline >= {number(s.conversion.minimum)}",
+                what=f"Orders per session over {self.last}",
+                guard=f"service:business_sessions:increase{window}_baseline >= {number(s.conversion.minimum)}",
             ),
         ]
 
