@@ -11,7 +11,8 @@
 `deliver_locally` points each receiver of a config at the capture servers (webhook URL, the Slack URL's
 secret file, the SMTP smarthost), writes the secret files the config names, and copies the templates,
 so the shipped configuration runs unchanged otherwise. `routes_of` lets a test adjust timings per
-receiver. Both capture servers run in threads of the test process and stop with `close()` (or `with`).
+receiver (`with_group_wait` shortens the waits; `business_hours_config` makes business hours cover now, or
+never). Both capture servers run in threads of the test process and stop with `close()` (or `with`).
 """
 
 from __future__ import annotations
@@ -267,6 +268,25 @@ def deliver_locally(config: Config, directory: Path, capture: HttpCapture, mail:
     if not templates.exists():
         shutil.copytree(ALERTMANAGER_DIR / "templates", templates)
     return config
+
+
+def with_group_wait(config: Config, seconds: Mapping[str, str], default: str = "1s") -> Config:
+    """Every route's group_wait shortened (a test cannot wait 5 minutes): `seconds[receiver]` or `default`."""
+    for route in routes_of(config):
+        route["group_wait"] = seconds.get(route.get("receiver", ""), default)
+    return config
+
+
+def business_hours_config(directory: Path, capture: HttpCapture, mail: SmtpCapture, *, covering_now: bool) -> Config:
+    """The shipped config delivering locally, with `business-hours` replaced by an interval that covers
+    every instant (all day, every day) or none (the year 2000), in the shipped location. Business routes
+    wait 1 s, the pager 2 s: a held business alert is due well before the page that follows it."""
+    config = deliver_locally(shipped_config(), directory, capture, mail)
+    (interval,) = config["time_intervals"]
+    location = interval["time_intervals"][0]["location"]
+    spec = {"times": [{"start_time": "00:00", "end_time": "24:00"}]} if covering_now else {"years": ["2000"]}
+    interval["time_intervals"] = [{**spec, "location": location}]
+    return with_group_wait(config, {"oncall-pager": "2s", "marketing": "1s", "customer-service": "1s"})
 
 
 # ------------------------------------------------------------------------------------------ the server

@@ -22,9 +22,9 @@ from exporter.bundle.rules import TEAMS
 from tests.alertmanager_server import (
     ALERTMANAGER_DIR,
     SHIPPED_CONFIG,
-    Config,
     HttpCapture,
     SmtpCapture,
+    business_hours_config,
     deliver_locally,
     firing,
     resolved,
@@ -32,6 +32,7 @@ from tests.alertmanager_server import (
     secret_token,
     shipped_config,
     start_alertmanager,
+    with_group_wait,
 )
 from tests.helpers import require_binary, wait_until
 from tests.rules import shipped_alerts
@@ -303,13 +304,6 @@ def described(summary: str, description: str) -> dict[str, str]:
     return {"summary": summary, "description": description, **LINKS}
 
 
-def with_group_wait(config: Config, seconds: Mapping[str, str], default: str = "1s") -> Config:
-    """Every route's group_wait shortened (a test cannot wait 5 minutes): `seconds[receiver]` or `default`."""
-    for route in routes_of(config):
-        route["group_wait"] = seconds.get(route.get("receiver", ""), default)
-    return config
-
-
 @pytest.fixture
 def capture() -> Any:
     with HttpCapture() as server:
@@ -418,18 +412,6 @@ def test_a_critical_alert_inhibits_its_warning_twin_and_probe_failing_its_servic
         ("HttpLatencyHigh", "warning", "api"),
         ("HttpErrorRatioHigh", "warning", "pay"),
     }
-
-
-def business_hours_config(directory: Path, capture: HttpCapture, mail: SmtpCapture, *, covering_now: bool) -> Config:
-    """The shipped config delivering locally, with `business-hours` replaced by an interval that covers
-    every instant (all day, every day) or none (the year 2000), in the shipped location. Business routes
-    wait 1 s, the pager 2 s: a held business alert is due well before the page that follows it."""
-    config = deliver_locally(shipped_config(), directory, capture, mail)
-    (interval,) = config["time_intervals"]
-    location = interval["time_intervals"][0]["location"]
-    spec = {"times": [{"start_time": "00:00", "end_time": "24:00"}]} if covering_now else {"years": ["2000"]}
-    interval["time_intervals"] = [{**spec, "location": location}]
-    return with_group_wait(config, {"oncall-pager": "2s", "marketing": "1s", "customer-service": "1s"})
 
 
 MARKETING_WARNING = {"alertname": "ConversionDropping", "severity": "warning", "team": "marketing"}
