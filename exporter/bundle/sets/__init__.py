@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.bundle.sets import pulse
+from exporter.bundle.sets import jobs, pulse, traffic
 from exporter.bundle.sets.base import RuleSet
 
-RULE_SETS: tuple[RuleSet[Any], ...] = (pulse.RULE_SET,)
+RULE_SETS: tuple[RuleSet[Any], ...] = (pulse.RULE_SET, traffic.RULE_SET, jobs.RULE_SET)
