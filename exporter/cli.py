@@ -7,6 +7,7 @@ Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable liste
 `pulse-exporter job run --name NAME -- COMMAND...` runs a cron job and records it as metrics for the
 textfile collector (jobs.py); it exits with the command's exit code.
 `pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/).
+`pulse-exporter slo generate SPEC...` prints the rules of Sloth-format SLO specs (docs/slos.md).
 """
 
 from __future__ import annotations
@@ -207,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.bundle.command import main as rules_main  # noqa: PLC0415 - see the imports above
 
         return rules_main(arguments[1:])
+    if arguments[:1] == ["slo"]:
+        from exporter.bundle.command import slo_main  # noqa: PLC0415 - see the imports above
+
+        return slo_main(arguments[1:])
     from exporter.app import Exporter, load_files, unexpected_load_error  # noqa: PLC0415 - see the imports above
     from exporter.config.loader import ConfigError  # noqa: PLC0415
     from exporter.web.server import parse_listen_address  # noqa: PLC0415

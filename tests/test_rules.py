@@ -189,9 +189,14 @@ def test_alert_names_are_unique_across_sets_unless_severities_differ() -> None:
         seen[key] = alert.file.name
 
 
+# Sloth's info series keeps Sloth's name, so that Sloth's dashboards and queries work on Pulse's SLOs.
+FOREIGN_RECORDING_NAMES = {"sloth_slo_info"}
+
+
 def test_recording_rules_are_named_level_metric_operations() -> None:
     records = [rule.name for rule in shipped_rules() if not rule.is_alert]
-    assert [name for name in records if not RECORDING_NAME.match(name)] == []
+    assert records
+    assert [name for name in records if not RECORDING_NAME.match(name) and name not in FOREIGN_RECORDING_NAMES] == []
 
 
 @pytest.mark.parametrize("set_name", SET_NAMES)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.bundle.sets import business, host, probes, pulse
+from exporter.bundle.sets import business, host, jobs, probes, pulse, traffic
 from exporter.bundle.sets.base import RuleSet
 
-RULE_SETS: tuple[RuleSet[Any], ...] = (pulse.RULE_SET, probes.RULE_SET, business.RULE_SET, host.RULE_SET)
+RULE_SETS: tuple[RuleSet[Any], ...] = (
+    pulse.RULE_SET,
+    probes.RULE_SET,
+    traffic.RULE_SET,
+    jobs.RULE_SET,
+    host.RULE_SET,
+    business.RULE_SET,
+)
