@@ -82,8 +82,6 @@ BACKFILL_STEP = "5s"  # several samples per window, for increase()
 PAGE_TIMEOUT = 90.0
 DROP_TIMEOUT = 150.0
 
-TRAFFIC_RULES = RULES_DIR / "traffic.yml"
-
 
 def settings_for_the_test() -> dict[str, Any]:
     """prometheus/settings.yml, every set's durations shortened; the business comparisons' window and
@@ -113,7 +111,8 @@ def generate_rules(directory: Path) -> list[Path]:
     settings_path.write_text(yaml.safe_dump(settings_for_the_test(), sort_keys=False))
     out = directory / "rules"
     result = subprocess.run(
-        [*exporter_command(), "rules", "generate", f"--settings={settings_path}", f"--out={out}"],
+        [*exporter_command(), "rules", "generate", f"--settings={settings_path}", f"--out={out}",
+         f"--slos={PROMETHEUS_DIR / 'slos'}"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -440,8 +439,6 @@ def combined_line(path: str, status: int) -> str:
     return f'127.0.0.1 - - [{when}] "GET {path} HTTP/1.1" {status} 52 "-" "pulse-e2e-test" 0.004\n'
 
 
-# TODO(lead): remove this condition once the traffic set is merged (prometheus/rules/traffic.yml).
-@pytest.mark.skipif(not TRAFFIC_RULES.exists(), reason="the traffic set (rules/traffic.yml) is not merged yet")
 def test_an_error_burst_in_the_access_log_pages_on_call(stack: Stack) -> None:
     """HttpErrorRatioHigh (the 5xx ratio per service, critical above its threshold while the service has
     its minimum request rate) from the shop's access log, which Pulse follows."""
