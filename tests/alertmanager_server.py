@@ -61,11 +61,24 @@ class Delivery:
 
 
 class _Recorder:
-    """Shared by both captures: a list of items guarded by a lock, waited on by polling."""
+    """Shared by both captures: a list of items guarded by a lock, waited on by polling, and the server
+    (`_server`, a socketserver) that each capture starts and `close()` stops."""
+
+    _server: socketserver.BaseServer
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[Any] = []
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _add(self, item: object) -> None:
         with self._lock:
@@ -112,16 +125,6 @@ class HttpCapture(_Recorder):
             timeout,
             lambda: f"no matching delivery at {path}; got {[(d.path, d.body[:300]) for d in self.deliveries()]}",
         )
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)
@@ -195,16 +198,6 @@ class SmtpCapture(_Recorder):
             timeout,
             lambda: f"no matching mail to {to}; got {[(m.recipients, m.subject) for m in self.mails()]}",
         )
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 # ------------------------------------------------------------------------------------------- configs

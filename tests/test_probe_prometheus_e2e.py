@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from exporter.registry import load_config
-from tests.helpers import StartExporter, free_port, require_binary, wait_until
+from tests.helpers import StartExporter, require_binary
 from tests.probe_servers import LoopThread, SilentListener, fixed, loop_thread, refused_port, start_http
+from tests.prometheus_server import running_prometheus
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "probes"
 EXAMPLE_PULSE_ADDRESS = "pulse.example.internal:10135"
@@ -70,7 +70,6 @@ def example_prometheus_config(pulse_address: str) -> dict[str, Any]:
 def test_prometheus_discovers_and_scrapes_probes_through_pulse(
     tmp_path: Path, servers: LoopThread, start_exporter: StartExporter
 ) -> None:
-    prometheus = require_binary("prometheus")
     listener = servers.run(SilentListener().start())
     shop = start_http(servers, {"/health": fixed(200, b"ok")})
     listening, refused, health = f"127.0.0.1:{listener.port}", f"127.0.0.1:{refused_port()}", shop.url("/health")
@@ -85,26 +84,10 @@ def test_prometheus_discovers_and_scrapes_probes_through_pulse(
         f"    - {{target: '{refused}', module: tcp_connect, labels: {{service: cache}}}}\n"
         f"    - {{target: '{health}', module: http_2xx, labels: {{service: shop}}}}\n"
     )
-    config_path = tmp_path / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(example_prometheus_config(f"127.0.0.1:{pulse.port}")))
-    port = free_port()
-    log_path = tmp_path / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        found = _wait_for_probe_results(f"http://127.0.0.1:{port}", process, log_path, expected=3)
-    finally:
-        process.terminate()
-        process.wait(30)
+    config = yaml.safe_dump(example_prometheus_config(f"127.0.0.1:{pulse.port}"))
+    with running_prometheus(tmp_path, config) as prometheus:
+        prometheus.wait_for_samples("count(probe_success) >= 3", "the three probe targets scraped")
+        found = prometheus.query("probe_success")
     by_instance = {result["metric"]["instance"]: result for result in found}
     assert set(by_instance) == {listening, refused, health}
     expected = (
@@ -120,30 +103,3 @@ def test_prometheus_discovers_and_scrapes_probes_through_pulse(
         assert by_instance[instance]["value"][1] == value
     assert listener.wait_accepted(1) >= 1
     assert all(request.target == "/health" for request in shop.requests)
-
-
-def _wait_for_probe_results(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, expected: int
-) -> list[dict[str, Any]]:
-    """Poll Prometheus' query API until `probe_success` has `expected` series (generous: a slow machine)."""
-    last: object = None
-
-    def results() -> list[dict[str, Any]] | None:
-        nonlocal last
-        if process.poll() is not None:
-            raise AssertionError(f"prometheus exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            response = httpx.get(f"{url}/api/v1/query", params={"query": "probe_success"}, timeout=5)
-            if response.status_code == 200:
-                last = response.json()["data"]["result"]
-                if isinstance(last, list) and len(last) >= expected:
-                    return last
-        except httpx.HTTPError as err:
-            last = err
-        return None
-
-    def failure() -> str:
-        targets = httpx.get(f"{url}/api/v1/targets", timeout=5).text
-        return f"probe_success with {expected} series: last={last!r}\ntargets: {targets}"
-
-    return wait_until(results, 90, failure, interval=0.5)

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import free_port, require_binary, wait_until
+from tests.helpers import require_binary, wait_until
+from tests.prometheus_server import PrometheusServer, running_prometheus
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -137,12 +138,9 @@ def test_the_file_sd_targets_carry_service_and_module() -> None:
 # ------------------------------------------------------------------------------------ a real Prometheus
 
 
-def test_prometheus_probes_file_sd_targets_with_their_module_and_shards_split_them(
-    prometheus_copy: Path, tmp_path: Path
-) -> None:
+def test_prometheus_probes_file_sd_targets_with_their_module_and_shards_split_them(prometheus_copy: Path) -> None:
     """The file_sd example's relabelling gives each /probe scrape its module and target, and the labels
     the rules use; two hashmod shards keep every target exactly once between them."""
-    prometheus = require_binary("prometheus")
     text = CONFIG.read_text()
     file_sd = with_example(text, "file-sd-probes")
     sharded = with_example(text, "hashmod-sharding")["scrape_configs"][-1]
@@ -159,33 +157,15 @@ def test_prometheus_probes_file_sd_targets_with_their_module_and_shards_split_th
         "global": {"scrape_interval": "1h"},  # only discovery is looked at: no scrape needed
         "scrape_configs": [job for job in file_sd["scrape_configs"] if job["job_name"] == "pulse-probes"] + shards,
     }
-    config_path = prometheus_copy / "prometheus-example.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port, log_path = free_port(), tmp_path / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     groups = yaml.safe_load((PROMETHEUS_DIR / "targets" / "probes.yml").read_text())
     expected = {
         (target, group["labels"]["module"], group["labels"]["service"])
         for group in groups
         for target in group["targets"]
     }
-    try:
-        targets = wait_until(
-            lambda: _active_targets(port, process, log_path, len(expected) * 2), 60, "the targets", interval=0.2
-        )
-    finally:
-        process.terminate()
-        process.wait(30)
+    # In the copy's directory, so that file_sd finds targets/probes.yml where prometheus.yml says.
+    with running_prometheus(prometheus_copy, yaml.safe_dump(config, sort_keys=False)) as prometheus:
+        targets = wait_until(lambda: _active_targets(prometheus, len(expected) * 2), 60, "the targets", interval=0.2)
     by_job: dict[str, set[tuple[str, str, str]]] = {}
     for target in targets:
         labels = target["labels"]
@@ -198,12 +178,7 @@ def test_prometheus_probes_file_sd_targets_with_their_module_and_shards_split_th
     assert not by_job.get("shard-0", set()) & by_job.get("shard-1", set())
 
 
-def _active_targets(port: int, process: subprocess.Popen[bytes], log_path: Path, count: int) -> list[Any] | None:
-    if process.poll() is not None:
-        raise AssertionError(f"prometheus exited with {process.returncode}:\n{log_path.read_text()}")
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", params={"state": "active"}, timeout=5)
-    except httpx.HTTPError:
-        return None
-    active: list[Any] = response.json()["data"]["activeTargets"] if response.status_code == 200 else []
+def _active_targets(prometheus: PrometheusServer, count: int) -> list[Any] | None:
+    prometheus.assert_running()
+    active: list[Any] = prometheus.api("targets", state="active")["activeTargets"]
     return active if len(active) >= count else None
