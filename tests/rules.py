@@ -63,6 +63,23 @@ def alert_rule_tests() -> Iterator[tuple[Path, dict[str, Any]]]:
                 yield path, case
 
 
+# PromQL words that look like metric names in an expression but are not.
+_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset",
+                 "bool", "inf", "nan"}  # fmt: skip
+
+
+def metric_names_in(expr: str) -> set[str]:
+    """The metric names an expression selects. A small lexer, enough for the shipped rules: strings,
+    label matchers, label lists after by/on/..., and range/subquery brackets are blanked first; what is
+    left that looks like a name and is not a function call or a PromQL word is a metric."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "{}", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\[[^\]]*\]", "[]", text)
+    found = re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", text)
+    return {match.group(1) for match in found if match.group(1).lower() not in _PROMQL_WORDS}
+
+
 def runbook_headings(set_name: str) -> set[str]:
     path = RUNBOOKS_DIR / f"{set_name}.md"
     if not path.exists():

@@ -46,7 +46,7 @@ from tests.alertmanager_server import (
 )
 from tests.helpers import exporter_command, free_port, wait_until
 from tests.prometheus_server import PrometheusServer, create_blocks, start_prometheus
-from tests.rules import PROMETHEUS_DIR, RULES_DIR, SETTINGS_FILE
+from tests.rules import PROMETHEUS_DIR, RULES_DIR, SETTINGS_FILE, metric_names_in
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "examples" / "demo.yml"
@@ -343,6 +343,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shop_port = free_port()
         textfile = directory / "textfile"
         textfile.mkdir()
+        # One run of the demo's backup job (a real `pulse-exporter job run`), so the jobs rules see its series.
+        backup = subprocess.run(
+            [*exporter_command(), "job", "run", "--name=demo_backup", f"--textfile-directory={textfile}", "--", "true"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert backup.returncode == 0, backup.stderr
         config_path = directory / "pulse.yml"
         config_path.write_text(pulse_config(db, access_log, textfile, shop_port))
         pulse_log = directory / "pulse.log"
@@ -518,3 +524,35 @@ def test_orders_stopping_mails_marketing_orders_dropping(stack: Stack) -> None:
     assert firing["labels"]["team"] == "marketing"
     assert firing["labels"]["service"] == "marketplace"
     assert float(firing["value"]) < 0.5
+
+
+# Metrics the shipped rules use that the demo cannot show, each with the reason, the test that sees the
+# exporter serve it, and the module that names it (checked below, so a renamed metric fails here).
+NOT_IN_THE_DEMO = {
+    "node_md_disks": ("no md RAID here; tests/test_host_metrics.py reads fixtures", "collectors/host/mdstat.py"),
+    "node_md_disks_required": ("no md RAID here; tests/test_host_metrics.py", "collectors/host/mdstat.py"),
+    "probe_dns_query_succeeded": ("the demo probes no DNS; tests/test_probe_dns.py, beside blackbox", "probes/dns.py"),
+    "probe_ssl_earliest_cert_expiry": ("the demo shop is plain HTTP; tests/test_probe_tls.py", "probes/tls.py"),
+    "probe_ssl_leaf_not_after_timestamp_seconds": ("plain HTTP demo; tests/test_probe_tls.py", "probes/tls.py"),
+}
+# Series Prometheus makes itself.
+PROMETHEUS_OWN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped"}
+
+
+def test_every_metric_the_rules_use_is_one_pulse_serves_or_a_rule_records(stack: Stack) -> None:
+    """A misspelt metric in a rule evaluates without error, to nothing, forever: the names in every
+    expression must be among the series Prometheus holds from the demo (Pulse's /metrics and /probe,
+    and the recording rules' output), or be one the demo cannot show, named in the exporter's code.
+    Last in the module: probe_failure_info exists only once a probe has failed (the stopped shop)."""
+    prometheus = stack.prometheus
+    rules = [rule for path in stack.rule_files for group in yaml.safe_load(path.read_text())["groups"]
+             for rule in group["rules"]]  # fmt: skip
+    used = set().union(*(metric_names_in(rule["expr"]) for rule in rules))
+    records = {rule["record"] for rule in rules if "record" in rule}
+    prometheus.wait_for_rules_evaluated_after(time.time())
+    held = set(prometheus.api("label/__name__/values"))
+    unknown = sorted(used - held - records - PROMETHEUS_OWN - set(NOT_IN_THE_DEMO))
+    assert unknown == []
+    for name, (_, module) in NOT_IN_THE_DEMO.items():
+        assert name in used, f"{name} is no longer used by the rules: drop it from NOT_IN_THE_DEMO"
+        assert f'"{name}' in (ROOT / "exporter" / module).read_text(), f"{name} is not named in exporter/{module}"
