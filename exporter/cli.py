@@ -6,7 +6,8 @@ Exit codes: 0 clean stop or valid --config.check, 1 bad config or unusable liste
 
 `pulse-exporter job run --name NAME -- COMMAND...` runs a cron job and records it as metrics for the
 textfile collector (jobs.py); it exits with the command's exit code.
-`pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/).
+`pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/);
+`pulse-exporter dashboards generate` writes grafana/dashboards/ (exporter/dashboards/).
 `pulse-exporter slo generate SPEC...` prints the rules of Sloth-format SLO specs (docs/slos.md).
 """
 
@@ -204,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["job"]:
         return job_main(arguments[1:])
+    if arguments[:1] == ["dashboards"]:
+        from exporter.dashboards.generate import main as dashboards_main  # noqa: PLC0415 - see the imports above
+
+        return dashboards_main(arguments[1:])
     if arguments[:1] == ["rules"]:
         from exporter.bundle.command import main as rules_main  # noqa: PLC0415 - see the imports above
 

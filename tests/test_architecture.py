@@ -36,6 +36,7 @@ LAYERS = {
     "exporter.kpis": 2,
     "exporter.access_logs": 2,
     "exporter.bundle": 2,
+    "exporter.dashboards": 2,
     "exporter.collectors.base": 1,
     "exporter.scrape": 1,
     "exporter.config": 0,

@@ -1,0 +1,86 @@
+"""What a dashboard is made of, independent of Grafana's JSON: boards, rows, panels, queries, variables.
+
+Queries are PromQL as Grafana sends it: `$__rate_interval` in every rate, and the board's variables as
+`label=~"$name"` (each variable has an "All" value of `.+`), so that `resolved()` can turn a query into
+plain PromQL for Prometheus' API (the pictures, the reports, the no-data test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+PanelKind = Literal["timeseries", "stat", "table", "bargauge", "gauge"]
+
+# What `$__rate_interval` stands for outside Grafana: four scrape intervals of 15 s, Grafana's own rule.
+RATE_INTERVAL = "1m"
+ALL = ".+"  # every variable's "All"
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""  # Grafana's legendFormat, e.g. "{{service}}"
+    instant: bool = False  # the latest value only: stats, gauges, tables
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    color: str  # a Grafana colour name: green, yellow, orange, red, blue...
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    description: str  # what it shows and how to read it: shown on the panel's (i) in Grafana
+    unit: str  # a Grafana unit id: s, percentunit, bytes, reqps, short, currencyEUR, dateTimeFromNow...
+    queries: tuple[Query, ...]
+    kind: PanelKind = "timeseries"
+    width: int = 12  # of the grid's 24 columns
+    height: int = 8
+    thresholds: tuple[Threshold, ...] = ()  # steps above the base colour (green)
+    minimum: float | None = None
+    maximum: float | None = None
+    stacked: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    title: str
+    panels: tuple[Panel, ...]
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A query variable: `label_values(metric{...}, label)`; multi-valued, with All."""
+
+    name: str
+    label: str
+    metric: str  # the selector whose label values it lists, e.g. 'up{job=~"$job"}'
+    source_label: str
+
+
+@dataclass(frozen=True)
+class Board:
+    key: str  # its key in exporter.bundle.rules.DASHBOARDS, which gives its uid
+    title: str
+    description: str
+    rows: tuple[Row, ...]
+    variables: tuple[Variable, ...] = ()
+    tags: tuple[str, ...] = ()
+    time_from: str = "now-6h"
+    refresh: str = "1m"
+
+    def panels(self) -> list[Panel]:
+        return [panel for row in self.rows for panel in row.panels]
+
+
+def resolved(expr: str, values: Mapping[str, str] | None = None) -> str:
+    """A panel's query as plain PromQL: `$__rate_interval` and the variables replaced (All by default)."""
+    chosen = dict(values or {})
+    text = expr.replace("$__rate_interval", RATE_INTERVAL)
+    return re.sub(r"\$(\w+)", lambda match: chosen.get(match.group(1), ALL), text)

@@ -1,0 +1,128 @@
+"""The shipped Grafana dashboards: generated from exporter/dashboards/ and committed, and written to the
+rules of grafana/dashboard-linter (the names in the tests below are its rule names) plus Pulse's own:
+every panel says what it shows, in which unit, from which data source, with queries that are plain
+PromQL once Grafana's variables are filled in."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.bundle.rules import DASHBOARDS
+from exporter.dashboards import generate
+from exporter.dashboards.boards import BOARDS
+from tests.dashboards import PanelQuery, panel_queries
+from tests.rules import metric_names_in
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARDS_DIR = ROOT / "grafana" / "dashboards"
+PROVISIONING = ROOT / "grafana" / "provisioning"
+RANGE_FUNCTIONS = ("rate", "irate", "increase", "resets", "changes")
+
+
+def dashboards() -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))]
+
+
+def test_the_committed_dashboards_are_what_the_boards_generate() -> None:
+    assert generate.differences(DASHBOARDS_DIR, generate.generate()) == []
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "dashboards", "generate", "--check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_board_has_its_uid_and_every_uid_a_board() -> None:
+    """Alerts link to these uids (exporter/bundle/rules.py): each must be a board, a board each."""
+    assert sorted(board.key for board in BOARDS) == sorted(DASHBOARDS)
+    for dashboard in dashboards():
+        assert 8 <= len(dashboard["uid"]) <= 40
+        assert dashboard["title"]
+
+
+def test_template_datasource_rule() -> None:
+    for dashboard in dashboards():
+        (datasource,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+        assert datasource["name"] == "datasource"
+        assert datasource["query"] == "prometheus"
+
+
+def test_panel_datasource_rule_and_panel_title_description_and_units_rules() -> None:
+    for dashboard in dashboards():
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            where = f"{dashboard['title']} / {panel['title']}"
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+            assert panel["title"], where
+            assert len(panel["description"]) >= 20, where
+            assert panel["fieldConfig"]["defaults"]["unit"], where
+            assert panel["targets"], f"{where}: panel-no-targets-rule"
+            for target in panel["targets"]:
+                assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+
+
+def test_uneditable_dashboard_and_links_between_the_boards() -> None:
+    for dashboard in dashboards():
+        assert dashboard["editable"] is False
+        assert "pulse" in dashboard["tags"]
+        assert any(link["type"] == "dashboards" and link["tags"] == ["pulse"] for link in dashboard["links"])
+
+
+def test_template_on_time_change_reload_rule_and_variables_are_used() -> None:
+    for board in BOARDS:
+        exprs = [query.expr for panel in board.panels() for query in panel.queries]
+        for variable in board.variables:
+            assert any(f"${variable.name}" in expr for expr in exprs), f"{board.title}: ${variable.name} unused"
+    for dashboard in dashboards():
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["refresh"] == 2, variable["name"]
+
+
+@pytest.mark.parametrize("query", list(panel_queries()), ids=str)
+def test_target_rate_interval_and_counter_agg_rules(query: PanelQuery) -> None:
+    """rate() and irate() over `$__rate_interval` (target-rate-interval-rule); a counter (`_total`) only
+    inside a range function (target-counter-agg-rule); every variable the board defines, and no other."""
+    expr = query.query.expr
+    for match in re.finditer(r"\b(rate|irate)\s*\(", expr):
+        window = re.search(r"\[([^\]]*)\]", expr[match.end() :])
+        assert window is not None, expr
+        assert window.group(1) == "$__rate_interval", expr
+    for name in metric_names_in(expr):
+        if name.endswith("_total"):
+            before = expr[: expr.index(name)].rstrip()
+            assert before.endswith(tuple(f"{function}(" for function in RANGE_FUNCTIONS)), (name, expr)
+    defined = {"datasource", "__rate_interval", *(variable.name for variable in query.board.variables)}
+    assert set(re.findall(r"\$(\w+)", expr)) <= defined, expr
+
+
+def test_target_job_and_instance_rules() -> None:
+    """A board with a `job` or `instance` variable filters every query by it."""
+    for board in BOARDS:
+        names = {variable.name for variable in board.variables} & {"job", "instance"}
+        for panel in board.panels():
+            for query in panel.queries:
+                for name in names:
+                    assert f"${name}" in query.expr, (board.title, panel.title, query.expr)
+
+
+def test_provisioning_points_at_the_datasource_and_the_dashboards() -> None:
+    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    assert datasources["apiVersion"] == 1
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["access"] == "proxy"
+    assert source["isDefault"] is True
+    providers = yaml.safe_load((PROVISIONING / "dashboards" / "pulse.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"].endswith("dashboards")
