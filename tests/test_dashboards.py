@@ -18,6 +18,8 @@ import yaml
 from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards import generate
 from exporter.dashboards.boards import BOARDS
+from exporter.dashboards.grafana import dashboard_json
+from exporter.dashboards.model import Board, Panel, Query, Row
 from tests.dashboards import PanelQuery, panel_queries
 from tests.rules import metric_names_in
 
@@ -29,6 +31,11 @@ RANGE_FUNCTIONS = ("rate", "irate", "increase", "resets", "changes")
 
 def dashboards() -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))]
+
+
+def all_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, those inside collapsed rows too (Grafana keeps them in the row's own "panels")."""
+    return [inner for panel in dashboard["panels"] for inner in [panel, *panel.get("panels", [])]]
 
 
 def test_the_committed_dashboards_are_what_the_boards_generate() -> None:
@@ -57,7 +64,7 @@ def test_template_datasource_rule() -> None:
 
 def test_panel_datasource_rule_and_panel_title_description_and_units_rules() -> None:
     for dashboard in dashboards():
-        for panel in dashboard["panels"]:
+        for panel in all_panels(dashboard):
             if panel["type"] == "row":
                 continue
             where = f"{dashboard['title']} / {panel['title']}"
@@ -68,6 +75,52 @@ def test_panel_datasource_rule_and_panel_title_description_and_units_rules() -> 
             assert panel["targets"], f"{where}: panel-no-targets-rule"
             for target in panel["targets"]:
                 assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+
+
+def test_a_collapsed_row_carries_its_panels_and_the_next_row_follows_it() -> None:
+    """Grafana shows top-level panels whatever the row above them: a collapsed row must hold its own."""
+
+    def panel(title: str) -> Panel:
+        return Panel(title, "A panel for the layout test.", "short", (Query("up"),), width=12)
+
+    board = Board(
+        key="system",
+        title="Layout",
+        description="Rows open and collapsed.",
+        rows=(
+            Row("Open", (panel("a"), panel("b"), panel("c"))),
+            Row("Closed", (panel("d"), panel("e"), panel("f")), collapsed=True),
+            Row("Open again", (panel("g"),)),
+        ),
+    )
+    top = json.loads(dashboard_json(board))["panels"]
+    assert [(p["type"], p["title"]) for p in top] == [
+        ("row", "Open"), ("timeseries", "a"), ("timeseries", "b"), ("timeseries", "c"),
+        ("row", "Closed"), ("row", "Open again"), ("timeseries", "g"),
+    ]  # fmt: skip
+    open_row, closed, open_again = (p for p in top if p["type"] == "row")
+    assert open_row["collapsed"] is False
+    assert open_row["panels"] == []
+    assert closed["collapsed"] is True
+    assert [p["title"] for p in closed["panels"]] == ["d", "e", "f"]
+    # Inside the closed row, panels sit where they will when it opens: under it, wrapping at 24 columns.
+    assert [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in closed["panels"]] == [
+        (0, closed["gridPos"]["y"] + 1), (12, closed["gridPos"]["y"] + 1), (0, closed["gridPos"]["y"] + 9),
+    ]  # fmt: skip
+    assert closed["gridPos"]["y"] == 1 + 8 + 8  # under the open row's two lines of panels
+    assert open_again["gridPos"]["y"] == closed["gridPos"]["y"] + 1  # the closed row is one line high
+    ids = [p["id"] for p in all_panels({"panels": top})]
+    assert len(ids) == len(set(ids)) == 10
+
+
+def test_every_board_panel_is_in_its_dashboard_once() -> None:
+    for board in BOARDS:
+        dashboard = json.loads(dashboard_json(board))
+        titles = [p["title"] for p in all_panels(dashboard) if p["type"] != "row"]
+        assert titles == [panel.title for panel in board.panels()], board.title
+        for row in dashboard["panels"]:
+            if row["type"] == "row":
+                assert bool(row["panels"]) == row["collapsed"], (board.title, row["title"])
 
 
 def test_uneditable_dashboard_and_links_between_the_boards() -> None:

@@ -83,23 +83,30 @@ def _variable(variable: Variable) -> dict[str, Any]:
 
 
 def _layout(board: Board) -> list[dict[str, Any]]:
-    """Rows one under another; panels left to right, wrapping at 24 columns. Ids are positions."""
+    """Rows one under another; panels left to right, wrapping at 24 columns. Ids are positions.
+
+    A collapsed row holds its panels in its own "panels" list (Grafana's format: at top level they would
+    show under the closed row), placed as if open, and the next row follows it directly."""
     panels: list[dict[str, Any]] = []
+    next_id = 1
     y = 0
     for row in board.rows:
-        panels.append(
-            {"type": "row", "title": row.title, "collapsed": row.collapsed, "id": len(panels) + 1, "panels": [],
-             "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": y}}
-        )  # fmt: skip
+        row_json: dict[str, Any] = {"type": "row", "title": row.title, "collapsed": row.collapsed, "id": next_id,
+                                    "panels": [], "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": y}}  # fmt: skip
+        panels.append(row_json)
+        next_id += 1
+        row_y = y
         y += 1
         x, row_height = 0, 0
         for panel in row.panels:
             if x + panel.width > GRID_COLUMNS:
                 x, y, row_height = 0, y + row_height, 0
-            panels.append(_panel(panel, len(panels) + 1, {"h": panel.height, "w": panel.width, "x": x, "y": y}))
+            placed = _panel(panel, next_id, {"h": panel.height, "w": panel.width, "x": x, "y": y})
+            (row_json["panels"] if row.collapsed else panels).append(placed)
+            next_id += 1
             x += panel.width
             row_height = max(row_height, panel.height)
-        y += row_height
+        y = row_y + 1 if row.collapsed else y + row_height
     return panels
 
 
