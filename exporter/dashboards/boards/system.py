@@ -127,7 +127,7 @@ CPU = Row(
                     "{{instance}} {{mode}}",
                 ),
             ),
-            width=8,
+            width=12,
             stacked=True,
             minimum=0,
         ),
@@ -141,21 +141,8 @@ CPU = Row(
                 Query(f"node_load5{{{HOST}}} / instance:node_num_cpu:sum{{{HOST}}}", "{{instance}} 5m"),
                 Query(f"node_load15{{{HOST}}} / instance:node_num_cpu:sum{{{HOST}}}", "{{instance}} 15m"),
             ),
-            width=8,
+            width=12,
             thresholds=(Threshold(1, "yellow"), Threshold(2, "red")),
-            minimum=0,
-        ),
-        Panel(
-            "Runnable and blocked tasks",
-            "Tasks running or waiting for a CPU, and tasks blocked in uninterruptible sleep (mostly waiting "
-            "for disk I/O): a lasting count above the number of cores is CPU saturation.",
-            "short",
-            (
-                Query(f"node_procs_running{{{HOST}}}", "{{instance}} runnable"),
-                Query(f"node_procs_blocked{{{HOST}}}", "{{instance}} blocked"),
-                Query(f"instance:node_num_cpu:sum{{{HOST}}}", "{{instance}} cores"),
-            ),
-            width=8,
             minimum=0,
         ),
     ),
@@ -423,7 +410,7 @@ JOBS = Row(
             "s",
             (Query(f"job_name:pulse_job_last_success:age_seconds{{{HOST}}}", "{{job_name}}", instant=True),),
             kind="bargauge",
-            width=6,
+            width=7,
             thresholds=(Threshold(86400, "yellow"), Threshold(93600, "red")),
             minimum=0,
         ),
@@ -434,7 +421,7 @@ JOBS = Row(
             "s",
             (Query(f"pulse_job_last_duration_seconds{{{HOST}}}", "{{job_name}}", instant=True),),
             kind="bargauge",
-            width=6,
+            width=5,
             minimum=0,
         ),
         Panel(
@@ -444,8 +431,7 @@ JOBS = Row(
             "none",
             (Query(f"pulse_job_last_exit_code{{{HOST}}}", "{{job_name}}", instant=True),),
             kind="stat",
-            width=4,
-            height=4,
+            width=3,
             thresholds=(Threshold(1, "red"),),
         ),
         Panel(
@@ -454,8 +440,7 @@ JOBS = Row(
             "short",
             (Query(f"increase(pulse_job_failures_total{{{HOST}}}[24h])", "{{job_name}}", instant=True),),
             kind="stat",
-            width=4,
-            height=4,
+            width=3,
             thresholds=(Threshold(1, "red"),),
         ),
         Panel(
@@ -465,8 +450,7 @@ JOBS = Row(
             "short",
             (Query(f"pulse_job_running{{{HOST}}}", "{{job_name}}", instant=True),),
             kind="stat",
-            width=4,
-            height=4,
+            width=3,
         ),
         Panel(
             "Textfile read errors",
@@ -475,8 +459,7 @@ JOBS = Row(
             "none",
             (Query(f"node_textfile_scrape_error{{{HOST}}}", "{{instance}}", instant=True),),
             kind="stat",
-            width=4,
-            height=4,
+            width=3,
             thresholds=(Threshold(1, "red"),),
         ),
     ),
@@ -488,8 +471,9 @@ PULSE = Row(
         Panel(
             "Problems now",
             "Collectors whose last scrape failed (PulseCollectorFailing names which), KPI queries whose "
-            "last run failed, and 1 if the last configuration reload failed (Pulse keeps the previous one). "
-            "All 0 is healthy.",
+            "last run failed, access logs whose paths match no file Pulse can follow (their traffic metrics "
+            "stop), and 1 if the last configuration reload failed (Pulse keeps the previous one). All 0 is "
+            "healthy.",
             "short",
             (
                 Query(
@@ -500,6 +484,11 @@ PULSE = Row(
                 Query(
                     f"sum without (query) (1 - pulse_kpi_query_success{{{HOST}}})",
                     "{{instance}} failing KPI queries",
+                    instant=True,
+                ),
+                Query(
+                    f"sum without (log) (pulse_access_log_files_followed{{{HOST}}} == bool 0)",
+                    "{{instance}} access logs not followed",
                     instant=True,
                 ),
                 Query(
@@ -548,15 +537,6 @@ PULSE = Row(
             minimum=0,
         ),
         Panel(
-            "Access-log files followed",
-            "How many files each access log's paths match and Pulse follows now: 0 means the log is missing "
-            "or unreadable and its traffic metrics stop.",
-            "short",
-            (Query(f"pulse_access_log_files_followed{{{HOST}}}", "{{instance}} {{log}}", instant=True),),
-            kind="stat",
-            width=8,
-        ),
-        Panel(
             "HTTP connections",
             "Connections open to Pulse's web server (scrapes, probes, the landing page) against its limit: "
             "at the limit new connections are refused and scrapes fail.",
@@ -565,7 +545,7 @@ PULSE = Row(
                 Query(f"pulse_exporter_http_connections{{{HOST}}}", "{{instance}} open"),
                 Query(f"pulse_exporter_http_connections_limit{{{HOST}}}", "{{instance}} limit"),
             ),
-            width=16,
+            width=24,
             minimum=0,
         ),
     ),
