@@ -2,9 +2,10 @@
 purchase funnel, each against a week before. From the marketplace KPI pack (docs/marketplace-schema.md)
 and the recording rules of prometheus/rules/business.yml.
 
-Time series read the raw series (`offset 1w` for a week before), so that they cover the whole time range
-as soon as the history is there: a recorded series starts when its rule first ran. The funnel's step
-ratios and the "usual" (the mean of the same time over the last weeks) are recorded.
+Time series of sums and gauges read the raw series (`offset 1w` for a week before), so that they cover
+the whole time range as soon as the history is there: a recorded series starts when its rule first ran
+(hours of short lines on a new Prometheus with backfilled history). Ratios, the funnel's step ratios
+and the "usual" levels (the mean of the same time over the last weeks) are the recorded ones.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ BOARD = Board(
                     "Distinct signed-in users with a session in the last 7 days (WAU) and the last 30 days (MAU).",
                     "short",
                     (
-                        Query("service:business_weekly_active_users:sum", "weekly (WAU)"),
-                        Query("service:business_monthly_active_users:sum", "monthly (MAU)"),
+                        Query("sum(business_weekly_active_users)", "weekly (WAU)"),
+                        Query("sum(business_monthly_active_users)", "monthly (MAU)"),
                     ),
                     width=8,
                     minimum=0,

@@ -5,6 +5,8 @@ KPI pack (docs/marketplace-schema.md) and the recording rules of prometheus/rule
 Money is per currency, never added across currencies: the panels use Grafana's plain "short" unit and
 name the currency in the legend (a currency unit would be right for one currency only). The `currency`
 variable narrows the money panels; counts of orders are the same in every currency and may be summed.
+Hourly sums read the raw counters, so that they cover the whole time range as soon as the history is
+there (a recorded series starts when its rule first ran); rates and ratios are the recorded ones.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ BOARD = Board(
                     "short",
                     (
                         Query(
-                            f"currency:business_transactions_completed_amount:increase1h{{{CURRENCY}}}",
+                            "sum by (currency) "
+                            f"(increase(business_transactions_completed_amount_total{{{CURRENCY}}}[1h]))",
                             "{{currency}}",
                         ),
                     ),
