@@ -191,7 +191,7 @@ BOARD = Board(
                     minimum=0,
                 ),
                 Panel(
-                    "Active users",
+                    "Active users over time",
                     "Distinct signed-in users with a session in the 24 hours up to each moment, now and a week before.",
                     "short",
                     (
