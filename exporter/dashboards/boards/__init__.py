@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from exporter.dashboards.boards import slos, system
+from exporter.dashboards.boards import behaviour, overview, slos, system, transactions
 from exporter.dashboards.model import Board
 
-BOARDS: tuple[Board, ...] = (slos.BOARD, system.BOARD)
+BOARDS: tuple[Board, ...] = (
+    overview.BOARD,
+    system.BOARD,
+    behaviour.BOARD,
+    transactions.BOARD,
+    slos.BOARD,
+)
