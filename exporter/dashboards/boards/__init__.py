@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from exporter.dashboards.boards import slos
+from exporter.dashboards.boards import probes, slos, traffic
 from exporter.dashboards.model import Board
 
-BOARDS: tuple[Board, ...] = (slos.BOARD,)
+BOARDS: tuple[Board, ...] = (probes.BOARD, traffic.BOARD, slos.BOARD)
