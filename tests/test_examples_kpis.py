@@ -92,7 +92,7 @@ def test_the_demo_config_probes_the_demo_shop_and_explains_the_target_that_is_do
         config = DEMO.read_text().replace("10136", str(shop.server_address[1])).replace("10137", str(down))
         exporter = start_exporter(config)
         targets = {(g["labels"]["module"], g["targets"][0]) for g in exporter.get("/sd/probes").json()}
-        assert len(targets) == 4
+        assert len(targets) == 6  # the shop's page, port, journey, HTTPS and DNS; the port that is down
         assert ("shop_checkout", f"http://127.0.0.1:{shop.server_address[1]}/") in targets  # the journey
         for module, target in targets:
             samples = parse_samples(exporter.get("/probe", params={"module": module, "target": target}).text)

@@ -12,6 +12,10 @@ It behaves like a real shop front on the points a business-transaction check has
     GET  /api/recommendations  JSON, slow at times, and failing with 500 about one time in ten
     GET  /healthz          "ok"
 
+The same port answers HTTPS too, with a self-signed certificate made at start (90 days, for `localhost`
+and 127.0.0.1: a client's first byte tells TLS from plain HTTP), and DNS over UDP for the zone
+`demo.test` (`shop.demo.test` is 127.0.0.1): the demo's TLS and DNS probes need no other port.
+
 With `--access-log FILE` it writes an access log as nginx does (combined, plus $request_time), one line
 per request, which the demo's `logs:` section follows. With `--visitors N` a background thread sends it
 about N requests a second, as visitors browsing would: mostly pages and products, some missing pages
@@ -27,21 +31,38 @@ from __future__ import annotations
 import argparse
 import errno
 import html
+import ipaddress
 import json
 import random
 import secrets
+import socket
+import socketserver
+import ssl
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 DEFAULT_PORT = 10136  # next to Pulse's 10135: scripts/demo and examples/journey-shop.yml use it
 SESSION_COOKIE = "shop_session"
@@ -335,17 +356,145 @@ def visit_forever(base_url: str, per_second: float, stop: threading.Event) -> No
             pass  # the shop is stopping
 
 
-def make_server(
-    host: str, port: int, password: str = "demo-password", access_log: Path | None = None
-) -> ThreadingHTTPServer:
-    """The shop's HTTP server, bound but not serving yet (call serve_forever)."""
+CERTIFICATE_DAYS = 90  # as Let's Encrypt's: the probes board shows the days left, the alerts stay quiet
+DNS_ZONE = dns.name.from_text("demo.test.")
+DNS_RECORDS = {dns.name.from_text("shop.demo.test."): "127.0.0.1"}  # A records of the zone
+
+
+def self_signed_tls_context() -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for localhost and 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    start = datetime.now(UTC) - timedelta(hours=1)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as directory:  # load_cert_chain reads files only
+        chain, private = Path(directory, "shop.crt"), Path(directory, "shop.key")
+        chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        context.load_cert_chain(chain, private)
+    return context
+
+
+def dns_answer(query: bytes) -> bytes | None:
+    """The zone's answer to one DNS query (None for bytes that are no query): authoritative A records,
+    NXDOMAIN for other names in the zone, REFUSED outside it."""
+    try:
+        request = dns.message.from_wire(query)
+    except Exception:
+        return None
+    response = dns.message.make_response(request)
+    if not request.question:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response.to_wire()
+    question = request.question[0]
+    if not question.name.is_subdomain(DNS_ZONE):
+        response.set_rcode(dns.rcode.REFUSED)
+        return response.to_wire()
+    response.flags |= dns.flags.AA
+    address = DNS_RECORDS.get(question.name)
+    if address is None:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+        response.answer.append(dns.rrset.from_text(question.name, 300, "IN", "A", address))
+    return response.to_wire()
+
+
+class _DNSHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        answer = dns_answer(data)
+        if answer is not None:
+            sock.sendto(answer, self.client_address)
+
+
+class ShopServer(ThreadingHTTPServer):
+    """The shop's server: HTTP and HTTPS on one TCP port (a TLS client starts with a handshake record,
+    byte 0x16; an HTTP request with a letter), and DNS on the same port number over UDP."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.tls = self_signed_tls_context()
+        try:
+            self.dns = socketserver.ThreadingUDPServer((address[0], self.server_address[1]), _DNSHandler)
+        except OSError:
+            self.server_close()
+            raise
+        self.dns.daemon_threads = True
+        self._dns_thread: threading.Thread | None = None
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._dns_thread = threading.Thread(target=self.dns.serve_forever, daemon=True)
+        self._dns_thread.start()
+        super().serve_forever(poll_interval)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self._dns_thread is not None:
+            self.dns.shutdown()
+
+    def server_close(self) -> None:
+        super().server_close()
+        if hasattr(self, "dns"):
+            self.dns.server_close()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if not _starts_tls(request):
+            super().finish_request(request, client_address)
+            return
+        try:
+            secure = self.tls.wrap_socket(request, server_side=True)  # takes over the connection
+        except (ssl.SSLError, OSError):
+            return  # a failed handshake: a client that distrusts the certificate, a scanner
+        with secure:
+            super().finish_request(secure, client_address)
+
+
+def _starts_tls(connection: socket.socket) -> bool:
+    if isinstance(connection, ssl.SSLSocket):
+        return False  # the listening socket was wrapped already (tests with their own certificates)
+    connection.settimeout(10)
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b"\x16"
+    except OSError:
+        return False
+    finally:
+        connection.settimeout(None)
+
+
+def make_server(host: str, port: int, password: str = "demo-password", access_log: Path | None = None) -> ShopServer:
+    """The shop's server, bound but not serving yet (call serve_forever). Port 0 picks a port free for
+    both TCP and UDP."""
     attributes: dict[str, Any] = {"shop": Shop({"demo": password})}
     if access_log is not None:
         attributes["access_log"] = AccessLog(access_log)
     handler = type("Handler", (ShopHandler,), attributes)
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    for _ in range(9 if port == 0 else 0):  # an ephemeral TCP port whose UDP twin is taken: try another
+        try:
+            return ShopServer((host, port), handler)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+    return ShopServer((host, port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pulse demo shop: {problem}", file=sys.stderr)
         return 1
     port = server.server_address[1]
-    print(f"Pulse demo shop on http://{args.host}:{port}/ (user demo)", flush=True)
+    print(f"Pulse demo shop on http://{args.host}:{port}/ and https (user demo), DNS on udp/{port}", flush=True)
     stop = threading.Event()
     if args.visitors:
         base_url = f"http://{'127.0.0.1' if args.host in ('', '0.0.0.0') else args.host}:{port}"

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from exporter.dashboards.boards import behaviour, overview, slos, system, transactions
+from exporter.dashboards.boards import behaviour, overview, probes, slos, system, traffic, transactions
 from exporter.dashboards.model import Board
 
 BOARDS: tuple[Board, ...] = (
     overview.BOARD,
+    probes.BOARD,
+    traffic.BOARD,
     system.BOARD,
     behaviour.BOARD,
     transactions.BOARD,
