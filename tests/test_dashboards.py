@@ -19,7 +19,7 @@ from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards import generate
 from exporter.dashboards.boards import BOARDS
 from exporter.dashboards.grafana import dashboard_json
-from exporter.dashboards.model import Board, Panel, Query, Row
+from exporter.dashboards.model import Board, Panel, Query, Row, Threshold
 from tests.dashboards import PanelQuery, panel_queries
 from tests.rules import metric_names_in
 
@@ -179,3 +179,24 @@ def test_provisioning_points_at_the_datasource_and_the_dashboards() -> None:
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].endswith("dashboards")
+
+
+def test_thresholds_ascend_and_a_higher_is_better_panel_starts_red() -> None:
+    """Grafana sorts threshold steps by value: a panel written in another order would colour differently
+    from what its author read, so the model refuses it; `base_color` is the colour below the first step."""
+    with pytest.raises(ValueError, match="thresholds must ascend"):
+        Panel("Budget", "The error budget left.", "percentunit", (Query("x"),),
+              thresholds=(Threshold(0.25, "yellow"), Threshold(0, "red")))  # fmt: skip
+    for dashboard in dashboards():
+        for panel in all_panels(dashboard):
+            steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            assert steps[0]["value"] is None
+            values = [step["value"] for step in steps[1:]]
+            assert values == sorted(values), panel["title"]
+    slos = json.loads((DASHBOARDS_DIR / "pulse-slos.json").read_text())
+    budget = next(panel for panel in all_panels(slos) if panel["title"] == "Budget left, rolling period")
+    assert [step["color"] for step in budget["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [
+        "red",
+        "yellow",
+        "green",
+    ]

@@ -115,7 +115,7 @@ def _panel(panel: Panel, panel_id: int, grid: dict[str, int]) -> dict[str, Any]:
         "unit": panel.unit,
         "thresholds": {
             "mode": "absolute",
-            "steps": [{"color": "green", "value": None}]
+            "steps": [{"color": panel.base_color, "value": None}]
             + [{"color": step.color, "value": step.value} for step in panel.thresholds],
         },
     }

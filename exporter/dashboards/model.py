@@ -28,7 +28,7 @@ class Query:
 
 @dataclass(frozen=True)
 class Threshold:
-    value: float
+    value: float  # from this value up
     color: str  # a Grafana colour name: green, yellow, orange, red, blue...
 
 
@@ -41,10 +41,16 @@ class Panel:
     kind: PanelKind = "timeseries"
     width: int = 12  # of the grid's 24 columns
     height: int = 8
-    thresholds: tuple[Threshold, ...] = ()  # steps above the base colour (green)
+    thresholds: tuple[Threshold, ...] = ()  # from each value up, its colour; ascending (Grafana's order)
+    base_color: str = "green"  # below the first threshold: "red" where higher is better (uptime, budget)
     minimum: float | None = None
     maximum: float | None = None
     stacked: bool = False
+
+    def __post_init__(self) -> None:
+        values = [step.value for step in self.thresholds]
+        if values != sorted(values):
+            raise ValueError(f"panel {self.title!r}: thresholds must ascend (Grafana sorts them), got {values}")
 
 
 @dataclass(frozen=True)

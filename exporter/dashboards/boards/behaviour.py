@@ -14,9 +14,6 @@ from exporter.dashboards.model import Board, Panel, Query, Row, Threshold
 
 WEEK_BEFORE = "a week before"
 FUNNEL_STEPS = ("session_started", "product_viewed", "added_to_cart", "checkout_started", "paid")
-# A threshold's colour holds from its value up; the base colour (green) holds below the lowest one. A
-# "higher is better" panel starts red far below any value it can take, so that low values are not green.
-RED_FROM_THE_BOTTOM = Threshold(-1e9, "red")
 
 
 def _now_and_week_before(expr: str) -> tuple[Query, Query]:
@@ -206,7 +203,8 @@ BOARD = Board(
                     width=8,
                     height=9,
                     minimum=0,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(0.5, "yellow"), Threshold(0.8, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(0.5, "yellow"), Threshold(0.8, "green")),
                 ),
             ),
         ),

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from exporter.dashboards.model import Board, Panel, Query, Row, Threshold
 
-# A threshold's colour holds from its value up; the base colour (green) holds below the lowest one. A
-# "higher is better" panel starts red far below any value it can take, so that low values are not green.
-RED_FROM_THE_BOTTOM = Threshold(-1e9, "red")
 WEEK_BEFORE = "a week before"
 FIRING = 'ALERTS{alertstate="firing", alertname!="Watchdog"'  # the Watchdog always fires, on purpose
 
@@ -49,7 +46,8 @@ BOARD = Board(
                     kind="stat",
                     width=8,
                     height=6,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(0.99, "yellow"), Threshold(0.999, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(0.99, "yellow"), Threshold(0.999, "green")),
                 ),
                 Panel(
                     "Error budget left",
@@ -67,7 +65,8 @@ BOARD = Board(
                     kind="stat",
                     width=8,
                     height=6,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(0, "yellow"), Threshold(0.25, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(0, "yellow"), Threshold(0.25, "green")),
                 ),
                 Panel(
                     "Critical alerts open",
@@ -176,7 +175,8 @@ BOARD = Board(
                     ),
                     kind="stat",
                     width=8,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(-0.2, "yellow"), Threshold(-0.05, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(-0.2, "yellow"), Threshold(-0.05, "green")),
                 ),
                 Panel(
                     "Orders per hour",

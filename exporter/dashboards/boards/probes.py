@@ -12,8 +12,6 @@ PROBES = 'job="pulse-probes", service=~"$service", instance=~"$instance", module
 PER_TARGET = "{{instance}} ({{module}})"
 # The model's base colour is green; a first step far below any real value makes red the colour of
 # everything under the next step (probe_success 0, a certificate that has a few days left).
-RED_FROM_THE_BOTTOM = Threshold(-1e9, "red")
-UP_OR_DOWN = (RED_FROM_THE_BOTTOM, Threshold(1, "green"))
 
 BOARD = Board(
     key="probes",
@@ -43,7 +41,8 @@ BOARD = Board(
                     (Query(f"probe_success{{{PROBES}}}", PER_TARGET, instant=True),),
                     kind="stat",
                     width=12,
-                    thresholds=UP_OR_DOWN,
+                    base_color="red",
+                    thresholds=(Threshold(1, "green"),),
                 ),
                 Panel(
                     "Targets up",
@@ -80,7 +79,8 @@ BOARD = Board(
                     ),
                     kind="stat",
                     width=6,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(0.99, "yellow"), Threshold(0.999, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(0.99, "yellow"), Threshold(0.999, "green")),
                 ),
             ),
         ),
@@ -95,7 +95,8 @@ BOARD = Board(
                     (Query(f"instance_module:probe_success:avg_over_time1d{{{PROBES}}}", PER_TARGET, instant=True),),
                     kind="bargauge",
                     width=8,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(0.99, "yellow"), Threshold(0.999, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(0.99, "yellow"), Threshold(0.999, "green")),
                     minimum=0,
                     maximum=1,
                 ),
@@ -149,8 +150,8 @@ BOARD = Board(
                     (Query(f"probe_http_status_code{{{PROBES}}}", PER_TARGET, instant=True),),
                     kind="stat",
                     width=8,
+                    base_color="red",
                     thresholds=(
-                        RED_FROM_THE_BOTTOM,
                         Threshold(200, "green"),
                         Threshold(300, "yellow"),
                         Threshold(400, "red"),
@@ -186,7 +187,8 @@ BOARD = Board(
                     ),
                     kind="stat",
                     width=12,
-                    thresholds=(RED_FROM_THE_BOTTOM, Threshold(7, "orange"), Threshold(21, "green")),
+                    base_color="red",
+                    thresholds=(Threshold(7, "orange"), Threshold(21, "green")),
                 ),
                 Panel(
                     "DNS query time by phase",
@@ -212,7 +214,8 @@ BOARD = Board(
                     (Query(f"probe_journey_step_success{{{PROBES}}}", "{{instance}} {{step}}", instant=True),),
                     kind="stat",
                     width=12,
-                    thresholds=UP_OR_DOWN,
+                    base_color="red",
+                    thresholds=(Threshold(1, "green"),),
                 ),
                 Panel(
                     "Journey step duration",
