@@ -33,16 +33,20 @@ from exporter.dashboards.render.charts import (
     PALETTE,
     THRESHOLD_COLOURS,
     Box,
+    Canvas,
     Drawn,
+    draw_panel,
     threshold_colour,
 )
 from exporter.dashboards.render.data import (
     PanelData,
+    Points,
     PrometheusClient,
     QueryResult,
     Series,
     Window,
     legend_name,
+    named,
     parse_duration,
     promql,
     step_for,
@@ -521,9 +525,36 @@ def test_main_panels_are_the_first_whole_rows() -> None:
 def test_a_series_value_is_its_last_number() -> None:
     series = Series("x", {}, (1, 2, 3), (1.0, 2.0, math.nan))
     assert (series.last, series.peak) == (2.0, 2.0)
-    data = PanelData(MISSING, Window(0, 120, 60), (QueryResult(MISSING.queries[0], (series,)),))
-    assert data.has_data
-    empty = PanelData(
-        MISSING, Window(0, 120, 60), (QueryResult(MISSING.queries[0], (Series("x", {}, (1,), (math.nan,)),)),)
+    query = MISSING.queries[0]
+    assert PanelData(MISSING, Window(0, 120, 60), (QueryResult(query, "x", (series,)),)).has_data
+    gap = Series("x", {}, (1,), (math.nan,))
+    assert not PanelData(MISSING, Window(0, 120, 60), (QueryResult(query, "x", (gap,)),)).has_data
+
+
+def test_auto_legends_leave_out_the_labels_every_series_shares() -> None:
+    found: list[Points] = [
+        ({"__name__": "up", "job": "pulse", "instance": f"host-{n}:9100"}, (0,), (1.0,)) for n in range(3)
+    ]
+    assert [s.name for s in named(found, "", "T")] == [f'up{{instance="host-{n}:9100"}}' for n in range(3)]
+    assert [s.name for s in named(found[:1], "", "T")] == ['up{instance="host-0:9100", job="pulse"}']
+    assert [s.name for s in named(found, "{{job}}", "T")] == ["pulse"] * 3
+    assert named(found, "", "T")[0].labels == found[0][0]  # the labels themselves are kept
+
+
+def test_hundreds_of_series_draw_ten_and_name_the_rest_by_count() -> None:
+    """A panel drawn alone, from data made here (what a report does): 300 series, 10 named."""
+    span = Window(0, 3600, 60)
+    times = tuple(span.times())
+    series = tuple(
+        Series(f"series {n:03d}", {"n": str(n)}, times, tuple(n + math.sin(t / 600) for t in times)) for n in range(300)
     )
-    assert not empty.has_data
+    panel = Panel("Three hundred", "Many.", "short", (Query("x", "series {{n}}"),))
+    canvas = Canvas(800, 400)
+    result = draw_panel(
+        canvas, PanelData(panel, span, (QueryResult(panel.queries[0], "x", series),)), Box(0, 0, 800, 400)
+    )
+    assert result.shown == tuple(f"series {n:03d}" for n in range(299, 289, -1))
+    assert (result.series, result.hidden, result.status) == (300, 290, "ok")
+    area = crop(pixels(canvas.png()), result.plot)
+    assert_a_chart(area, "three hundred series")
+    assert count_colour(area, OTHER_LINES, tolerance=0.03) > 2000

@@ -69,6 +69,7 @@ PADDING = 10
 LEGEND_ROW = 20
 MIN_LEGEND_COLUMN = 150  # px
 MAX_LEGEND_COLUMNS = 6
+WIDE_LEGEND_COLUMN = 300  # px: long names are cut to this rather than take a line each
 MIN_STAT_CELL = (150, 64)
 LineStyle = Literal["-", ":"]
 DETAIL_LINES = 4  # of a failed query's error, or of the query that found nothing
@@ -242,7 +243,7 @@ def _empty(canvas: Canvas, data: PanelData, inner: Box) -> None:
         va="bottom",
         color=FAILED if errors else NO_DATA,
     )
-    detail = errors[0] if errors else data.panel.queries[0].expr if data.panel.queries else ""
+    detail = errors[0] if errors else data.results[0].promql if data.results else ""
     room = inner.width - 2 * PADDING
     per_line = max(8, int(room / canvas.measure("x", SMALL_PT, family=MONOSPACE)))
     lines = textwrap.wrap(detail, per_line, break_on_hyphens=False)
@@ -271,7 +272,8 @@ def _legend_capacity(canvas: Canvas, inner: Box, names: list[str]) -> tuple[int,
     """Columns (as many as the longest of these names allows, the shortest LEGEND_COLUMN wide), and the
     rows the legend may take (at most a third of the panel)."""
     longest = max((canvas.measure(name, SMALL_PT) for name in names), default=0.0) + 40
-    columns = max(1, min(int(inner.width // max(longest, MIN_LEGEND_COLUMN)), MAX_LEGEND_COLUMNS))
+    fitting = int(inner.width // max(longest, MIN_LEGEND_COLUMN))
+    columns = max(1, int(inner.width // WIDE_LEGEND_COLUMN), min(fitting, MAX_LEGEND_COLUMNS))
     rows = max(1, int(inner.height * 0.34 // LEGEND_ROW))
     return columns, rows
 
@@ -391,15 +393,19 @@ def _latest(data: PanelData) -> list[tuple[str, float]]:
     return [(item.name, item.last) for item in data.series if not math.isnan(item.last)]
 
 
-def _grid(count: int, box: Box, longest: int) -> tuple[int, int]:
-    """Columns and rows for `count` cells in the box: the layout with the largest numbers."""
+def _grid(count: int, box: Box, longest: int, name_width: float) -> tuple[int, int]:
+    """Columns and rows for `count` cells in the box: the layout with the largest numbers among those
+    where the names (`name_width` px, 0 for none) are not cut, or, if there is none, among them all."""
     best, best_size = (1, count), -1.0
-    for columns in range(1, count + 1):
-        rows = math.ceil(count / columns)
-        width, height = box.width / columns, box.height / rows
-        size = min(height * 0.45, width * 0.85 / (0.62 * max(longest, 1)))
-        if size > best_size:
-            best, best_size = (columns, rows), size
+    for needs_names in (True, False):
+        for columns in range(1, count + 1):
+            rows = math.ceil(count / columns)
+            width, height = box.width / columns, box.height / rows
+            size = min(height * 0.45, width * 0.85 / (0.62 * max(longest, 1)))
+            if size > best_size and (not needs_names or width >= name_width + 8):
+                best, best_size = (columns, rows), size
+        if best_size > 0:
+            break
     return best
 
 
@@ -411,9 +417,10 @@ def _stat(canvas: Canvas, data: PanelData, inner: Box) -> tuple[Box, tuple[str, 
     hidden = len(values) - len(shown)
     texts = [format_value(value, panel.unit) for _, value in shown]
     cells = len(shown) + (1 if hidden else 0)
-    columns, rows = _grid(cells, inner, max(len(text) for text in texts))
-    width, height = inner.width / columns, inner.height / rows
     named = len(values) > 1 or (bool(values) and values[0][0] != panel.title)
+    name_width = max(canvas.measure(name, SMALL_PT) for name, _ in shown) if named else 0.0
+    columns, rows = _grid(cells, inner, max(len(text) for text in texts), min(name_width, 140.0))
+    width, height = inner.width / columns, inner.height / rows
     for index in range(cells):
         cell = Box(inner.left + (index % columns) * width, inner.top + (index // columns) * height, width, height)
         if index == len(shown):

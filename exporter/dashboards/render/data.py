@@ -71,6 +71,7 @@ class Series:
 @dataclass(frozen=True)
 class QueryResult:
     query: Query
+    promql: str  # as Prometheus ran it: the board's variables and Grafana's replaced
     series: tuple[Series, ...] = ()
     error: str = ""  # Prometheus' error for this query (bad PromQL, a timeout): drawn, not raised
 
@@ -225,31 +226,41 @@ def fetch_panel(
         expr = promql(query, span, values)
         try:
             if panel.kind == "timeseries":
-                series = [_range_series(item, query, panel, span) for item in client.query_range(expr, span)]
+                found = [_range_points(item, span) for item in client.query_range(expr, span)]
             else:
-                series = [_instant_series(item, query, panel) for item in client.query(expr, span.end)]
+                found = [_instant_point(item) for item in client.query(expr, span.end)]
         except QueryError as error:
-            results.append(QueryResult(query, error=str(error)))
+            results.append(QueryResult(query, expr, error=str(error)))
             continue
+        series = named(found, query.legend, panel.title)
         if panel.kind == "timeseries":  # a stable legend; instant results keep Prometheus' order (sort_desc)
             series.sort(key=lambda item: (item.name, sorted(item.labels.items())))
-        results.append(QueryResult(query, tuple(series)))
+        results.append(QueryResult(query, expr, tuple(series)))
     return PanelData(panel, span, tuple(results))
 
 
-def _range_series(item: dict[str, Any], query: Query, panel: Panel, span: Window) -> Series:
-    labels = dict(item["metric"])
+Points = tuple[dict[str, str], tuple[int, ...], tuple[float, ...]]
+
+
+def named(found: list[Points], template: str, fallback: str) -> list[Series]:
+    """Series named by the legend template. Without one, the labels every series shares (the job, the
+    instance...) are left out of the names: they tell the series apart no more than Grafana's would."""
+    shared: set[tuple[str, str]] = set()
+    if not (template and template != "__auto") and len(found) > 1:
+        shared = set.intersection(*({(k, v) for k, v in labels.items() if k != "__name__"} for labels, _, _ in found))
+    return [
+        Series(legend_name(template, {k: v for k, v in labels.items() if (k, v) not in shared}, fallback), labels,
+               times, values)
+        for labels, times, values in found
+    ]  # fmt: skip
+
+
+def _range_points(item: dict[str, Any], span: Window) -> Points:
     by_time = {int(float(at)): _number(value) for at, value in item["values"]}
     times = span.times()
-    return Series(
-        legend_name(query.legend, labels, panel.title),
-        labels,
-        tuple(times),
-        tuple(by_time.get(at, math.nan) for at in times),
-    )
+    return dict(item["metric"]), tuple(times), tuple(by_time.get(at, math.nan) for at in times)
 
 
-def _instant_series(item: dict[str, Any], query: Query, panel: Panel) -> Series:
-    labels = dict(item["metric"])
+def _instant_point(item: dict[str, Any]) -> Points:
     at, value = item["value"]
-    return Series(legend_name(query.legend, labels, panel.title), labels, (int(float(at)),), (float(value),))
+    return dict(item["metric"]), (int(float(at)),), (float(value),)
