@@ -1,4 +1,5 @@
 """`pulse-exporter dashboards generate [--out DIR] [--check]`: grafana/dashboards/<uid>.json from the boards.
+(`pulse-exporter dashboards render`, the boards' pictures, is exporter/dashboards/render/cli.py.)
 
 Same contract as the rules (exporter/bundle/generate.py): deterministic output, `--check` diffs and
 changes nothing, and a generated file of a board since removed is recognised (its `pulse` tag and a uid

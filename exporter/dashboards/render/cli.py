@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         range_seconds = parse_duration(args.range)
         end = _end(args.end)
+        if any("=" not in item for item in args.var):
+            raise ValueError("--var takes NAME=REGEX, e.g. --var service=checkout")
         values = dict(item.split("=", 1) for item in args.var)
     except ValueError as error:
         return fail(str(error))
@@ -73,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
         return fail("--panels must be at least 1 and --width at least 400")
     chosen = [board for board in BOARDS if not args.board or board.key in args.board]
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with PrometheusClient(args.prometheus) as client:
         try:
             client.check()
+            out_dir.mkdir(parents=True, exist_ok=True)
             for board in chosen:
                 picture = render_board(
                     client, board, end, range_seconds, limit=args.panels, values=values, width=args.width
