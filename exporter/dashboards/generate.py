@@ -1,4 +1,5 @@
 """`pulse-exporter dashboards generate [--out DIR] [--check]`: grafana/dashboards/<uid>.json from the boards.
+(`pulse-exporter dashboards render`, the boards' pictures, is exporter/dashboards/render/cli.py.)
 
 Same contract as the rules (exporter/bundle/generate.py): deterministic output, `--check` diffs and
 changes nothing, and a generated file of a board since removed is recognised (its `pulse` tag and a uid
@@ -14,6 +15,7 @@ from pathlib import Path
 from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards.boards import BOARDS
 from exporter.dashboards.grafana import dashboard_json
+from exporter.dashboards.render import cli as render_cli
 
 
 def generate() -> dict[str, str]:
@@ -56,7 +58,11 @@ def main(argv: list[str]) -> int:
     generate_parser = commands.add_parser("generate", help="write grafana/dashboards/*.json")
     generate_parser.add_argument("--out", default="grafana/dashboards", help="%(default)s")
     generate_parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ")
+    render_parser = commands.add_parser("render", help="draw each board's main panels from a Prometheus as PNG")
+    render_cli.add_arguments(render_parser)
     args = parser.parse_args(argv)
+    if args.command == "render":
+        return render_cli.run(args)
     files = generate()
     out_dir = Path(args.out)
     if args.check:
