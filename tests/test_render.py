@@ -185,14 +185,12 @@ def test_the_slo_board_is_drawn_from_its_own_queries(client: PrometheusClient, h
     names = tuple(f"{service} / {slo}" for service, slo, *_ in SLOS)
     budget = drawn(picture, "Budget left, rolling period")
     assert budget.shown == names
-    # Grafana's threshold rule on the board's own steps (yellow from 0.25, red from 0, green below):
+    # The board's own steps: red below 0 (the objective missed), yellow from 0, green from 0.25.
+    budget_panel = slos.BOARD.panels()[0]
+    expected = {0.8: "green", 0.1: "yellow", -0.2: "red"}
     for (*_, period, _month, _objective, _errors), name in zip(SLOS, names, strict=True):
-        assert (
-            threshold_colour(slos.BOARD.panels()[0].thresholds, period)
-            == {0.8: THRESHOLD_COLOURS["yellow"], 0.1: THRESHOLD_COLOURS["red"], -0.2: THRESHOLD_COLOURS["green"]}[
-                period
-            ]
-        ), name
+        colour = threshold_colour(budget_panel.thresholds, period, budget_panel.base_color)
+        assert colour == THRESHOLD_COLOURS[expected[period]], name
     stat_area = crop(canvas, budget.plot)
     for colour in ("yellow", "red", "green"):
         assert count_colour(stat_area, THRESHOLD_COLOURS[colour]) > 200, f"no big number in {colour}"
@@ -510,6 +508,7 @@ def test_thresholds_follow_grafanas_rule() -> None:
     assert threshold_colour(steps, 0.8) == THRESHOLD_COLOURS["orange"]
     assert threshold_colour(steps, 0.95) == THRESHOLD_COLOURS["red"]
     assert threshold_colour((Threshold(1, "#123456"),), 2) == "#123456"
+    assert threshold_colour((Threshold(0, "yellow"),), -0.5, base="red") == THRESHOLD_COLOURS["red"]
 
 
 def test_main_panels_are_the_first_whole_rows() -> None:

@@ -62,7 +62,6 @@ THRESHOLD_COLOURS = {
     "text": INK,
     "transparent": MUTED,
 }
-BASE_COLOUR = "green"  # below every threshold step
 MAX_COLOURED = len(PALETTE)
 TITLE_BAND = 34  # px: a panel's title line
 PADDING = 10
@@ -184,9 +183,9 @@ class Canvas:
         return out.getvalue()
 
 
-def threshold_colour(thresholds: Sequence[Threshold], value: float) -> str:
-    """Grafana's rule: the colour of the highest step at or below the value; below them all, green."""
-    name = BASE_COLOUR
+def threshold_colour(thresholds: Sequence[Threshold], value: float, base: str = "green") -> str:
+    """Grafana's rule: the colour of the highest step at or below the value; below them all, the base."""
+    name = base
     for step in sorted(thresholds, key=lambda step: step.value):
         if value >= step.value:
             name = step.color
@@ -448,7 +447,7 @@ def _stat(canvas: Canvas, data: PanelData, inner: Box) -> tuple[Box, tuple[str, 
             ha="center",
             va="center",
             weight="bold",
-            color=threshold_colour(panel.thresholds, value),
+            color=threshold_colour(panel.thresholds, value, panel.base_color),
         )
         overflow = canvas.text_width(artist) / max(room.width, 1)
         if overflow > 1:  # shrink a long value to its cell rather than cut a number
@@ -491,7 +490,7 @@ def _bars(canvas: Canvas, data: PanelData, inner: Box) -> tuple[Box, tuple[str, 
         track = Box(inner.left + name_width, top + row * 0.18, track_width, row * 0.64)
         canvas.frame(track, face="#EEF0F2", edge="#EEF0F2")
         share = min(max((value - low) / (high - low), 0.0), 1.0)
-        colour = threshold_colour(panel.thresholds, value)
+        colour = threshold_colour(panel.thresholds, value, panel.base_color)
         if share > 0:
             canvas.figure.add_artist(
                 Rectangle(
