@@ -142,7 +142,9 @@ def test_a_child_killed_by_a_signal_is_recorded_as_128_plus_the_signal(tmp_path:
 
 def test_sigterm_to_the_wrapper_reaches_the_job_and_its_outcome_is_recorded(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
-    script = f"trap 'echo cleaning up; kill $!; exit 5' TERM; touch {ready}; sleep 60 & wait"
+    # `ready` once the sleep is started ($! set), and the sleep off the test's pipe: a sleep that outlived
+    # the shell would otherwise hold stdout open and communicate() would wait for it.
+    script = f"trap 'echo cleaning up; kill $!; exit 5' TERM; sleep 60 >/dev/null 2>&1 & touch {ready}; wait"
     job = start_job(tmp_path, "graceful", "sh", "-c", script)
     wait_until(ready.exists, 30, "the job's trap installed")
     assert job_metrics(tmp_path, "graceful")["running"] == 1  # written at the start: a hung job shows
