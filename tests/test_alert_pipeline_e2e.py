@@ -1,7 +1,8 @@
 """The alert pipeline end to end: the demo (shop, database, live traffic) -> Pulse -> Prometheus with the
 shipped rules -> Alertmanager with the shipped routing -> the receivers, every part real.
 
-One stack serves the module (about a minute and a half of wall time; the fixture prints its phases):
+One stack serves the module (tests/stack.py; about a minute and a half of wall time; the fixture prints
+its phases):
 - the demo's parts: the shop writing its access log, a SQLite demo database holding last week's
   traffic around this time of day, and the live generator writing today's, with `--control`;
 - pulse-exporter on examples/demo.yml, pointed at them, on free ports, the KPIs refreshed every second;
@@ -18,39 +19,22 @@ checking that the alert was not there before the cause.
 
 from __future__ import annotations
 
-import random
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
-from exporter.demo import backfill, generator
-from tests.alertmanager_server import (
-    Delivery,
-    HttpCapture,
-    Mail,
-    RunningAlertmanager,
-    SmtpCapture,
-    business_hours_config,
-    routes_of,
-    start_alertmanager,
-)
-from tests.helpers import exporter_command, free_port, wait_until
-from tests.prometheus_server import PrometheusServer, create_blocks, start_prometheus
+from tests.alertmanager_server import Mail
+from tests.helpers import exporter_command, wait_until
 from tests.rules import PROMETHEUS_DIR, RULES_DIR, SETTINGS_FILE, metric_names_in
+from tests.stack import PAGE_TIMEOUT, PROMETHEUS_OWN, Stack, StackOptions, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = ROOT / "examples" / "demo.yml"
-PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 
 # ------------------------------------------------------------------------------------------ the settings
 
@@ -76,10 +60,12 @@ SESSIONS_PER_SECOND = 35.0
 # progress cut short: their orders all land in its last second).
 HISTORY_BEFORE = timedelta(minutes=25)
 HISTORY_AFTER = timedelta(minutes=15)
-BACKFILL_STEP = "5s"  # several samples per window, for increase()
+# Backfilled: from 5 minutes before last week's instant (the compared windows, and a margin: the
+# history's first minutes are not steady), every 5 s (several samples per window, for increase()).
+BACKFILL_BEFORE = timedelta(minutes=5)
+BACKFILL_STEP = "5s"
 
 # Generous bounds: the test machine is shared and often loaded; these are not speed tests.
-PAGE_TIMEOUT = 90.0
 DROP_TIMEOUT = 150.0
 
 
@@ -119,265 +105,22 @@ def generate_rules(directory: Path) -> list[Path]:
     return sorted(out.glob("*.yml"))
 
 
-# --------------------------------------------------------------------------------------------- the demo
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def sessions_per_day(at: datetime) -> float:
-    """The generator's --sessions-per-day that gives SESSIONS_PER_SECOND at `at` (its seasonality out)."""
-    per_unit = generator.Simulation(random.Random(0), 1.0, 1.0, {}, 0).rate(at)
-    return SESSIONS_PER_SECOND / per_unit
-
-
-def create_demo_database(db: Path, now: datetime, per_day: float) -> None:
-    """A demo database with a user base and last week's traffic around `now` (a slice: the whole week
-    would take minutes to write, backfill and load)."""
-    url = f"sqlite:///{db}"
-    # A fresh database gets as many customers as sessions a day (millions here): a small base first.
-    base = ["--url", url, "--backfill", "1m", "--until", iso(now - timedelta(weeks=4)), "--sessions-per-day", "2000"]
-    assert generator.main([*base, "--seed", "1"]) == 0
-    last_week = now - timedelta(weeks=1)
-    span = HISTORY_BEFORE + HISTORY_AFTER
-    slice_ = ["--backfill", f"{int(span.total_seconds())}s", "--until", iso(last_week + HISTORY_AFTER)]
-    assert generator.main(["--url", url, *slice_, "--sessions-per-day", f"{per_day:.0f}", "--seed", "2"]) == 0
-
-
-def backfill_last_week(db: Path, now: datetime, instance: str, data_dir: Path) -> float:
-    """Last week's KPIs, as Pulse at `instance` would have exported them, made into TSDB blocks: the
-    compared windows and a margin (the history's first minutes and last second are not steady).
-    Returns the seconds promtool took."""
-    last_week = now - timedelta(weeks=1)
-    history = db.parent / "history.om"
-    start, end = last_week - timedelta(minutes=5), last_week + HISTORY_AFTER - timedelta(minutes=1)
-    arguments = ["--db", str(db), "--out", str(history), "--step", BACKFILL_STEP, "--job", "pulse",
-                 "--instance", instance, "--start", iso(start), "--end", iso(end)]  # fmt: skip
-    assert backfill.main(arguments) == 0
-    began = time.monotonic()
-    create_blocks(history, data_dir)
-    return time.monotonic() - began
-
-
-def pulse_config(db: Path, access_log: Path, textfile: Path, shop_port: int) -> str:
-    """examples/demo.yml pointed at this run's database, access log, textfile directory and shop, its KPIs
-    refreshed every second; without the target that always fails (it would page all along)."""
-    config: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
-    config["collectors"]["host"]["textfile"]["directory"] = str(textfile)
-    config["kpis"]["sources"]["shop"]["dsn"] = f"sqlite:///{db}"
-    for pack in config["kpis"]["packs"]:
-        pack.update(interval="1s", timeout="1s")
-    shop = "127.0.0.1:10136"
-    targets = [target for target in config["probes"]["targets"] if shop in target["target"]]
-    assert len(targets) == 3, "examples/demo.yml probes its shop three ways"
-    for target in targets:
-        target["target"] = target["target"].replace(shop, f"127.0.0.1:{shop_port}")
-    config["probes"]["targets"] = targets
-    config["logs"]["files"]["shop"]["paths"] = [str(access_log)]
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def prometheus_config(pulse: str, alertmanager: str) -> str:
-    """prometheus/prometheus.yml with Pulse's and Alertmanager's addresses, scraping and evaluating every
-    second; its jobs, relabelling and alerting otherwise as shipped."""
-    text = PROMETHEUS_CONFIG.read_text()
-    for shipped, address in (("127.0.0.1:10135", pulse), ("127.0.0.1:9093", alertmanager)):
-        assert shipped in text, f"prometheus.yml no longer names {shipped}: update this test"
-        text = text.replace(shipped, address)
-    config = yaml.safe_load(text)
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def alertmanager_config(directory: Path, capture: HttpCapture, mail: SmtpCapture) -> dict[str, Any]:
-    """alertmanager/alertmanager.yml delivering locally, business hours covering now, every wait a
-    second or two: a resolved notification waits for its group's next `group_interval`."""
-    config = business_hours_config(directory, capture, mail, covering_now=True)
-    for route in routes_of(config):
-        route["group_interval"] = "1s"
-    return config
-
-
-def start_process(command: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def answers(url: str, process: subprocess.Popen[bytes], log_path: Path) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"{process.args!r} exited with {process.returncode}:\n{log_path.read_text()}")
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 # -------------------------------------------------------------------------------------------- the stack
 
-
-@dataclass
-class Stack:
-    directory: Path
-    rule_files: list[Path]
-    prometheus: PrometheusServer
-    alertmanager: RunningAlertmanager
-    capture: HttpCapture
-    mail: SmtpCapture
-    pulse_url: str
-    shop_port: int
-    access_log: Path
-    generator_log: Path
-    control_file: Path
-    shop: subprocess.Popen[bytes] | None = None
-    phases: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def shop_log(self) -> Path:
-        return self.directory / "shop.log"
-
-    def start_shop(self) -> None:
-        """The demo shop on its port, appending to its access log (no simulated visitors: the probes are
-        its traffic, so every 5xx in the log is one the test wrote)."""
-        command = [sys.executable, "-m", "exporter.demo.shop", "--port", str(self.shop_port),
-                   "--access-log", str(self.access_log)]  # fmt: skip
-        self.shop = start_process(command, self.shop_log, self.directory)
-        shop = self.shop
-        wait_until(
-            lambda: answers(f"http://127.0.0.1:{self.shop_port}/healthz", shop, self.shop_log),
-            30,
-            "the shop answering",
-            interval=0.1,
-        )
-
-    def stop_shop(self) -> None:
-        if self.shop is not None:
-            stop_process(self.shop)
-            self.shop = None
-
-    def rule(self, name: str, severity: str | None = None) -> dict[str, Any]:
-        """A generated alerting rule (of `severity`, when it has several)."""
-        for path in self.rule_files:
-            for group in yaml.safe_load(path.read_text())["groups"]:
-                for rule in group["rules"]:
-                    if rule.get("alert") == name and severity in (None, rule["labels"]["severity"]):
-                        return dict(rule)
-        raise AssertionError(f"no rule {name} ({severity}) in {self.rule_files}")
-
-    def active_alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
-        """Prometheus' pending and firing alerts named `name` whose labels include `labels`."""
-        alerts: list[dict[str, Any]] = self.prometheus.api("alerts")["alerts"]
-        wanted = {"alertname": name, **labels}
-        return [alert for alert in alerts if wanted.items() <= alert["labels"].items()]
-
-    def wait_for_page(self, condition: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """The first on-call webhook payload (v4) satisfying `condition`."""
-
-        def matches(delivery: Delivery) -> bool:
-            return condition(delivery.json())
-
-        try:
-            return dict(self.capture.wait_for("/oncall-pager", matches, timeout=PAGE_TIMEOUT).json())
-        except AssertionError as err:
-            raise AssertionError(f"{what}: {err}\n{self.diagnostics()}") from None
-
-    def diagnostics(self) -> str:
-        alerts = self.prometheus.api("alerts")["alerts"]
-        firing = [(alert["labels"], alert["state"]) for alert in alerts]
-        return f"Prometheus' alerts: {firing}\nAlertmanager: {self.alertmanager.alerts()}"
+OPTIONS = StackOptions(
+    rule_files=generate_rules,
+    sessions_per_second=SESSIONS_PER_SECOND,
+    history_before=HISTORY_BEFORE,
+    history_after=HISTORY_AFTER,
+    backfill_before=BACKFILL_BEFORE,
+    backfill_step=BACKFILL_STEP,
+)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("e2e")
-    phases: dict[str, float] = {}
-    began = last = time.monotonic()
-
-    def phase(name: str) -> None:
-        nonlocal last
-        now = time.monotonic()
-        phases[name] = now - last
-        last = now
-
-    with ExitStack() as cleanup:
-        rule_files = generate_rules(directory)
-        phase("rules generated")
-
-        now = datetime.now(UTC).replace(tzinfo=None)
-        per_day = sessions_per_day(now)
-        db = directory / "demo.db"
-        create_demo_database(db, now, per_day)
-        phase("demo database (last week's slice)")
-        pulse_port = free_port()
-        data_dir = directory / "prometheus-data"
-        phases["of which promtool"] = backfill_last_week(db, now, f"127.0.0.1:{pulse_port}", data_dir)
-        phase("backfill and promtool blocks")
-
-        control_file = directory / "control.yml"
-        generator_log = directory / "generator.log"
-        live = start_process(
-            [sys.executable, "-m", "exporter.demo.generator", "--url", f"sqlite:///{db}", "--live",
-             "--control", str(control_file), "--sessions-per-day", f"{per_day:.0f}", "--seed", "3"],
-            generator_log, directory,
-        )  # fmt: skip
-        cleanup.callback(stop_process, live)
-
-        capture = cleanup.enter_context(HttpCapture())
-        mail = cleanup.enter_context(SmtpCapture())
-        alertmanager = start_alertmanager(alertmanager_config(directory / "alertmanager", capture, mail),
-                                          directory / "alertmanager")  # fmt: skip
-        cleanup.callback(alertmanager.stop)
-
-        access_log = directory / "access.log"
-        access_log.touch()
-        shop_port = free_port()
-        textfile = directory / "textfile"
-        textfile.mkdir()
-        # One run of the demo's backup job (a real `pulse-exporter job run`), so the jobs rules see its series.
-        backup = subprocess.run(
-            [*exporter_command(), "job", "run", "--name=demo_backup", f"--textfile-directory={textfile}", "--", "true"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert backup.returncode == 0, backup.stderr
-        config_path = directory / "pulse.yml"
-        config_path.write_text(pulse_config(db, access_log, textfile, shop_port))
-        pulse_log = directory / "pulse.log"
-        pulse_process = start_process(
-            [*exporter_command(), f"--config.file={config_path}", f"--web.listen-address=127.0.0.1:{pulse_port}"],
-            pulse_log, directory,
-        )  # fmt: skip
-        cleanup.callback(stop_process, pulse_process)
-        pulse_url = f"http://127.0.0.1:{pulse_port}"
-        wait_until(lambda: answers(f"{pulse_url}/-/ready", pulse_process, pulse_log), 30, "Pulse ready", interval=0.1)
-        wait_until(lambda: "writing live traffic" in generator_log.read_text(), 30, "the live generator started")
-
-        am_address = alertmanager.url.removeprefix("http://")
-        prometheus = start_prometheus(
-            directory, prometheus_config(f"127.0.0.1:{pulse_port}", am_address), rule_files,
-            data_dir=data_dir, retention="30d",
-        )  # fmt: skip
-        cleanup.callback(prometheus.stop)
-        stack = Stack(directory, rule_files, prometheus, alertmanager, capture, mail, pulse_url, shop_port,
-                      access_log, generator_log, control_file, phases=phases)  # fmt: skip
-        stack.start_shop()
-        cleanup.callback(stack.stop_shop)
-        phase("generator, Alertmanager, Pulse, shop, Prometheus started")
-        prometheus.wait_for_samples('business_orders_total{job="pulse"}', "Pulse's KPIs scraped")
-        phase("Prometheus started and scraping")
-        phases["stack ready (total)"] = time.monotonic() - began
+    with running_stack(tmp_path_factory.mktemp("e2e"), OPTIONS) as stack:
         yield stack
-        phases["module (total)"] = time.monotonic() - began
-        print("\nend-to-end stack, seconds:", {name: round(seconds, 1) for name, seconds in phases.items()})
 
 
 # -------------------------------------------------------------------------------------------- scenarios
@@ -535,8 +278,6 @@ NOT_IN_THE_DEMO = {
     "probe_ssl_earliest_cert_expiry": ("the demo shop is plain HTTP; tests/test_probe_tls.py", "probes/tls.py"),
     "probe_ssl_leaf_not_after_timestamp_seconds": ("plain HTTP demo; tests/test_probe_tls.py", "probes/tls.py"),
 }
-# Series Prometheus makes itself.
-PROMETHEUS_OWN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
 def test_every_metric_the_rules_use_is_one_pulse_serves_or_a_rule_records(stack: Stack) -> None:

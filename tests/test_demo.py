@@ -1,17 +1,24 @@
 """scripts/demo and the demo shop as real processes: configurable ports, a busy port is a one-line
 message naming it (never a traceback, never a demo running without one of its parts), and the demo's
 journey probe walks the shop from home to checkout, and the shop's access log shows on /metrics as
-web traffic with successes, client errors and server errors."""
+web traffic with successes, client errors and server errors. The demo starts the whole stack:
+Prometheus with the shipped rules and last week's history, Alertmanager with the shipped routes; SIGTERM
+and Ctrl-C stop every part."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +28,7 @@ from exporter.demo import generator
 from exporter.demo.shop import DEFAULT_PORT
 from exporter.probes.config import ProbesConfig
 from tests.helpers import free_port, parse_samples, require_binary, wait_until
+from tests.rules import RULES_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +60,27 @@ def test_the_journey_example_targets_the_shop_on_its_default_port() -> None:
     assert [(t.target, t.module) for t in probes.targets] == [(f"http://127.0.0.1:{DEFAULT_PORT}/", "shop_checkout")]
 
 
+PORTS = (
+    "PULSE_DEMO_PORT",
+    "PULSE_DEMO_SHOP_PORT",
+    "PULSE_DEMO_DOWN_PORT",
+    "PULSE_DEMO_PROMETHEUS_PORT",
+    "PULSE_DEMO_ALERTMANAGER_PORT",
+    "PULSE_DEMO_GRAFANA_PORT",
+)
+
+
 @pytest.fixture
 def demo_env(tmp_path: Path) -> dict[str, str]:
-    """Free ports and a small database (the demo makes four weeks of history only when it has none)."""
+    """Free ports and a small database with nine days of history, a few sessions an hour (the demo
+    makes four weeks of history only when it has none; it loads the last eight days into Prometheus)."""
     require_binary(str(ROOT / ".venv" / "bin" / "pulse-exporter"))  # scripts/demo runs from the repository's .venv
+    for binary in ("prometheus", "promtool", "prometheus-alertmanager"):
+        require_binary(binary)
     database = tmp_path / "demo.db"
-    assert generator.main(["--url", f"sqlite:///{database}", "--backfill", "2h", "--sessions-per-day", "2000"]) == 0
-    ports = {"PULSE_DEMO_PORT": free_port(), "PULSE_DEMO_SHOP_PORT": free_port(), "PULSE_DEMO_DOWN_PORT": free_port()}
-    assert len(set(ports.values())) == 3
+    assert generator.main(["--url", f"sqlite:///{database}", "--backfill", "9d", "--sessions-per-day", "300"]) == 0
+    ports = {name: free_port() for name in PORTS}
+    assert len(set(ports.values())) == len(PORTS)
     return {**os.environ, "PULSE_DEMO_DB": str(database), **{k: str(v) for k, v in ports.items()}}
 
 
@@ -92,6 +113,8 @@ def run_demo(demos: list[subprocess.Popen[str]], env: dict[str, str], log: Path,
         ("PULSE_DEMO_SHOP_PORT", "the demo shop"),
         ("PULSE_DEMO_PORT", "Pulse"),
         ("PULSE_DEMO_DOWN_PORT", "the demo probes it to show a target that is down"),
+        ("PULSE_DEMO_PROMETHEUS_PORT", "Prometheus"),
+        ("PULSE_DEMO_ALERTMANAGER_PORT", "Alertmanager"),
     ],
 )
 def test_the_demo_stops_with_a_message_naming_a_busy_port(
@@ -106,7 +129,7 @@ def test_the_demo_stops_with_a_message_naming_a_busy_port(
     assert f"demo: port {port} is in use ({part}); set {variable}=..." in output
     assert "Traceback" not in output
     assert "demo is up" not in output
-    for other in ("PULSE_DEMO_PORT", "PULSE_DEMO_SHOP_PORT"):  # nothing was started
+    for other in ("PULSE_DEMO_PORT", "PULSE_DEMO_SHOP_PORT", "PULSE_DEMO_PROMETHEUS_PORT"):  # nothing was started
         if other != variable:
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"http://127.0.0.1:{demo_env[other]}/", timeout=5)
@@ -133,8 +156,9 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
         assert process.poll() is None, log.read_text()
         return "The demo is up" in log.read_text()
 
-    wait_until(up, timeout=90, what="scripts/demo saying it is up")
+    wait_until(up, timeout=180, what="scripts/demo saying it is up")
     assert f"open http://localhost:{demo_env['PULSE_DEMO_PORT']}/" in log.read_text()
+    check_prometheus_and_alertmanager(demo_env, log)
     targets = {(g["labels"]["module"], g["targets"][0]) for g in httpx.get(f"{pulse}/sd/probes", timeout=10).json()}
     assert ("shop_checkout", shop) in targets
     response = httpx.get(f"{pulse}/probe", params={"module": "shop_checkout", "target": shop}, timeout=30)
@@ -191,6 +215,95 @@ def test_the_demo_runs_on_the_ports_given_and_its_journey_probe_walks_the_shop(
     # SIGTERM to the script stops every part.
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0, log.read_text()
-    for url in (pulse, shop):
+    assert_all_stopped(demo_env)
+
+
+def assert_all_stopped(env: dict[str, str]) -> None:
+    for name in (
+        "PULSE_DEMO_PORT",
+        "PULSE_DEMO_SHOP_PORT",
+        "PULSE_DEMO_PROMETHEUS_PORT",
+        "PULSE_DEMO_ALERTMANAGER_PORT",
+    ):
         with pytest.raises(httpx.ConnectError):
-            httpx.get(url, timeout=5)
+            httpx.get(f"http://127.0.0.1:{env[name]}/", timeout=5)
+
+
+def prometheus_api(url: str, path: str, **params: str) -> Any:
+    body = httpx.get(f"{url}/api/v1/{path}", params=params, timeout=30).json()
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def check_prometheus_and_alertmanager(env: dict[str, str], log: Path) -> None:
+    """Prometheus runs every shipped rule group, healthy, scrapes the demo's Pulse and holds last week's
+    KPIs; it sends to the demo's Alertmanager, which runs the shipped routes."""
+    prometheus = f"http://127.0.0.1:{env['PULSE_DEMO_PROMETHEUS_PORT']}"
+    alertmanager = f"http://127.0.0.1:{env['PULSE_DEMO_ALERTMANAGER_PORT']}"
+    output = log.read_text()
+    assert f"Prometheus:    http://localhost:{env['PULSE_DEMO_PROMETHEUS_PORT']}/" in output
+    assert f"Alertmanager:  http://localhost:{env['PULSE_DEMO_ALERTMANAGER_PORT']}/" in output
+    if not (shutil.which("grafana") or shutil.which("grafana-server")):
+        assert "Grafana is not installed (no Debian package); dashboards are in grafana/dashboards" in output
+
+    shipped = {
+        group["name"] for path in RULES_DIR.glob("*.yml") for group in yaml.safe_load(path.read_text())["groups"]
+    }
+
+    def rules_evaluated() -> list[dict[str, Any]] | None:
+        groups: list[dict[str, Any]] = prometheus_api(prometheus, "rules")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        return groups if rules and all(rule["health"] != "unknown" for rule in rules) else None
+
+    groups = wait_until(rules_evaluated, timeout=90, what="every rule evaluated once", interval=0.5)
+    assert {group["name"] for group in groups} == shipped
+    assert [rule["name"] for group in groups for rule in group["rules"] if rule["health"] != "ok"] == []
+
+    def scraped() -> bool:
+        return bool(prometheus_api(prometheus, "query", query='up{job="pulse"} == 1'))
+
+    wait_until(scraped, timeout=90, what="Prometheus scraping the demo's Pulse", interval=0.5)
+    last_week = prometheus_api(
+        prometheus, "query", query='count_over_time(business_sessions_total{job="pulse"}[1h] offset 1w)'
+    )
+    assert last_week["result"], "no history a week ago"
+
+    assert httpx.get(f"{alertmanager}/-/ready", timeout=10).status_code == 200
+    status = httpx.get(f"{alertmanager}/api/v2/status", timeout=10).json()
+    assert "oncall-pager" in status["config"]["original"]
+    assert "example.com/" not in status["config"]["original"]  # receivers point nowhere harmful
+    active = prometheus_api(prometheus, "alertmanagers")["activeAlertmanagers"]
+    assert [target["url"] for target in active] == [f"{alertmanager}/api/v2/alerts"]
+
+
+def test_ctrl_c_stops_every_part_of_the_demo(demo_env: dict[str, str]) -> None:
+    """Ctrl-C in a terminal (SIGINT to the whole foreground process group) stops the demo and all it started."""
+    env = {**demo_env, "PULSE_DEMO_HISTORY_DAYS": "0", "PULSE_DEMO_BACKUP_EVERY": "3600"}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the demo, on the new terminal
+        os.chdir(ROOT)
+        os.execve(str(DEMO), [str(DEMO)], env)
+    output = bytearray()
+
+    def read_and_check(wanted: bytes) -> bool:
+        if select.select([terminal], [], [], 0.5)[0]:
+            with contextlib.suppress(OSError):  # the demo has closed the terminal
+                output.extend(os.read(terminal, 65536))
+        return wanted in output
+
+    def exited() -> bool:
+        read_and_check(b"")
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+
+    def up() -> bool:
+        return read_and_check(b"The demo is up")
+
+    try:
+        wait_until(up, timeout=180, what=lambda: f"the demo up:\n{output.decode(errors='replace')}")
+        os.write(terminal, b"\x03")  # Ctrl-C
+        wait_until(exited, timeout=60, what=lambda: f"the demo exited:\n{output.decode(errors='replace')}")
+        assert_all_stopped(demo_env)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        os.close(terminal)
