@@ -51,6 +51,7 @@ DEMO_CONFIG = ROOT / "examples" / "demo.yml"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 # examples/demo.yml's shop, and the target nowhere (probed to show a failure).
 DEMO_SHOP = "127.0.0.1:10136"
+DEMO_SHOP_BY_NAME = "localhost:10136"  # its HTTPS (a certificate for localhost) and its DNS server
 DEMO_NOWHERE = "127.0.0.1:10137"
 
 # Generous bounds: the test machine is shared and often loaded; these are not speed tests.
@@ -139,10 +140,18 @@ def pulse_config(db: Path, access_log: Path, textfile: Path, shop_port: int, now
     config["kpis"]["sources"]["shop"]["dsn"] = f"sqlite:///{db}"
     for pack in config["kpis"]["packs"]:
         pack.update(interval="1s", timeout="1s")
-    targets = [target for target in config["probes"]["targets"] if DEMO_SHOP in target["target"]]
-    assert len(targets) == 3, "examples/demo.yml probes its shop three ways"
+    targets = [
+        target
+        for target in config["probes"]["targets"]
+        if DEMO_SHOP in target["target"] or DEMO_SHOP_BY_NAME in target["target"]
+    ]
+    assert len(targets) == 5, "examples/demo.yml probes its shop five ways: HTTP, TCP, a journey, HTTPS, DNS"
     for target in targets:
-        target["target"] = target["target"].replace(DEMO_SHOP, f"127.0.0.1:{shop_port}")
+        target["target"] = (
+            target["target"]
+            .replace(DEMO_SHOP, f"127.0.0.1:{shop_port}")
+            .replace(DEMO_SHOP_BY_NAME, f"localhost:{shop_port}")
+        )
     if nowhere_port is not None:
         (nowhere,) = [target for target in config["probes"]["targets"] if DEMO_NOWHERE in target["target"]]
         nowhere["target"] = nowhere["target"].replace(DEMO_NOWHERE, f"127.0.0.1:{nowhere_port}")

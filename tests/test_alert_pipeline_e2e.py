@@ -167,8 +167,9 @@ def test_a_stopped_shop_pages_on_call_and_its_return_resolves_the_page(stack: St
     for alert in page["alerts"]:
         labels, annotations = alert["labels"], alert["annotations"]
         assert (labels["service"], labels["severity"], labels["team"]) == ("shop", "critical", "platform")
-        assert labels["module"] in ("http_2xx", "tcp_connect")  # the journey fails as JourneyFailing
-        assert labels["instance"] in (shop_url, f"127.0.0.1:{stack.shop_port}")
+        # The journey fails as JourneyFailing, the DNS probe as ProbeDnsFailing: once each.
+        assert labels["module"] in ("http_2xx", "tcp_connect", "https_2xx")
+        assert labels["instance"] in (shop_url, f"127.0.0.1:{stack.shop_port}", f"https://localhost:{stack.shop_port}/")
         assert annotations["summary"] == rule["annotations"]["summary"] == "A synthetic probe has been failing."
         assert annotations["runbook_url"] == rule["annotations"]["runbook_url"]
         assert annotations["runbook_url"].endswith("/docs/runbooks/probes.md#probefailing")
@@ -274,9 +275,6 @@ def test_orders_stopping_mails_marketing_orders_dropping(stack: Stack) -> None:
 NOT_IN_THE_DEMO = {
     "node_md_disks": ("no md RAID here; tests/test_host_metrics.py reads fixtures", "collectors/host/mdstat.py"),
     "node_md_disks_required": ("no md RAID here; tests/test_host_metrics.py", "collectors/host/mdstat.py"),
-    "probe_dns_query_succeeded": ("the demo probes no DNS; tests/test_probe_dns.py, beside blackbox", "probes/dns.py"),
-    "probe_ssl_earliest_cert_expiry": ("the demo shop is plain HTTP; tests/test_probe_tls.py", "probes/tls.py"),
-    "probe_ssl_leaf_not_after_timestamp_seconds": ("plain HTTP demo; tests/test_probe_tls.py", "probes/tls.py"),
 }
 
 
