@@ -42,19 +42,6 @@ OPTIONS = StackOptions(
     visitors=5,
     keep_failing_target=True,
 )
-# Series with no value until a whole hour (UTC) has begun since Prometheus started: the month-to-date
-# ratios add up hourly and daily sums at whole hours and days (subqueries `[1d:1h]`, `[31d:1d]` aligned
-# to the clock), and at the first such instant after Prometheus started there was nothing yet. A panel
-# of one shows "No data" for up to an hour on a fresh Prometheus. Checked strictly when the module has
-# crossed an hour, else reported; each name must remain a recording rule.
-HOURLY_SERIES = {
-    "slo:sli_error:ratio_month_to_date",
-    "slo:month_burn_rate:ratio",
-    "slo:month_error_budget_remaining:ratio",
-}
-# The 5-minute rates the hourly sums add up need this long after the first scrape to be recorded.
-HOURLY_WARMUP = 120.0
-
 # Until every query of a board answers: rate() needs two scrapes, the SLO rules a few evaluations (their
 # 30-day ratios are made from the 5-minute ones). Generous: the test machine is shared and often loaded.
 DATA_TIMEOUT = 120.0
@@ -80,29 +67,16 @@ def test_every_panel_query_of_the_board_returns_data(stack: Stack, board: Board)
     queries = queries_of(board)
     assert queries, f"{board.key} has no panel queries"
     empty: list[PanelQuery] = []
-    missing: list[PanelQuery] = []
 
     def all_answer() -> bool:
-        nonlocal empty, missing
+        nonlocal empty
         empty = [query for query in queries if not stack.prometheus.query(query.promql)]
-        missing = [query for query in empty if not needs_a_whole_hour(stack, query)]
-        return not missing
+        return not empty
 
     try:
         wait_until(all_answer, DATA_TIMEOUT, "every panel query answering", interval=1.0)
     except AssertionError:
-        pytest.fail("panels showing No data on the demo:\n" + "\n".join(map(str, missing)))
-    if empty:
-        print("\nno data until a whole hour has passed since Prometheus started (HOURLY_SERIES):")
-        print("\n".join(map(str, empty)))
-
-
-def needs_a_whole_hour(stack: Stack, query: PanelQuery) -> bool:
-    """The query reads an hourly series and no whole hour has begun since their inputs were recorded."""
-    records = {rule["record"] for rule in stack.rules() if "record" in rule}
-    assert records >= HOURLY_SERIES, f"not recording rules any more: {HOURLY_SERIES - records}"
-    first_whole_hour = (int(stack.ready_at + HOURLY_WARMUP) // 3600 + 1) * 3600
-    return bool(metric_names_in(query.promql) & HOURLY_SERIES) and time.time() < first_whole_hour + 30
+        pytest.fail("panels showing No data on the demo:\n" + "\n".join(map(str, empty)))
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=[board.key for board in BOARDS])

@@ -43,6 +43,7 @@ ALERT_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # A day and an hour, less the second that would count a sample on a step's boundary in two steps: a
 # Prometheus 2 range includes both ends (Prometheus 3 excludes the start).
 DAY, HOUR = "23h59m59s", "59m59s"
+MINUTE = "59s999ms"  # a whole minute less a millisecond: a per-second gap would drop 1 sample in 60
 # Sloth's own name, kept so that Sloth's dashboards and users' queries work unchanged: an `_info`
 # series, the one recording rule outside the level:metric:operations names (tests/test_rules.py).
 INFO_RECORD = "sloth_slo_info"
@@ -174,8 +175,9 @@ def _groups(spec: Spec, slo: SLO, links: Links) -> list[dict[str, Any]]:
     objective = Decimal(str(slo.objective)) / 100
     budget = 1 - objective
 
-    # The month to date = its complete days before today + today's complete hours, each a subquery of
-    # sums whose steps outside the period are dropped (docs/slos.md, "The calendar month").
+    # The month to date = its complete days before today + today's complete hours + this hour's complete
+    # minutes, each a subquery of sums whose steps outside the period are dropped (docs/slos.md, "The
+    # calendar month"). The minutes give a value a minute after the month (or Prometheus) starts.
     def month_sum(series: str, over: str = "sum_over_time") -> str:
         days = (
             f"sum_over_time(({over}({series}{{{sel}}}[{DAY}]) and on () "
@@ -185,9 +187,14 @@ def _groups(spec: Spec, slo: SLO, links: Links) -> list[dict[str, Any]]:
             f"sum_over_time(({over}({series}{{{sel}}}[{HOUR}]) and on () "
             "(day_of_month(vector(time() - 1)) == on () last_over_time(day_of_month()[1m:1m] @ end())))[1d:1h])"
         )
+        minutes = (
+            f"sum_over_time(({over}({series}{{{sel}}}[{MINUTE}]) and on () "
+            "(hour(vector(time() - 1)) == on () last_over_time(hour()[1m:1m] @ end())))[1h:1m])"
+        )
         return (
             f'sum without (part) (\n  label_replace({days}, "part", "days", "", "")\n  or\n'
-            f'  label_replace({hours}, "part", "hours", "", "")\n)'
+            f'  label_replace({hours}, "part", "hours", "", "")\n  or\n'
+            f'  label_replace({minutes}, "part", "minutes", "", "")\n)'
         )
 
     def windowed(window: str) -> dict[str, str]:
