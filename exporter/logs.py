@@ -46,9 +46,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+
 def setup(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
+    # httpx logs every request at info: a journey probe would write a line per step every scrape.
+    # Their warnings and errors still show; --log.level=debug shows the requests too.
+    for library in QUIET_LIBRARIES:
+        logging.getLogger(library).setLevel(LEVELS[level] if level == "debug" else logging.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from exporter.logs import QUIET_LIBRARIES
+from exporter.logs import setup as setup_logging
 from tests.helpers import RunningExporter, StartExporter, exporter_command, free_port, parse_samples, wait_until
 from tests.test_config import BILLION_LAUGHS
 
@@ -252,3 +255,24 @@ def test_sighup_with_a_billion_laughs_is_a_failed_reload(start_exporter: StartEx
     exporter.wait_for_samples(lambda s: s["pulse_exporter_config_last_reload_successful"] == 0, "a failed reload")
     assert "node_load1 " in exporter.metrics_text()
     assert "aliases expand to" in exporter.logs()
+
+
+def test_http_libraries_log_their_warnings_but_not_every_request(capsys: pytest.CaptureFixture[str]) -> None:
+    """A journey probe makes several requests per scrape through httpx, which logs each at info: Pulse's
+    log would be those lines and little else (seen in the demo). Only --log.level=debug shows them."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {name: logging.getLogger(name).level for name in QUIET_LIBRARIES})
+    try:
+        setup_logging("info", "logfmt")
+        logging.getLogger("httpx").info("HTTP Request: GET http://shop/ 200")
+        logging.getLogger("httpcore.connection").warning("connection reset")
+        setup_logging("debug", "logfmt")
+        logging.getLogger("httpx").debug("HTTP Request: GET http://shop/checkout 200")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+    logged = capsys.readouterr().err
+    assert "http://shop/ 200" not in logged
+    assert "connection reset" in logged
+    assert "http://shop/checkout 200" in logged
