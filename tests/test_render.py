@@ -557,3 +557,12 @@ def test_hundreds_of_series_draw_ten_and_name_the_rest_by_count() -> None:
     area = crop(pixels(canvas.png()), result.plot)
     assert_a_chart(area, "three hundred series")
     assert count_colour(area, OTHER_LINES, tolerance=0.03) > 2000
+
+
+def test_stats_show_the_requested_instant_while_charts_end_on_a_whole_step() -> None:
+    """A 24-hour picture steps every few minutes; its stats must still read the latest values (a series
+    recorded since just now is there), as Grafana's instant queries do."""
+    span = window(1_000_000_123.4, 24 * 3600, 400)
+    assert span.end % span.step == 0
+    assert span.end <= 1_000_000_123
+    assert span.instant == 1_000_000_123

@@ -40,6 +40,8 @@ BOARD = Board(
                     (Query(f"slo:month_error_budget_remaining:ratio{{{SLO}}}", PER_SLO, instant=True),),
                     kind="stat",
                     width=8,
+                    thresholds=(Threshold(0, "yellow"), Threshold(0.25, "green")),
+                    base_color="red",
                 ),
                 Panel(
                     "Objective",

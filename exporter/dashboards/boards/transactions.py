@@ -63,13 +63,17 @@ BOARD = Board(
                 ),
                 Panel(
                     "Orders placed and payments completed per minute",
-                    "Orders placed per minute (averaged over 5 minutes) and successful payments per minute, per "
-                    "currency. Payments trail orders: a bank transfer completes hours after its order.",
+                    "Orders placed per minute and successful payments per minute, per currency. Payments trail "
+                    "orders: a bank transfer completes hours after its order.",
                     "short",
                     (
-                        Query(f"currency:business_orders_per_minute:rate5m{{{CURRENCY}}}", "{{currency}} orders"),
                         Query(
-                            f"currency:business_transactions_completed_per_minute:rate5m{{{CURRENCY}}}",
+                            f"sum by (currency) (rate(business_orders_total{{{CURRENCY}}}[$__rate_interval])) * 60",
+                            "{{currency}} orders",
+                        ),
+                        Query(
+                            "sum by (currency) (rate(business_transactions_completed_total"
+                            f"{{{CURRENCY}}}[$__rate_interval])) * 60",
                             "{{currency}} payments",
                         ),
                     ),

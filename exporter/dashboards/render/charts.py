@@ -280,7 +280,10 @@ def _legend_capacity(canvas: Canvas, inner: Box, names: list[str]) -> tuple[int,
 def _timeseries(canvas: Canvas, data: PanelData, inner: Box, tz: tzinfo | None) -> tuple[Box, tuple[str, ...], int]:
     panel = data.panel
     series = [item for item in data.series if _visible(item)]
-    ranked = sorted(series, key=lambda item: (-item.peak, item.name))
+    # Few enough to colour them all: in the queries' order, so that "now" and "a week before" keep their
+    # colours from panel to panel. More: the highest peaks get the colours.
+    fits = len(series) <= MAX_COLOURED
+    ranked = series if fits else sorted(series, key=lambda item: (-item.peak, item.name))
     others = f"others ({len(ranked)} series)" if panel.stacked else f"+{len(ranked)} more series"  # the longest
     columns, max_rows = _legend_capacity(canvas, inner, [item.name for item in ranked[:MAX_COLOURED]] + [others])
     slots = columns * max_rows

@@ -41,6 +41,11 @@ class Window:
     start: int
     end: int
     step: int
+    now: int | None = None  # the instant stats and tables show (the requested end, not rounded): as Grafana
+
+    @property
+    def instant(self) -> int:
+        return self.end if self.now is None else self.now
 
     @property
     def seconds(self) -> int:
@@ -113,7 +118,7 @@ def window(end: float, range_seconds: int, points: int) -> Window:
     """The range ending at `end`, its ends on multiples of the step: a re-render draws the same points."""
     step = step_for(range_seconds, points)
     last = int(end) - int(end) % step
-    return Window(last - range_seconds, last, step)
+    return Window(last - range_seconds, last, step, int(end))
 
 
 def rate_interval(step: int) -> str:
@@ -228,7 +233,7 @@ def fetch_panel(
             if panel.kind == "timeseries":
                 found = [_range_points(item, span) for item in client.query_range(expr, span)]
             else:
-                found = [_instant_point(item) for item in client.query(expr, span.end)]
+                found = [_instant_point(item) for item in client.query(expr, span.instant)]
         except QueryError as error:
             results.append(QueryResult(query, expr, error=str(error)))
             continue
