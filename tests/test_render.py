@@ -566,3 +566,18 @@ def test_stats_show_the_requested_instant_while_charts_end_on_a_whole_step() -> 
     assert span.end % span.step == 0
     assert span.end <= 1_000_000_123
     assert span.instant == 1_000_000_123
+
+
+def test_a_stat_with_more_values_than_its_box_holds_shows_one_and_counts_the_rest() -> None:
+    """Seen on the demo's system board: a small stat box with several values drew nothing and failed."""
+    span = Window(0, 600, 60)
+    times = tuple(span.times())
+    series = tuple(Series(f"cpu {n}", {"n": str(n)}, times, tuple(0.5 for _ in times)) for n in range(6))
+    query = Query("x", "cpu {{n}}", instant=True)
+    panel = Panel("CPU busy", "Busy share per CPU.", "percentunit", (query,), kind="stat")
+    canvas = Canvas(200, 120)
+    result = draw_panel(
+        canvas, PanelData(panel, span, (QueryResult(panel.queries[0], "x", series),)), Box(0, 0, 200, 120)
+    )
+    assert result.shown == ("cpu 0",)
+    assert result.hidden == 5

@@ -415,13 +415,13 @@ def _stat(canvas: Canvas, data: PanelData, inner: Box) -> tuple[Box, tuple[str, 
     panel = data.panel
     values = _latest(data)
     most = max(1, int(inner.width // MIN_STAT_CELL[0]) * int(inner.height // MIN_STAT_CELL[1]))
-    shown = values if len(values) <= most else values[: most - 1]
+    shown = values if len(values) <= most else values[: max(most - 1, 1)]  # at least one value, then "+N more"
     hidden = len(values) - len(shown)
     texts = [format_value(value, panel.unit) for _, value in shown]
     cells = len(shown) + (1 if hidden else 0)
     named = len(values) > 1 or (bool(values) and values[0][0] != panel.title)
-    name_width = max(canvas.measure(name, SMALL_PT) for name, _ in shown) if named else 0.0
-    columns, rows = _grid(cells, inner, max(len(text) for text in texts), min(name_width, 140.0))
+    name_width = max((canvas.measure(name, SMALL_PT) for name, _ in shown), default=0.0) if named else 0.0
+    columns, rows = _grid(cells, inner, max((len(text) for text in texts), default=1), min(name_width, 140.0))
     width, height = inner.width / columns, inner.height / rows
     for index in range(cells):
         cell = Box(inner.left + (index % columns) * width, inner.top + (index // columns) * height, width, height)
@@ -479,7 +479,7 @@ def _bars(canvas: Canvas, data: PanelData, inner: Box) -> tuple[Box, tuple[str, 
     values = _latest(data)
     row = min(40.0, max(24.0, inner.height / max(len(values), 1)))
     most = max(1, int(inner.height // row))
-    shown = values if len(values) <= most else values[: most - 1]
+    shown = values if len(values) <= most else values[: max(most - 1, 1)]  # at least one value, then "+N more"
     hidden = len(values) - len(shown)
     low, high = _bar_scale(panel, [value for _, value in values])
     name_width = min(inner.width * 0.35, max(canvas.measure(name, SMALL_PT) for name, _ in shown) + 12)
