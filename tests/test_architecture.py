@@ -46,6 +46,7 @@ LAYERS = {
     "exporter.logs": 0,
     "exporter.textformat": 0,
     "exporter.jobs": 0,
+    "exporter.generated": 0,
 }
 # Package faces: an `__init__` with a docstring (and the version), layered as themselves only.
 FACES = {"exporter": 0, "exporter.collectors": 1}

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from exporter import generated
 from exporter.bundle.rules import Alert, Group, Links, rule_document
 from exporter.bundle.sets import RULE_SETS
 from exporter.bundle.sets.base import RuleSet
@@ -105,27 +106,11 @@ def stale(out_dir: Path, files: dict[str, str]) -> list[Path]:
 
 def differences(out_dir: Path, files: dict[str, str]) -> list[str]:
     """What `--check` reports: each file that differs from a fresh generation, is missing, or is stale."""
-    problems = []
-    for name, text in files.items():
-        path = out_dir / name
-        if not path.exists():
-            problems.append(f"{path}: missing")
-        elif path.read_text() != text:
-            problems.append(f"{path}: differs from what the settings generate")
-    problems += [f"{path}: generated for a set that is no longer enabled" for path in stale(out_dir, files)]
-    return problems
+    return generated.differences(
+        out_dir, files, stale(out_dir, files), "the settings", "generated for a set that is no longer enabled"
+    )
 
 
 def write(out_dir: Path, files: dict[str, str]) -> list[Path]:
     """Write the files (only those that changed) and remove stale ones; returns what changed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for name, text in files.items():
-        path = out_dir / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path)
-    for path in stale(out_dir, files):
-        path.unlink()
-        changed.append(path)
-    return changed
+    return generated.write(out_dir, files, stale(out_dir, files))

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from exporter import generated
 from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards.boards import BOARDS
 from exporter.dashboards.grafana import dashboard_json
@@ -28,28 +29,11 @@ def _stale(out_dir: Path, files: dict[str, str]) -> list[Path]:
 
 
 def differences(out_dir: Path, files: dict[str, str]) -> list[str]:
-    problems = []
-    for name, text in files.items():
-        path = out_dir / name
-        if not path.exists():
-            problems.append(f"{path}: missing")
-        elif path.read_text() != text:
-            problems.append(f"{path}: differs from what the boards generate")
-    return problems + [f"{path}: a board that no longer exists" for path in _stale(out_dir, files)]
+    return generated.differences(out_dir, files, _stale(out_dir, files), "the boards", "a board that no longer exists")
 
 
 def write(out_dir: Path, files: dict[str, str]) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for name, text in files.items():
-        path = out_dir / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path)
-    for path in _stale(out_dir, files):
-        path.unlink()
-        changed.append(path)
-    return changed
+    return generated.write(out_dir, files, _stale(out_dir, files))
 
 
 def main(argv: list[str]) -> int:
