@@ -18,11 +18,15 @@ from exporter.collectors import host
 from exporter.collectors.base import Collector
 from exporter.collectors.host import HostConfig
 from exporter.config.loader import load_model
+from exporter.config.platform import EndpointConfig, ServiceConfig, check_service_names
 from exporter.config.types import StrictModel
+from exporter.incidents.config import IncidentsConfig
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.section import build as build_kpis
 from exporter.probes.collector import build as build_probes
 from exporter.probes.config import ProbesConfig
+from exporter.reports.config import ReportsConfig
+from exporter.status.config import StatusConfig
 
 DEFAULT_CONFIG_NAME = "<embedded default config>"
 
@@ -38,6 +42,27 @@ class PulseConfig(StrictModel):
     probes: ProbesConfig = pydantic.Field(default_factory=ProbesConfig)
     kpis: KpisConfig = pydantic.Field(default_factory=KpisConfig)
     logs: LogsConfig = pydantic.Field(default_factory=LogsConfig)
+    # The platform as the journal, the reports and the status page see it (config/platform.py).
+    services: dict[str, ServiceConfig] = {}
+    prometheus: EndpointConfig | None = None
+    alertmanager: EndpointConfig | None = None
+    incidents: IncidentsConfig = pydantic.Field(default_factory=IncidentsConfig)
+    status: StatusConfig = pydantic.Field(default_factory=StatusConfig)
+    reports: ReportsConfig = pydantic.Field(default_factory=ReportsConfig)
+
+    @pydantic.field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
+        return check_service_names(value)
+
+    @pydantic.model_validator(mode="after")
+    def _needs_prometheus(self) -> PulseConfig:
+        if self.prometheus is None and (self.status.enabled or self.reports.schedule):
+            users = " and ".join(
+                n for n, on in (("status", self.status.enabled), ("reports.schedule", self.reports.schedule)) if on
+            )
+            raise ValueError(f"prometheus: {users} read history from Prometheus: set prometheus.url")
+        return self
 
 
 def build_collectors(config: PulseConfig) -> list[Collector]:

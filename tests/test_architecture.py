@@ -37,6 +37,9 @@ LAYERS = {
     "exporter.access_logs": 2,
     "exporter.bundle": 2,
     "exporter.dashboards": 2,
+    "exporter.incidents": 2,
+    "exporter.reports": 2,
+    "exporter.status": 2,
     "exporter.collectors.base": 1,
     "exporter.scrape": 1,
     "exporter.config": 0,
@@ -60,7 +63,7 @@ LAYER_NAMES = {
     0: "L0 foundation",
 }
 # Layer-2 plugins: none imports another; the registry (L3) is where they meet.
-PLUGINS = ("exporter.collectors.host", "exporter.probes", "exporter.kpis", "exporter.access_logs")
+PLUGINS = ("exporter.collectors.host", "exporter.probes", "exporter.kpis", "exporter.access_logs", "exporter.incidents")
 # The demo shop stands aside: it uses the KPI packs' schema and the foundation, and nothing uses it.
 DEMO = "exporter.demo"
 DEMO_MAY_IMPORT = ("exporter.kpis.packs",)

@@ -1,0 +1,1 @@
+"""The public status page and planned maintenance: what the platform's own users may know."""
