@@ -20,6 +20,7 @@ from exporter.collectors.host import HostConfig
 from exporter.config.loader import load_model
 from exporter.config.platform import EndpointConfig, ServiceConfig, check_service_names
 from exporter.config.types import StrictModel
+from exporter.incidents.collector import build as build_incidents
 from exporter.incidents.config import IncidentsConfig
 from exporter.kpis.config import KpisConfig
 from exporter.kpis.section import build as build_kpis
@@ -72,6 +73,7 @@ def build_collectors(config: PulseConfig) -> list[Collector]:
         *build_probes(config.probes),
         *build_kpis(config.kpis),
         *build_access_logs(config.logs),
+        *build_incidents(config.incidents),
     ]
 
 
