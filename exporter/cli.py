@@ -9,6 +9,7 @@ textfile collector (jobs.py); it exits with the command's exit code.
 `pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/);
 `pulse-exporter dashboards generate` writes grafana/dashboards/ (exporter/dashboards/).
 `pulse-exporter slo generate SPEC...` prints the rules of Sloth-format SLO specs (docs/slos.md).
+`pulse-exporter incidents list|show|ack|annotate|sync` reads and writes the incident journal (docs/incidents.md).
 """
 
 from __future__ import annotations
@@ -213,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.bundle.command import main as rules_main  # noqa: PLC0415 - see the imports above
 
         return rules_main(arguments[1:])
+    if arguments[:1] == ["incidents"]:
+        from exporter.incidents.cli import main as incidents_main  # noqa: PLC0415 - see the imports above
+        from exporter.registry import load_config  # noqa: PLC0415
+
+        return incidents_main(arguments[1:], load_config)
     if arguments[:1] == ["slo"]:
         from exporter.bundle.command import slo_main  # noqa: PLC0415 - see the imports above
 
@@ -265,8 +271,9 @@ async def _serve(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    routes = Routes(exporter, max_requests)
     server = HttpServer(
-        Routes(exporter, max_requests), tls=lambda: exporter.ssl_context, max_connections=max_connections
+        routes, tls=lambda: exporter.ssl_context, max_connections=max_connections, body_limit=routes.body_limit
     )
     exporter.server_metrics = server.stats.metrics
     await exporter.start()

@@ -73,7 +73,7 @@ def build_collectors(config: PulseConfig) -> list[Collector]:
         *build_probes(config.probes),
         *build_kpis(config.kpis),
         *build_access_logs(config.logs),
-        *build_incidents(config.incidents),
+        *build_incidents(config.incidents, config.alertmanager),
     ]
 
 

@@ -6,25 +6,32 @@ reload drops it) and exposes the journal's figures as metrics. The webhook write
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import Collector
+from exporter.config.platform import EndpointConfig
 from exporter.incidents.config import IncidentsConfig
 
 if TYPE_CHECKING:  # SQLAlchemy (~25 MiB) is imported only when the journal opens
     from exporter.incidents.journal import Journal
 
 NAME = "incidents"
+log = logging.getLogger(__name__)
 
 
 class IncidentsCollector(Collector):
-    def __init__(self, config: IncidentsConfig) -> None:
-        super().__init__(NAME, config)
+    def __init__(self, config: IncidentsConfig, alertmanager: EndpointConfig | None = None) -> None:
+        # Both sections make its config: a reload that changes Alertmanager's URL restarts the sync.
+        super().__init__(NAME, (config, alertmanager))
         self.settings = config
+        self.alertmanager = alertmanager
         self.journal: Journal | None = None
+        self._silence_sync: asyncio.Task[None] | None = None
 
     async def start(self, predecessor: Collector | None = None) -> None:
         # Opening creates the database and its tables; a journal that cannot be opened fails the start
@@ -32,8 +39,36 @@ class IncidentsCollector(Collector):
         from exporter.incidents.journal import Journal  # noqa: PLC0415 - see the imports above
 
         self.journal = await asyncio.to_thread(Journal, self.settings.database)
+        if self.alertmanager is not None:
+            self._silence_sync = asyncio.create_task(self._sync_silences(self.journal, self.alertmanager))
+
+    async def _sync_silences(self, journal: Journal, alertmanager: EndpointConfig) -> None:
+        """Every silence_sync_interval: Alertmanager's silences acknowledge incidents (silences.py)."""
+        from exporter.incidents.journal import JournalError  # noqa: PLC0415
+        from exporter.incidents.silences import SilenceSyncError, sync_silences  # noqa: PLC0415 - httpx, lazily
+
+        failing = False  # log a failure when it starts and when it ends, not at every interval
+        while True:
+            try:
+                result = await asyncio.to_thread(sync_silences, journal, alertmanager)
+            except (SilenceSyncError, JournalError, Exception) as err:  # the loop outlives any one failure
+                if not failing:
+                    log.warning("cannot read silences back from Alertmanager", extra={"err": str(err)})
+                failing = True
+            else:
+                if failing:
+                    log.info("reading silences from Alertmanager again")
+                failing = False
+                if result.acknowledged:
+                    log.info("incidents acknowledged by silences", extra={"incidents": result.acknowledged})
+            await asyncio.sleep(self.settings.silence_sync_interval)
 
     async def close(self) -> None:
+        if self._silence_sync is not None:
+            self._silence_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._silence_sync
+            self._silence_sync = None
         if self.journal is not None:
             await asyncio.to_thread(self.journal.close)
             self.journal = None
@@ -42,8 +77,8 @@ class IncidentsCollector(Collector):
         return []  # the journal's metrics: open incidents, totals, time to acknowledge and to resolve
 
 
-def build(config: IncidentsConfig) -> list[Collector]:
-    return [IncidentsCollector(config)] if config.enabled else []
+def build(config: IncidentsConfig, alertmanager: EndpointConfig | None = None) -> list[Collector]:
+    return [IncidentsCollector(config, alertmanager)] if config.enabled else []
 
 
 def incidents_journal(collectors: Sequence[Collector]) -> Journal | None:

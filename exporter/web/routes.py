@@ -8,6 +8,8 @@
 /-/reload    POST: reload both config files; 500 with the errors if the new config is bad
 /probe       `target=..&module=..`: run one probe now and return its metrics (probes/endpoint.py)
 /sd/probes   the configured probe targets for Prometheus' http_sd_configs (JSON)
+/alertmanager/webhook  POST: Alertmanager's webhook into the incident journal (incidents/webhook.py);
+             404 unless `incidents.enabled`; bodies up to 1 MiB (64 KiB elsewhere)
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import gzip
 
 from exporter.app import Exporter
+from exporter.incidents import webhook
+from exporter.incidents.collector import incidents_journal
 from exporter.probes.endpoint import Answer, answer_probe, service_discovery
 from exporter.scrape_timeout import HEADER as SCRAPE_TIMEOUT_HEADER
 from exporter.scrape_timeout import InvalidTimeoutHeader, time_budget
 from exporter.web.auth import BasicAuthenticator
 from exporter.web.landing import landing_page
-from exporter.web.server import Request, Response
+from exporter.web.server import MAX_BODY_BYTES, Request, Response
 
 GZIP_LEVEL = 1  # scrape bodies are small: the fastest level already shrinks them about 10 times
 
@@ -40,6 +44,11 @@ class Routes:
             self._web = self.exporter.web
             self._auth = BasicAuthenticator(self._web.basic_auth_users)
         return self._auth
+
+    @staticmethod
+    def body_limit(path: str) -> int:
+        """The largest request body each path takes (the HTTP server enforces it)."""
+        return webhook.MAX_BODY_BYTES if path == webhook.PATH else MAX_BODY_BYTES
 
     async def __call__(self, request: Request) -> Response:
         if not await self._authenticator().allows(request.headers.get("authorization")):
@@ -68,11 +77,21 @@ class Routes:
             return _response(await answer_probe(request.query, request.headers, config, collectors))
         if path == "/sd/probes" and reads:
             return _response(service_discovery(self.exporter.config.probes))
+        if path == webhook.PATH:
+            return await self._webhook(request)
         if path == "/" and reads:
             return Response(200, landing_page(self.exporter).encode(), content_type="text/html; charset=utf-8")
         if path in ("/", "/metrics", "/-/healthy", "/-/ready", "/probe", "/sd/probes"):
             return Response(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD")])
         return Response(404, b"Not found\n")
+
+    async def _webhook(self, request: Request) -> Response:
+        if not self.exporter.config.incidents.enabled:
+            return Response(404, b"The incident journal is off: set incidents.enabled: true in pulse.yml\n")
+        if request.method != "POST":
+            return Response(405, b"Only POST requests allowed\n", headers=[("Allow", "POST")])
+        answer = await webhook.receive(request.body, incidents_journal(self.exporter.collectors))
+        return Response(answer.status, answer.message.encode() + b"\n")
 
     async def _metrics(self, request: Request) -> Response:
         if self.max_requests > 0 and self._in_flight >= self.max_requests:

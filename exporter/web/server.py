@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024
-MAX_BODY_BYTES = 64 * 1024  # nothing Pulse accepts has a body worth more
+MAX_BODY_BYTES = 64 * 1024  # the default cap on a request body; a path may allow more (`body_limit`)
 HEADER_TIMEOUT = 10.0  # a client slower than this to send its request is dropped (slowloris)
 IDLE_TIMEOUT = 60.0  # keep-alive connections idle longer than this are closed
 MAX_CONNECTIONS = 512  # open connections: well below the usual 1024 file descriptors; ~10 KiB each when idle
@@ -49,6 +49,11 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+BodyLimit = Callable[[str], int]  # a request path -> the most bytes its body may have
+
+
+def default_body_limit(_path: str) -> int:
+    return MAX_BODY_BYTES
 
 
 @dataclass
@@ -96,6 +101,9 @@ class HttpServer:
     closes the connection that has been idle longest between requests (a keep-alive client such as
     Prometheus simply reconnects for its next scrape); when every connection is busy with a request,
     the new connection is closed at once, unanswered.
+
+    A request body may have at most `body_limit(path)` bytes (MAX_BODY_BYTES unless the handler's
+    routes say otherwise): more is answered 413 and the connection closed, before any of it is kept.
     """
 
     def __init__(
@@ -103,9 +111,11 @@ class HttpServer:
         handler: Handler,
         tls: Callable[[], ssl.SSLContext | None] = lambda: None,
         max_connections: int = MAX_CONNECTIONS,
+        body_limit: BodyLimit = default_body_limit,
     ) -> None:
         self.handler = handler
         self.tls = tls
+        self.body_limit = body_limit
         self.header_timeout = HEADER_TIMEOUT
         self.idle_timeout = IDLE_TIMEOUT
         self.stats = ConnectionStats(limit=max_connections)
@@ -216,6 +226,10 @@ class HttpServer:
                     # Checked before the body is read: the bytes after it may be a smuggled request.
                     await self._send_error(send, 400, f"bad request: {framing_problem}")
                     return
+                limit = self.body_limit(_path_of(request_event))
+                if _declared_length(request_event) > limit:  # refused before a byte of it is read
+                    await self._send_error(send, 413, f"request body too large: at most {limit} bytes")
+                    return
                 if conn.they_are_waiting_for_100_continue:
                     await send(h11.InformationalResponse(status_code=100, headers=[]))
                 body = bytearray()
@@ -223,8 +237,8 @@ class HttpServer:
                     event = await next_event()
                     if isinstance(event, h11.Data):
                         body += event.data
-                        if len(body) > MAX_BODY_BYTES:
-                            await self._send_error(send, 413, "request body too large")
+                        if len(body) > limit:
+                            await self._send_error(send, 413, f"request body too large: at most {limit} bytes")
                             return
                     elif isinstance(event, h11.EndOfMessage):
                         break
@@ -285,6 +299,18 @@ def _ambiguous_framing(event: h11.Request) -> str | None:
     if event.http_version == b"1.0":
         return "Transfer-Encoding in an HTTP/1.0 request"  # RFC 9112 section 6.1: faulty framing
     return None
+
+
+def _path_of(event: h11.Request) -> str:
+    return urlsplit(event.target.decode("latin-1")).path or "/"
+
+
+def _declared_length(event: h11.Request) -> int:
+    """The Content-Length the client declared (h11 has checked it is one number), or 0."""
+    for name, value in event.headers:
+        if name.lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 def _to_request(event: h11.Request, body: bytes, peer: str) -> Request:
