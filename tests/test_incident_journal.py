@@ -86,9 +86,12 @@ def test_a_delivery_opens_one_incident_per_alert_with_its_labels_and_times(journ
     assert len(set(ids)) == 2
     disk = journal.incident(ids[0])
     assert (disk.alertname, disk.severity, disk.team, disk.service) == ("DiskFull", "warning", "ops", "shop")
-    assert disk.labels == DISK and disk.annotations == {"summary": "Disk full"}
+    assert disk.labels == DISK
+    assert disk.annotations == {"summary": "Disk full"}
     assert (disk.started_at, disk.first_notified_at, disk.resolved_at) == (T0, T0 + 40, None)
-    assert disk.time_to_detect == 40 and disk.is_open and disk.notifications == 1
+    assert disk.time_to_detect == 40
+    assert disk.is_open
+    assert disk.notifications == 1
     assert [i.fingerprint for i in journal.incidents()] == ["b2", "a1"]  # newest first
 
 
@@ -110,7 +113,8 @@ def test_the_resolution_is_kept_when_a_late_retry_of_a_firing_delivery_arrives(j
     journal.record([alert], T0 + 30)  # Alertmanager retrying the first delivery, late
 
     incident = journal.incident(incident_id)
-    assert incident.resolved_at == T0 + 600 and not incident.is_open
+    assert incident.resolved_at == T0 + 600
+    assert not incident.is_open
     assert incident.time_to_resolve == 600
     assert (incident.first_notified_at, incident.last_notified_at) == (T0 + 10, T0 + 620)
     assert journal.incidents(open_only=True) == []
@@ -161,7 +165,8 @@ def test_deliveries_in_any_order_and_replayed_give_the_same_journal(
     a, b = got[("a1", T0)], got[("b2", T0 + 20)]
     assert (a["resolved_at"], b["resolved_at"]) == (T0 + 900, T0 + 1200)
     assert a["annotations"] == {"summary": "Disk 97% full"}  # from the latest delivery naming it
-    assert a["first_notified_at"] == T0 + 30 and a["last_notified_at"] == T0 + 930
+    assert a["first_notified_at"] == T0 + 30
+    assert a["last_notified_at"] == T0 + 930
     assert a["notifications"] == 3 + sum(1 for r in replays if r in (0, 1, 2))
 
 

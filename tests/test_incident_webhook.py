@@ -117,7 +117,8 @@ def test_a_malformed_delivery_gets_400_naming_the_field_and_changes_nothing(
     before = journal_rows(pulse)
     answer = pulse.deliver(body)
     assert answer.status_code == 400, case
-    assert answer.text.startswith(message) and answer.text.count("\n") == 1, answer.text
+    assert answer.text.startswith(message), answer.text
+    assert answer.text.count("\n") == 1  # one line
     assert journal_rows(pulse) == before
 
 
@@ -167,7 +168,8 @@ def test_a_journal_that_cannot_write_answers_503_so_alertmanager_retries(tmp_pat
         engine.dispose()
         body = json.dumps(webhook_body([VALID])).encode()
         answer = asyncio.run(webhook.receive(body, journal))
-    assert answer.status == 503 and "retry" in answer.message
+    assert answer.status == 503
+    assert "retry" in answer.message
     assert "incidents.db" not in answer.message  # the reason goes to the log, not to the client
 
 
