@@ -78,13 +78,8 @@ class PulseWithJournal:
     def __init__(self, directory: Path, *, alertmanager_url: str | None = None, sync_interval: str = "1h") -> None:
         self.directory = directory
         self.database = sqlite_url(directory / "data" / "incidents.db")
-        config: dict[str, Any] = {
-            "incidents": {"enabled": True, "database": self.database, "silence_sync_interval": sync_interval}
-        }
-        if alertmanager_url:
-            config["alertmanager"] = {"url": alertmanager_url}
         self.config_path = directory / "pulse.yml"
-        self.config_path.write_text(yaml.safe_dump(config))
+        self.write_config(alertmanager_url, sync_interval)
         self.web_config_path = directory / "web.yml"
         hashed = bcrypt.hashpw(WEBHOOK_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
         self.web_config_path.write_text(yaml.safe_dump({"basic_auth_users": {WEBHOOK_USER: hashed}}))
@@ -93,6 +88,15 @@ class PulseWithJournal:
         self.log_path = directory / "pulse.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(auth=(WEBHOOK_USER, WEBHOOK_PASSWORD), timeout=20)
+
+    def write_config(self, alertmanager_url: str | None = None, sync_interval: str = "1h") -> None:
+        """pulse.yml: the journal, and Alertmanager to read silences from (a running Pulse reloads it)."""
+        config: dict[str, Any] = {
+            "incidents": {"enabled": True, "database": self.database, "silence_sync_interval": sync_interval}
+        }
+        if alertmanager_url:
+            config["alertmanager"] = {"url": alertmanager_url}
+        self.config_path.write_text(yaml.safe_dump(config))
 
     def start(self) -> Self:
         with self.log_path.open("ab") as log:
