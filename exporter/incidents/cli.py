@@ -263,7 +263,12 @@ def table(incidents: Sequence[Incident], now: float) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in (header, *rows)]  # fmt: skip
     zone = datetime.now().astimezone().strftime("%Z")
-    return "\n".join([*lines, f"({len(rows)} incidents; times in {zone})"])
+    counted = f"{len(rows)} incident{'s' if len(rows) != 1 else ''}"
+    return "\n".join([*lines, f"({counted}; times in {zone})"])
+
+
+def _when(timestamp: float | None, what: str, seconds: float | None) -> str:
+    return "not yet" if timestamp is None else f"{local_time(timestamp)}   ({what} {duration(seconds)})"
 
 
 def details(incident: Incident, now: float) -> str:
@@ -273,10 +278,10 @@ def details(incident: Incident, now: float) -> str:
         f"Incident {i.id}: {i.alertname or '(no alertname)'} ({state})",
         f"  severity {i.severity or '-'}, team {i.team or '-'}, service {i.service or '-'}",
         f"  started        {local_time(i.started_at)}",
-        f"  first notified {local_time(i.first_notified_at)}   (time to detect {duration(i.time_to_detect)})",
-        f"  acknowledged   {local_time(i.acknowledged_at)}   (time to acknowledge {duration(i.time_to_acknowledge)})"
+        f"  first notified {_when(i.first_notified_at, 'time to detect', i.time_to_detect)}",
+        f"  acknowledged   {_when(i.acknowledged_at, 'time to acknowledge', i.time_to_acknowledge)}"
         + (f" by {i.acknowledged_by}" if i.acknowledged_by else ""),
-        f"  resolved       {local_time(i.resolved_at)}   (time to resolve {duration(i.time_to_resolve)})",
+        f"  resolved       {_when(i.resolved_at, 'time to resolve', i.time_to_resolve)}",
         f"  duration       {duration(i.duration(now))}{' so far' if i.is_open else ''}",
         f"  notifications  {i.notifications}, last {local_time(i.last_notified_at)}",
         f"  fingerprint    {i.fingerprint}",
