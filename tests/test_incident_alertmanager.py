@@ -149,4 +149,3 @@ def test_the_running_pulse_syncs_silences_every_interval(stack: Stack) -> None:
     stack.pulse.write_config(stack.alertmanager.url, sync_interval="1s")
     assert stack.pulse.client.post(f"{stack.pulse.url}/-/reload").status_code == 200
     wait_for_incident(stack, "QueueBacklog", lambda i: i.acknowledged_by == f"silence {silence_id} by dave")
-

@@ -47,7 +47,8 @@ def test_list_show_ack_and_annotate(config: Path, capsys: pytest.CaptureFixture[
     code, out, _ = run(config, capsys, "list")
     header, second, first, total = out.splitlines()
     assert code == 0
-    assert header.split() == ["ID", "STARTED", "DURATION", "STATE", "ACKNOWLEDGED", "BY", *"SEVERITY SERVICE ALERT".split()]
+    columns = ["ID", "STARTED", "DURATION", "STATE", "ACKNOWLEDGED BY", "SEVERITY", "SERVICE", "ALERT"]
+    assert header.split() == " ".join(columns).split()
     assert second.split()[3:] == ["5m00s", "resolved", "-", "critical", "shop", "SlowCheckout"]  # date, time local
     assert first.split()[4:] == ["open", "-", "critical", "shop", "ShopDown"]  # its duration: so far
     assert (second.split()[0], first.split()[0]) == ("2", "1")
