@@ -158,7 +158,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"anchor: {anchor:.0f} fsynced one-row SQLite commits/s on this disk (load {report['load']:.1f})")
-    print(f"{'clients':>7} {'alerts':>6} {'deliveries/s':>12} {'alerts/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7}")
+    header = ("clients", "alerts", "deliveries/s", "alerts/s", "p50 ms", "p90 ms", "p99 ms")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (7, 6, 12, 9, 7, 7, 7), strict=True)))
     for r in results:
         print(
             f"{r['clients']:>7} {r['alerts_per_delivery']:>6} {r['deliveries_per_second']:>12.0f} "
