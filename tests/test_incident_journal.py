@@ -140,7 +140,7 @@ DELIVERIES: list[tuple[list[AlertNotice], float]] = [
 ]
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     order=st.permutations(range(len(DELIVERIES))),
     replays=st.lists(st.sampled_from(range(len(DELIVERIES))), max_size=3),

@@ -44,16 +44,15 @@ class IncidentsCollector(Collector):
 
     async def _sync_silences(self, journal: Journal, alertmanager: EndpointConfig) -> None:
         """Every silence_sync_interval: Alertmanager's silences acknowledge incidents (silences.py)."""
-        from exporter.incidents.journal import JournalError  # noqa: PLC0415
-        from exporter.incidents.silences import SilenceSyncError, sync_silences  # noqa: PLC0415 - httpx, lazily
+        from exporter.incidents.silences import sync_silences  # noqa: PLC0415 - httpx, lazily
 
         failing = False  # log a failure when it starts and when it ends, not at every interval
         while True:
             try:
                 result = await asyncio.to_thread(sync_silences, journal, alertmanager)
-            except (SilenceSyncError, JournalError, Exception) as err:  # the loop outlives any one failure
+            except Exception as err:  # SilenceSyncError, JournalError, or a surprise: the loop outlives each
                 if not failing:
-                    log.warning("cannot read silences back from Alertmanager", extra={"err": str(err)})
+                    log.warning("cannot read silences back from Alertmanager", extra={"err": str(err) or repr(err)})
                 failing = True
             else:
                 if failing:
