@@ -4,15 +4,21 @@ Alertmanager's endsAt, and a silence made in Alertmanager acknowledges the incid
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from exporter.config.platform import EndpointConfig
+from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import Incident
+from exporter.incidents.silences import SilenceSyncError, sync_silences
 from exporter.incidents.webhook import parse_time
 from tests.alertmanager_server import RunningAlertmanager, start_alertmanager
 from tests.helpers import wait_until
@@ -149,3 +155,58 @@ def test_the_running_pulse_syncs_silences_every_interval(stack: Stack) -> None:
     stack.pulse.write_config(stack.alertmanager.url, sync_interval="1s")
     assert stack.pulse.client.post(f"{stack.pulse.url}/-/reload").status_code == 200
     wait_for_incident(stack, "QueueBacklog", lambda i: i.acknowledged_by == f"silence {silence_id} by dave")
+
+
+class RecordingServer:
+    """A local HTTP server recording each GET's path and Authorization header, answering `status` with
+    a `location` (a redirect) or an empty JSON list."""
+
+    def __init__(self, status: int = 200, location: str = "") -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.requests.append((self.path, self.headers.get("Authorization")))
+                body = b"" if location else b"[]"
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location + self.path)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_token_goes_to_alertmanager_only_and_a_redirect_is_refused(tmp_path: Path) -> None:
+    elsewhere = RecordingServer()
+    redirecting = RecordingServer(302, location=elsewhere.url)
+    try:
+        with Journal(sqlite_url(tmp_path / "incidents.db")) as journal:
+            redirected = EndpointConfig(url=redirecting.url, bearer_token="am-token")
+            with pytest.raises(SilenceSyncError, match="answered a redirect"):
+                sync_silences(journal, redirected)
+            direct = RecordingServer()
+            try:
+                assert sync_silences(journal, EndpointConfig(url=direct.url, bearer_token="am-token")).acknowledged == 0
+            finally:
+                direct.close()
+    finally:
+        redirecting.close()
+        elsewhere.close()
+    assert [auth for _, auth in redirecting.requests] == ["Bearer am-token"]
+    assert elsewhere.requests == []  # neither followed nor given the token
+    assert [path for path, _ in direct.requests] == [
+        "/api/v2/alerts?silenced=true&active=false&inhibited=false&unprocessed=false"
+    ]
+    assert [auth for _, auth in direct.requests] == ["Bearer am-token"]
