@@ -47,7 +47,7 @@ def services(ctx: Context) -> dict[str, tuple[str, float | None]]:
     """{service: (title, SLA as a ratio)}: the configured ones; without any, those the probes name."""
     if ctx.inputs.services:
         return {
-            name: (config.title, None if config.sla is None else config.sla / 100)
+            name: (config.title, None if config.sla is None else round(config.sla / 100, 12))
             for name, config in ctx.inputs.services.items()
         }
     probed = over("count_over_time", f"probe_success{{{PROBES}}}", ctx.window.start, ctx.window.end)
