@@ -12,6 +12,7 @@ over the sample lists (the definitions in docs/reports.md), never by running Pro
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.config.platform import ServiceConfig
-from exporter.dashboards.render.data import PrometheusClient, PrometheusUnreachable
+from exporter.dashboards.render.data import PrometheusClient, PrometheusUnreachable, QueryError
+from exporter.demo import backfill, generator
 from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import AlertNotice
 from exporter.reports.build import ReportInputs, build_report, period_windows
@@ -594,7 +596,7 @@ def test_regressions_rank_what_got_worse(built: Reports) -> None:
     report = built.reports["day"]
     rows = section(report, "regressions").tables[0].rows
     assert rows, "the 5xx burst of the 25th is a regression"
-    changes = [row[5] for row in rows]
+    changes = [row[4] for row in rows]
     labels = [row[1] for row in rows]
     assert "Server errors (5xx), shop" in labels
     for label in labels:
@@ -640,8 +642,6 @@ def test_a_refused_query_becomes_a_note_and_an_unreachable_prometheus_an_error(b
     class Refusing(PrometheusClient):
         def query(self, expr: str, at: int) -> list[dict[str, Any]]:
             if "business_orders_total" in expr:
-                from exporter.dashboards.render.data import QueryError  # noqa: PLC0415
-
                 raise QueryError("query timed out in expression evaluation")
             return super().query(expr, at)
 
@@ -652,3 +652,83 @@ def test_a_refused_query_becomes_a_note_and_an_unreachable_prometheus_an_error(b
     assert figures_of(report)["orders"].value is None
     with PrometheusClient(f"http://127.0.0.1:{free_port()}") as nowhere, pytest.raises(PrometheusUnreachable):
         build_report("day", ReportInputs(nowhere, None, SERVICES, PARIS), ENDS["day"])
+
+
+# ------------------------------------------------------------------------------------- the demo's history
+
+
+@dataclass
+class Demo:
+    grid: backfill.Grid
+    families: dict[str, backfill.Family]
+    report: Report
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """Three weeks of the demo shop (exporter/demo), backfilled as Pulse would have exported them, and the
+    weekly report of the last whole week (UTC)."""
+    directory = tmp_path_factory.mktemp("demo")
+    db = directory / "demo.db"
+    args = ["--url", f"sqlite:///{db}", "--backfill", "22d", "--sessions-per-day", "400", "--seed", "5"]
+    assert generator.main(args) == 0
+    end = int(time.time()) - backfill.END_MARGIN
+    end -= end % STEP
+    out = directory / "history.om"
+    iso = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert backfill.main(["--db", str(db), "--out", str(out), "--step", "5m", "--end", iso]) == 0
+    connection = sqlite3.connect(db)
+    try:
+        span = backfill.history_span(connection)
+        assert span is not None
+        grid = backfill.Grid(span[0] - span[0] % STEP, STEP, (end - (span[0] - span[0] % STEP)) // STEP + 1)
+        families = {f.name: f for f in backfill.compute(backfill.read_history(connection), grid)}
+    finally:
+        connection.close()
+    create_blocks(out, directory / "data", max_block_duration="1000h")
+    config = "global:\n  scrape_interval: 15s\nscrape_configs: []\n"
+    with (
+        running_prometheus(directory, config, data_dir=directory / "data", retention="400d") as server,
+        PrometheusClient(server.url) as client,
+    ):
+        report = build_report("week", ReportInputs(client, None, {}, "UTC"), datetime.fromtimestamp(end, UTC))
+    return Demo(grid, families, report)
+
+
+def demo_value(demo: Demo, name: str, instant: float, keep: Callable[[dict[str, str]], bool]) -> float:
+    """The backfill's own value of the family (summed over the series kept) at the last grid instant before
+    `instant`; 0 before the history."""
+    index = math.ceil((instant - demo.grid.start) / STEP) - 1
+    if index < 0:
+        return 0.0
+    return sum(float(values[index] or 0) for labels, values in demo.families[name].series.items() if keep(dict(labels)))
+
+
+def test_the_weekly_report_of_the_demo_shop(demo: Demo) -> None:
+    found = figures_of(demo.report)
+    for window, attribute in ((demo.report.window, "value"), (demo.report.previous, "previous")):
+        assert window is not None
+
+        def increase(name: str, keep: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
+            return demo_value(demo, name, window.end, keep) - demo_value(demo, name, window.start, keep)  # noqa: B023
+
+        orders, sessions = increase("business_orders_total"), increase("business_sessions_total")
+        assert orders > 0
+        wanted = {
+            "orders": orders,
+            "sessions": sessions,
+            "conversion": orders / sessions,
+            "refunds": increase("business_refunds_total"),
+            "payment_failures": increase("business_payment_attempts_total", matching(status="failed")),
+            **{
+                f"gmv_{currency}": increase("business_gmv_total", matching(currency=currency))
+                for currency in ("EUR", "USD")
+                if f"gmv_{currency}" in found
+            },
+        }
+        for key, value in wanted.items():
+            actual = getattr(found[key], attribute)
+            assert close(actual, value), f"demo {attribute} of {key}: {actual!r}, expected {value!r}"
+    charts = {chart.panel: chart.has_data for s in demo.report.sections for chart in s.charts}
+    assert charts["Orders per hour"]
+    assert charts["Daily active users"]

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from exporter.config.platform import ServiceConfig
 from exporter.dashboards.render.data import PrometheusClient
-from exporter.incidents.journal import Journal
+from exporter.incidents.journal import Journal, JournalError
 from exporter.reports.config import Period
 from exporter.reports.model import Report, ReportWindow, Section
 
@@ -92,8 +92,7 @@ def build_report(period: Period, inputs: ReportInputs, end: datetime | None = No
     """The report of the last whole period before `end` (default now): its sections in order, each said
     to `inputs.progress` before it is built. PrometheusUnreachable propagates (nothing can be built); a
     query Prometheus refuses, or one that finds nothing, becomes a note of its section."""
-    from exporter.incidents.journal import JournalError  # noqa: PLC0415
-    from exporter.reports.sections import SECTIONS, Context  # noqa: PLC0415 (sections import this module)
+    from exporter.reports.sections import SECTIONS, Context  # noqa: PLC0415 (only when a report is built)
 
     window, previous = period_windows(period, end, inputs.timezone)
     context = Context(inputs, period, window, previous)

@@ -16,19 +16,34 @@ no sample, so a month is exactly the sum of its days.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from exporter.dashboards.render.data import QueryError
+from exporter.config.platform import ServiceConfig
+from exporter.dashboards.render.data import PrometheusClient, QueryError
+from exporter.incidents.journal import Journal
 from exporter.incidents.model import Incident, Maintenance
 from exporter.reports.config import Period
 from exporter.reports.model import Chart, Figure, ReportWindow, Section
 
-if TYPE_CHECKING:
-    from exporter.reports.build import ReportInputs
+
+class Inputs(Protocol):
+    """What a section reads of build.ReportInputs (a protocol: build.py imports the sections)."""
+
+    @property
+    def prometheus(self) -> PrometheusClient: ...
+    @property
+    def journal(self) -> Journal | None: ...
+    @property
+    def services(self) -> Mapping[str, ServiceConfig]: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def progress(self) -> Callable[[str], None]: ...
+
 
 Labels = dict[str, str]
 STEP_LOOKBACK = "1d"  # how far before a period a counter's last sample may be (an exporter down for hours)
@@ -92,7 +107,7 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 class Context:
     """One report's inputs; sections read it and add notes (queries that failed) to it."""
 
-    inputs: ReportInputs
+    inputs: Inputs
     period: Period
     window: ReportWindow
     previous: ReportWindow

@@ -3,6 +3,7 @@ goes furthest in the bad direction (Figure.better), largest first."""
 
 from __future__ import annotations
 
+from exporter.dashboards.render.units import format_value
 from exporter.reports.model import Column, Figure, Section, Table
 from exporter.reports.sections.context import Context, SectionSpec
 
@@ -18,6 +19,11 @@ def badness(figure: Figure) -> float | None:
     return change if figure.better == "lower" else -change
 
 
+def shown(value: float | None, unit: str) -> str:
+    """The value as its figure's unit shows it: the rows mix units, so the cells are text."""
+    return "no data" if value is None else format_value(value, unit)
+
+
 def build(ctx: Context) -> Section:
     worse = [
         (section.title, figure, bad)
@@ -27,13 +33,12 @@ def build(ctx: Context) -> Section:
     ]
     worse.sort(key=lambda item: -item[2])
     rows = tuple(
-        (title, figure.label, figure.previous, figure.value, figure.unit, figure.change)
+        (title, figure.label, shown(figure.previous, figure.unit), shown(figure.value, figure.unit), figure.change)
         for title, figure, _ in worse[:TOP]
     )
     table = Table(
         "Figures that got worse against the previous period",
-        (Column("Section"), Column("Figure"), Column("Previous", "figure"), Column("Now", "figure"), Column("Unit"),
-         Column("Change", "percentunit")),
+        (Column("Section"), Column("Figure"), Column("Previous"), Column("Now"), Column("Change", "percentunit")),
         rows,
     )  # fmt: skip
     notes = () if rows else ("No figure got worse against the previous period.",)

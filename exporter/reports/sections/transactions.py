@@ -86,7 +86,9 @@ def build(ctx: Context) -> Section:
               tuple(sorted(((p, c, v) for (p, c), v in revenue.items() if p != "other"),
                            key=lambda row: (-row[2], row[0]))[:TOP])),
     ]  # fmt: skip
-    notes = [] if top else ["No data for top products (business_product_orders)."]
+    notes = [] if top else ["No data for top products by orders (business_product_orders)."]
+    if not revenue:
+        notes.append("No data for top products by revenue (business_product_revenue).")
     if not gmv[ctx.window]:
         notes.append("No data for GMV (business_gmv_total).")
     charts = (

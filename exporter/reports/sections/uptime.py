@@ -116,7 +116,7 @@ def slo_budgets(ctx: Context) -> tuple[list[Figure], Table]:
     for key in sorted(now):
         sloth_id, service, slo = key
         objective_text = objectives.get(sloth_id, "")
-        objective = float(objective_text) / 100 if objective_text.replace(".", "", 1).isdigit() else None
+        objective = round(float(objective_text) / 100, 12) if objective_text.replace(".", "", 1).isdigit() else None
         figures.append(
             Figure(f"slo_budget_{sloth_id}", f"Error budget left, {service} {slo}", now[key], "percentunit",
                    before.get(key), "higher", 0.0)
