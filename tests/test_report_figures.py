@@ -30,6 +30,7 @@ from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import AlertNotice
 from exporter.reports.build import ReportInputs, build_report, period_windows
 from exporter.reports.model import Figure, Report, ReportWindow, Section
+from exporter.reports.sections.context import counter_increase
 from tests.helpers import free_port
 from tests.prometheus_server import PrometheusServer, create_blocks, running_prometheus
 
@@ -70,6 +71,10 @@ API_OUTAGES = (
 )
 MAINTENANCE = (utc(2026, 10, 25, 1), utc(2026, 10, 25, 2))  # shop: down throughout, taken out of its SLA
 IN_MAINTENANCE = between(*MAINTENANCE)
+# A counter restarts from 0: at the first sample of Sunday 25 October (Paris), and on Wednesday 21st; the
+# reports' counters fall back to increase() for it then (close, not exact).
+RESTARTS = (utc(2026, 10, 24, 22), utc(2026, 10, 21, 12))
+RESTARTED = 'test_restarted_total{instance="restarted:9184"}'
 BURST = between(utc(2026, 10, 25, 10), utc(2026, 10, 25, 10, 30))  # shop's 5xx and slow responses
 
 
@@ -86,12 +91,20 @@ class History:
     def gauge(self, name: str, labels: dict[str, str], value: Callable[[int, int], float]) -> None:
         self.series.setdefault(name, []).append((labels, [value(k, t) for k, t in enumerate(TIMES)]))
 
-    def counter(self, name: str, labels: dict[str, str], increment: Callable[[int, int], float]) -> None:
+    def counter(
+        self,
+        name: str,
+        labels: dict[str, str],
+        increment: Callable[[int, int], float],
+        restarts: tuple[float, ...] = (),
+    ) -> None:
+        """A counter made of its increments; at a restart it begins again from 0 (its first sample then is
+        that step's increment)."""
         steps = [float(increment(k, t)) for k, t in enumerate(TIMES)]
         self.increments[(name, tuple(sorted(labels.items())))] = steps
         total, values = 0.0, []
-        for step in steps:
-            total += step
+        for t, step in zip(TIMES, steps, strict=True):
+            total = step if t in restarts else total + step
             values.append(total)
         self.series.setdefault(name, []).append((labels, values))
 
@@ -208,6 +221,7 @@ def history() -> History:
         {**market, "status": "failed", "method": "card"},
         lambda k, t: (k % 6 == 0) + (5 if BURST(t) else 0),
     )
+    h.counter("test_restarted_total", {**market, "instance": "restarted:9184"}, lambda k, t: 3, RESTARTS)
     h.gauge("business_daily_active_users", market, lambda k, t: 500 + (k // 288) % 9 + k % 5)
     h.gauge("business_weekly_active_users", market, lambda k, t: 2000 + k // 288)
     h.gauge("business_monthly_active_users", market, lambda k, t: 6000 + k // 100)
@@ -536,6 +550,23 @@ def test_every_figure_is_what_the_history_holds(built: Reports, period: str) -> 
             assert key in found, f"{period}: no figure {key}"
             actual = getattr(found[key], attribute)
             assert close(actual, value), f"{period} {attribute} of {key}: {actual!r}, expected {value!r}"
+
+
+def test_a_counter_that_restarted_is_counted_from_zero_again(built: Reports) -> None:
+    restarted = matching(instance="restarted:9184")
+    with PrometheusClient(built.prometheus.url) as client:
+        for period in ("day", "week", "month"):
+            window = built.reports[period].window
+            total = built.history.increase("test_restarted_total", window, restarted)
+            expr = f"sum({counter_increase(RESTARTED, window.start, window.end)})"
+            [found] = client.query(expr, int(window.end))
+            # increase() extrapolates to the edges: within a sample interval's worth.
+            assert float(found["value"][1]) == pytest.approx(total, rel=STEP / window.seconds * 1.01), period
+        # A day without a restart in it or the day before: exact again.
+        day = ReportWindow(utc(2026, 10, 19, 22), utc(2026, 10, 20, 22), "Tuesday 20 October 2026")
+        expr = f"sum({counter_increase(RESTARTED, day.start, day.end)})"
+        [found] = client.query(expr, int(day.end))
+        assert float(found["value"][1]) == built.history.increase("test_restarted_total", day, restarted)
 
 
 def test_the_maintenance_window_is_taken_out_of_the_sla(built: Reports) -> None:

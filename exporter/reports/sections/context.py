@@ -46,7 +46,7 @@ class Inputs(Protocol):
 
 
 Labels = dict[str, str]
-STEP_LOOKBACK = "1d"  # how far before a period a counter's last sample may be (an exporter down for hours)
+LOOKBACK = 86400  # seconds: how far before a period its last sample may be (an exporter down for hours)
 
 
 def at(end: float) -> str:
@@ -71,19 +71,22 @@ def over(function: str, selector: str, start: float, end: float) -> str:
 
 def last_before(selector: str, instant: float) -> str:
     """Each series' last sample before `instant` (within a day): a gauge's or a counter's value then."""
-    return f"last_over_time({selector}[{STEP_LOOKBACK}] {at(instant)})"
+    return f"last_over_time({selector}[{LOOKBACK}s] {at(instant)})"
 
 
 def counter_increase(selector: str, start: float, end: float) -> str:
     """Each counter's exact increase over [start, end), name dropped.
 
     Its last sample in the period minus its last sample before the period: exact, with no extrapolation.
-    A series born inside the period counts from zero. A series that reset inside the period falls back
-    to increase(), which adds what came before each reset (and extrapolates to the period's edges)."""
+    A series born inside the period counts from zero. A series that reset in the period, or in the day
+    before it (between its last sample before the period and its first in it), falls back to increase()
+    over the period, which adds what came before each reset and extrapolates to the period's edges:
+    close, not exact."""
     samples = in_period(selector, start, end)
     last = f"last_over_time({samples})"
     before = last_before(selector, start)
-    return f"(({last} - {before} unless resets({samples}) > 0) or ({last} unless {before}) or increase({samples}))"
+    reset = f"resets({in_period(selector, start - LOOKBACK, end)}) > 0"
+    return f"(({last} - {before} unless {reset}) or ({last} unless {before}) or increase({samples}))"
 
 
 def label_value(text: str) -> str:
