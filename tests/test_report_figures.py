@@ -600,6 +600,17 @@ def test_incidents_mttr_open_and_recurring(built: Reports) -> None:
     assert all(s.key != "recurring" for s in built.reports["day"].sections)
 
 
+def test_filesystems_against_a_month_before(built: Reports) -> None:
+    for period in ("day", "week", "month"):
+        report = built.reports[period]
+        [row] = section(report, "capacity").tables[0].rows
+        end = datetime.fromtimestamp(report.window.end, ZoneInfo(PARIS))
+        month_before = end.replace(month=end.month - 1).timestamp()  # 26 September or 1 October, midnight
+        assert row[:3] == ("db-host:9184", "/", figures_of(report)["disk_used_max"].value)
+        assert close(row[3], 1 - built.history.at("node_filesystem_avail_bytes", month_before) / 100e9)  # type: ignore[arg-type]
+        assert close(row[4], 2e5 * report.window.seconds / STEP)  # type: ignore[arg-type]
+
+
 def test_top_products_add_up_the_days(built: Reports) -> None:
     for period in ("day", "week"):
         report = built.reports[period]

@@ -1,6 +1,8 @@
 """Capacity: disks (space used, its growth over the period, time until full at the period's trend) and
 the peaks of CPU and memory.
 
+- Used a month before: at the same local time a calendar month before the period's end (growth against
+  last month, whatever the period).
 - Disk growth: the free space (node_filesystem_avail_bytes) before the period minus at its end.
 - Time until full: the free space at the end divided by the rate it shrank over the whole period
   (deriv(), a least-squares slope over the period's samples): a trend over the period, not the last 6 h
@@ -23,14 +25,20 @@ KEYS = ("instance", "mountpoint")
 PULSE = '{job="pulse"}'
 
 
+def used_at(instant: float) -> str:
+    return f"max by (instance, mountpoint) (1 - {last_before(FILESYSTEMS, instant)} / {last_before(SIZES, instant)})"
+
+
 def disks(ctx: Context, window: ReportWindow) -> dict[tuple[str, ...], dict[str, float]]:
-    """{(instance, mountpoint): {"used": ratio, "growth": bytes, "until_full": s}} over the window."""
+    """{(instance, mountpoint): {"used": ratio, "used_month_before": ratio, "growth": bytes, "until_full": s}}
+    over the window."""
     avail_end = last_before(FILESYSTEMS, window.end)
     avail_start = last_before(FILESYSTEMS, window.start)
     shrinking = in_period(FILESYSTEMS, window.start, window.end)
     found: dict[tuple[str, ...], dict[str, float]] = {}
     queries = {
-        "used": f"max by (instance, mountpoint) (1 - {avail_end} / {last_before(SIZES, window.end)})",
+        "used": used_at(window.end),
+        "used_month_before": used_at(ctx.month_before(window.end)),
         "growth": f"max by (instance, mountpoint) ({avail_start} - {avail_end})",
         "until_full": f"min by (instance, mountpoint) ({avail_end} / -(deriv({shrinking}) < 0))",
     }
@@ -61,13 +69,14 @@ def build(ctx: Context) -> Section:
         figures.append(Figure("disk_time_to_full", "Shortest time until a filesystem is full", min(full), "s",
                               min(full_before, default=None), "higher"))  # fmt: skip
     rows = tuple(
-        (instance, mountpoint, d.get("used"), d.get("growth"), before.get((instance, mountpoint), {}).get("growth"),
-         d.get("until_full", "not filling"))
+        (instance, mountpoint, d.get("used"), d.get("used_month_before"), d.get("growth"),
+         before.get((instance, mountpoint), {}).get("growth"), d.get("until_full", "not filling"))
         for (instance, mountpoint), d in sorted(now.items())
     )  # fmt: skip
-    table = Table("Filesystems", (Column("Instance"), Column("Mountpoint"), Column("Used", "percentunit"),
-                  Column("Growth", "bytes"), Column("Growth, previous period", "bytes"),
-                  Column("Time until full", "s")), rows)  # fmt: skip
+    columns = (Column("Instance"), Column("Mountpoint"), Column("Used", "percentunit"),
+               Column("Used a month before", "percentunit"), Column("Growth", "bytes"),
+               Column("Growth, previous period", "bytes"), Column("Time until full", "s"))  # fmt: skip
+    table = Table("Filesystems", columns, rows)
     notes = () if rows else ("No data for filesystems (node_filesystem_avail_bytes).",)
     charts = (ctx.chart("system", "Space used per mountpoint"), ctx.chart("system", "Memory"))
     return Section("capacity", "Capacity", tuple(figures), (table,), charts, notes)

@@ -15,6 +15,7 @@ no sample, so a month is exactly the sum of its days.
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,13 @@ class Context:
 
     def local(self, timestamp: float) -> datetime:
         return datetime.fromtimestamp(timestamp, self.tz)
+
+    def month_before(self, instant: float) -> float:
+        """The same local time a calendar month earlier (the month's last day when it is shorter)."""
+        local = self.local(instant)
+        year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+        day = min(local.day, calendar.monthrange(year, month)[1])
+        return local.replace(year=year, month=month, day=day).timestamp()
 
     def day_ends(self, window: ReportWindow) -> list[float]:
         """The local midnights that end each day of the window (its end included), DST-correct."""
