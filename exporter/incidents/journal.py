@@ -362,6 +362,32 @@ class Journal:
             ).mappings()
             return [Maintenance(**row) for row in rows]
 
+    def end_maintenance(self, maintenance_id: int, at: float) -> Maintenance:
+        """Cancel a window at `at`: one in progress ends then, one to come ends as it starts (zero length:
+        it takes nothing out of any figure), one already over is left as it was."""
+        with self._run("end a maintenance window"), self._transaction() as connection:
+            result = connection.execute(
+                sqlalchemy.text(
+                    "UPDATE pulse_maintenance SET ends_at = CASE WHEN ends_at <= :at THEN ends_at "
+                    "WHEN starts_at >= :at THEN starts_at ELSE :at END WHERE id = :id"
+                ),
+                {"id": maintenance_id, "at": at},
+            )
+            if not result.rowcount:
+                raise JournalError(f"no maintenance window {maintenance_id} in {self.where}")
+            row = (
+                connection.execute(
+                    sqlalchemy.text(
+                        "SELECT id, service, starts_at, ends_at, comment, created_by, silence_id "
+                        "FROM pulse_maintenance WHERE id = :id"
+                    ),
+                    {"id": maintenance_id},
+                )
+                .mappings()
+                .one()
+            )
+        return Maintenance(**row)
+
 
 class _Guard:
     """Turns a database error inside its block into a JournalError naming the database and the action."""
