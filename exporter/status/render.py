@@ -212,7 +212,7 @@ def _percent(ratio: float) -> str:
     if ratio >= 1:
         return "100%"
     hundredths = math.floor(round(ratio * 10000, 6)) / 100  # round first: 0.9972 is 99.72, not 99.71
-    return f"{hundredths:.2f}%".replace(".00%", "%")
+    return f"{hundredths:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def _date(start: int) -> str:
