@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +81,18 @@ HOSTILE_ANNOTATIONS = {
 class History:
     now: float
     samples: dict[tuple[str, str], list[tuple[float, float]]]  # (service, instance) -> [(time, value)]
+    by_day: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
 
     def day_figures(self, service: str, day_start: int) -> tuple[float, int]:
         """Successful samples and samples of `service` in the day starting at `day_start` (UTC): what
         Prometheus' sum_over_time and count_over_time over [1d] at the day's end add up (no sample falls
         on a midnight, which both days would count)."""
-        up, count = 0.0, 0
-        for (name, _), points in self.samples.items():
-            if name == service:
-                day = [value for t, value in points if day_start <= t <= day_start + DAY]
-                up, count = up + sum(day), count + len(day)
-        return up, count
+        if not self.by_day:
+            for (name, _), points in self.samples.items():
+                for t, value in points:
+                    up, count = self.by_day.get((name, int(t) - int(t) % DAY), (0.0, 0))
+                    self.by_day[(name, int(t) - int(t) % DAY)] = (up + value, count + 1)
+        return self.by_day.get((service, day_start), (0.0, 0))
 
 
 def value_at(service: str, instance: str, t: float, now: float, today: int) -> float | None:
