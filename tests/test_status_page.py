@@ -17,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,8 +39,9 @@ from exporter.incidents.model import AlertNotice
 from exporter.registry import PulseConfig
 from exporter.web.routes import Routes
 from exporter.web.server import Request
-from tests.helpers import RunningExporter, exporter_command, free_port, require_binary, wait_until
+from tests.helpers import RunningExporter, free_port, require_binary
 from tests.prometheus_server import PrometheusServer, create_blocks, start_prometheus
+from tests.pulse_process import launch, stop, wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -204,43 +204,6 @@ class Served:
     directory: Path
     journal: Path
     prometheus: PrometheusServer
-
-
-def launch(directory: Path, config: str, web_config: dict[str, Any] | None) -> RunningExporter:
-    """A pulse-exporter process in `directory`, started (wait for it with `wait_healthy`, end it with `stop`)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config_path = directory / "pulse.yml"
-    config_path.write_text(config)
-    port = free_port()
-    command = [*exporter_command(), f"--web.listen-address=127.0.0.1:{port}", f"--config.file={config_path}"]
-    if web_config is not None:
-        (directory / "web.yml").write_text(yaml.safe_dump(web_config))
-        command.append(f"--web.config.file={directory / 'web.yml'}")
-    log_path = directory / "exporter.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=directory)
-    return RunningExporter(process, port, log_path=log_path)
-
-
-def wait_healthy(running: RunningExporter) -> RunningExporter:
-    def healthy() -> bool:
-        running.assert_running()
-        try:
-            return running.get("/-/healthy").status_code in (200, 401)
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, 30, lambda: f"pulse-exporter not healthy:\n{running.logs()}", interval=0.05)
-    return running
-
-
-def stop(running: RunningExporter) -> None:
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGTERM)
-        try:
-            running.process.wait(10)
-        except subprocess.TimeoutExpired:
-            running.process.kill()
 
 
 WEB_CONFIG = {"basic_auth_users": {"admin": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}}

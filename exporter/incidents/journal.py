@@ -21,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -362,31 +363,32 @@ class Journal:
             ).mappings()
             return [Maintenance(**row) for row in rows]
 
-    def end_maintenance(self, maintenance_id: int, at: float) -> Maintenance:
-        """Cancel a window at `at`: one in progress ends then, one to come ends as it starts (zero length:
-        it takes nothing out of any figure), one already over is left as it was."""
-        with self._run("end a maintenance window"), self._transaction() as connection:
-            result = connection.execute(
-                sqlalchemy.text(
-                    "UPDATE pulse_maintenance SET ends_at = CASE WHEN ends_at <= :at THEN ends_at "
-                    "WHEN starts_at >= :at THEN starts_at ELSE :at END WHERE id = :id"
-                ),
-                {"id": maintenance_id, "at": at},
-            )
-            if not result.rowcount:
-                raise JournalError(f"no maintenance window {maintenance_id} in {self.where}")
+    def cancel_maintenance(self, maintenance_id: int, at: float) -> Maintenance | None:
+        """Cancel a window at `at`: one in progress ends then (returned as it now is); one that has not
+        begun is deleted (None): it never happened, and takes nothing out of any figure; one already over
+        is left as it was (returned)."""
+        columns = "id, service, starts_at, ends_at, comment, created_by, silence_id"
+        with self._run("cancel a maintenance window"), self._transaction() as connection:
             row = (
                 connection.execute(
-                    sqlalchemy.text(
-                        "SELECT id, service, starts_at, ends_at, comment, created_by, silence_id "
-                        "FROM pulse_maintenance WHERE id = :id"
-                    ),
-                    {"id": maintenance_id},
+                    sqlalchemy.text(f"SELECT {columns} FROM pulse_maintenance WHERE id = :id"), {"id": maintenance_id}
                 )
                 .mappings()
-                .one()
+                .one_or_none()
             )
-        return Maintenance(**row)
+            if row is None:
+                raise JournalError(f"no maintenance window {maintenance_id} in {self.where}")
+            window = Maintenance(**row)
+            if window.starts_at >= at:
+                connection.execute(sqlalchemy.text("DELETE FROM pulse_maintenance WHERE id = :id"), {"id": window.id})
+                return None
+            if window.ends_at > at:
+                connection.execute(
+                    sqlalchemy.text("UPDATE pulse_maintenance SET ends_at = :at WHERE id = :id"),
+                    {"id": window.id, "at": at},
+                )
+                return replace(window, ends_at=at)
+            return window
 
 
 class _Guard:

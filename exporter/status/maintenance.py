@@ -7,7 +7,7 @@ page shows it, the reports take it out of the SLA figures.
     pulse-exporter maintenance add --service shop --start 2026-12-08T02:00 --duration 1h \\
         --comment "Database upgrade" [--by NAME] [--config.file pulse.yml]
     pulse-exporter maintenance list [--json] [--all]
-    pulse-exporter maintenance cancel ID
+    pulse-exporter maintenance cancel ID    # ends a window in progress now; removes one that has not begun
 
 Times are ISO 8601 with an offset (2026-12-08T02:00+01:00, ...Z), or without one in the config's
 `reports.timezone`; `now` starts a window at once. The silence is made first: when Alertmanager cannot
@@ -297,12 +297,14 @@ def cancel(config: PlatformConfig, config_name: str, args: argparse.Namespace, n
                     note = f" (Alertmanager no longer had silence {window.silence_id})"
             finally:
                 alertmanager.close()
-        ended = journal.end_maintenance(window.id, now)
+        ended = journal.cancel_maintenance(window.id, now)
     except JournalError as err:
         raise MaintenanceError(str(err)) from None
     finally:
         journal.close()
-    return f"cancelled {describe(ended, zone)}{note}"
+    if ended is None:
+        return f"cancelled {describe(window, zone)}: it had not begun, removed from the journal{note}"
+    return f"cancelled {describe(ended, zone)}: ended now{note}"
 
 
 def _user() -> str:
