@@ -93,9 +93,9 @@ class StatusPage:
 
     @property
     def overall(self) -> State:
-        """The headline: the worst state of any service (maintenance ranks below trouble)."""
+        """The headline: the worst state of any service; maintenance, being planned, ranks last."""
         states = {service.state for service in self.services}
-        worst_first: tuple[State, ...] = ("down", "degraded", "maintenance", "unknown")
+        worst_first: tuple[State, ...] = ("down", "degraded", "unknown", "maintenance")
         return next((state for state in worst_first if state in states), "operational")
 
     def in_progress(self, window: PublicMaintenance) -> bool:
@@ -343,7 +343,7 @@ def _state(ratio: float) -> State:
 def _asked(question: Callable[[], T], what: str) -> T | None:
     try:
         return question()
-    except PrometheusUnavailable as err:
+    except (PrometheusUnavailable, KeyError, IndexError, TypeError, ValueError) as err:  # or an odd answer
         log.warning("status page: cannot ask Prometheus", extra={"what": what, "err": str(err)})
         return None
 

@@ -62,6 +62,7 @@ table{border-collapse:collapse;margin:.4rem 0 0}
 th,td{text-align:left;padding:.15rem 1.2rem .15rem 0;border-bottom:1px solid #d8dee4}
 .sev{display:inline-block;padding:0 .5rem;border-radius:1rem;font-size:.85rem;font-weight:600;color:#fff}
 .sev-critical{background:#cf222e}.sev-warning{background:#9a6700}.sev-maintenance{background:#0969da}
+.sev-planned{background:#fff;color:#0969da;box-shadow:inset 0 0 0 1px #0969da}
 .when{color:#57606a;font-size:.95rem}
 .comment{margin:.3rem 0 0}
 .legend{display:flex;flex-wrap:wrap;gap:.3rem 1rem;font-size:.85rem;color:#57606a;margin:.2rem 0 0;padding:0}
@@ -138,7 +139,11 @@ def _maintenance(page: StatusPage, zone: ZoneInfo) -> str:
 
 
 def _window(window: PublicMaintenance, page: StatusPage, zone: ZoneInfo) -> str:
-    badge = '<span class="sev sev-maintenance">In progress</span>' if page.in_progress(window) else ""
+    if page.in_progress(window):
+        badge = '<span class="sev sev-maintenance">In progress</span>'
+    else:
+        badge = '<span class="sev sev-planned">Planned</span>'
+
     return (
         f'<li class="card"><div class="head"><h3>{escape(window.service)}</h3>{badge}</div>'
         f'<p class="when comment">{escape(_span(window.starts_at, window.ends_at, zone))}</p>'
@@ -164,7 +169,7 @@ def _service(service: ServiceStatus, page: StatusPage) -> str:
         summary = f"No uptime data for the last {page.days} days."
         figure = "no data"
     else:
-        figure = f"{_percent(service.uptime)} uptime"
+        figure = f"{_percent(service.uptime)} uptime ({page.days} days)"  # also under the 30 bars of a phone
         summary = (
             f"Uptime {_percent(service.uptime)} over the last {page.days} days; "
             f"{len(short_of_full)} of {len(measured)} days with data below 100%."
