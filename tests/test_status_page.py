@@ -171,7 +171,8 @@ def fill_journal(path: Path, now: float) -> None:
         journal.acknowledge(ids[1], "alice", now - 3000)
         journal.add_maintenance("search", now - 600, now + 3000, comment="Reindexing the catalogue",
                                 created_by="bob", silence_id="s-1")  # fmt: skip
-        journal.add_maintenance("shop", now + 86400, now + 86400 + 3600, comment="Database upgrade: orders & payments paused <5 min",
+        journal.add_maintenance("shop", now + 86400, now + 86400 + 3600,
+                                comment="Database upgrade: orders & payments paused <5 min",
                                 created_by="carol", silence_id="s-2")  # fmt: skip
         journal.add_maintenance("internal", now + 3600, now + 7200, comment="Hidden admin work Xyzzy",
                                 created_by="dave", silence_id="s-3")  # fmt: skip

@@ -360,17 +360,19 @@ class Answers:
 
 class StatusAnswers:
     """The last page built, reused for `max_age` seconds; one build at a time: visitors who arrive while
-    it runs wait for it and share it. A reload that changes the config builds afresh."""
+    it runs wait for it and share it. `key` holds what the page was built from (the config, the journal):
+    when one of them is another object (a reload, the journal opening) the page is built afresh."""
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
-        self._built: tuple[object, float, Answers] | None = None
+        self._built: tuple[tuple[object, ...], float, Answers] | None = None
 
-    async def get(self, key: object, max_age: float, build: Callable[[], Awaitable[Answers]]) -> Answers:
+    async def get(self, key: tuple[object, ...], max_age: float, build: Callable[[], Awaitable[Answers]]) -> Answers:
         async with self._lock:
             if self._built is not None:
                 built_key, built_at, answers = self._built
-                if built_key is key and time.monotonic() - built_at < max_age:
+                same = len(key) == len(built_key) and all(a is b for a, b in zip(key, built_key, strict=True))
+                if same and time.monotonic() - built_at < max_age:
                     return answers
             answers = await build()
             self._built = (key, time.monotonic(), answers)

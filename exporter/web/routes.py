@@ -96,12 +96,12 @@ class Routes:
         if not config.status.enabled:
             return Response(404, b"Not found\n")
 
-        async def build() -> Answers:
-            journal = incidents_journal(self.exporter.collectors)
-            page = await asyncio.to_thread(build_status, config, journal)
-            return answers_for(page, render_html)
+        journal = incidents_journal(self.exporter.collectors)
 
-        answers = await self._status.get(config, config.status.cache_for, build)
+        async def build() -> Answers:
+            return answers_for(await asyncio.to_thread(build_status, config, journal), render_html)
+
+        answers = await self._status.get((config, journal), config.status.cache_for, build)
         max_age = int(config.status.cache_for)
         headers = [("Cache-Control", f"{'public' if config.status.public else 'private'}, max-age={max_age}")]
         headers.append(("Content-Security-Policy", STATUS_POLICY))
