@@ -39,6 +39,7 @@ from exporter.incidents.model import AlertNotice
 from exporter.registry import PulseConfig
 from exporter.web.routes import Routes
 from exporter.web.server import Request
+from tests.alertmanager_server import HttpCapture
 from tests.helpers import RunningExporter, free_port, require_binary
 from tests.prometheus_server import PrometheusServer, create_blocks, start_prometheus
 from tests.pulse_process import launch, stop, wait_healthy
@@ -437,6 +438,19 @@ def test_a_disabled_status_page_is_not_found(served: Served) -> None:
     for path in ("/status", "/status.json"):
         response = asyncio.run(routes(Request("GET", path, {}, {}, b"", "127.0.0.1")))
         assert response.status == 404, path
+
+
+def test_something_that_is_not_prometheus_is_unknown_too(served: Served) -> None:
+    """prometheus.url answering 200 with something else (a proxy's page): states unknown, no 500."""
+    with HttpCapture() as impostor:
+        config = load_model(PulseConfig, "pulse.yml", pulse_config(impostor.url, served.journal, public=True))
+        routes = Routes(Exporter(None, None, LoadedConfig(config, WebConfig(), None)))
+        response = asyncio.run(routes(Request("GET", "/status.json", {}, {}, b"", "127.0.0.1")))
+        assert impostor.deliveries(), "it was asked"
+    assert response.status == 200
+    page = json.loads(response.body)
+    assert {s["state"] for s in page["services"]} == {"unknown"}
+    assert page["states_known"] is False
 
 
 def colour_share(picture: Path, colour: str) -> float:

@@ -45,6 +45,8 @@ Severity = Literal["critical", "warning"]
 DAY = 86400
 RECENT = "5m"  # the probes' window behind a current state: as the recording rule service:probe_success:avg_over_time5m
 MAX_MAINTENANCE_SHOWN = 20
+# What reading an answer that is not shaped as Prometheus' API promises raises: still "unknown", not a 500.
+ODD_ANSWER = (AttributeError, KeyError, IndexError, TypeError, ValueError)
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning")  # worst first; other severities are not shown
 
 
@@ -343,7 +345,7 @@ def _state(ratio: float) -> State:
 def _asked(question: Callable[[], T], what: str) -> T | None:
     try:
         return question()
-    except (PrometheusUnavailable, KeyError, IndexError, TypeError, ValueError) as err:  # or an odd answer
+    except (PrometheusUnavailable, *ODD_ANSWER) as err:
         log.warning("status page: cannot ask Prometheus", extra={"what": what, "err": str(err)})
         return None
 
