@@ -4,9 +4,12 @@
       enabled: true
       title: Example Shop status
       public: true      # served without authentication while every other endpoint stays protected
+      days: 90          # the uptime history shown, one bar a day
+      cache_for: 30s    # one build per 30 s, however many visitors
 
 It shows each service of `services:` marked public (its title only), from `prometheus.url`'s probe
 history, with the journal's open incidents and maintenance windows: never labels, hosts or alert text.
+Times are shown in `reports.timezone`. docs/status.md has the whole story.
 """
 
 from __future__ import annotations
