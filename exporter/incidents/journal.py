@@ -21,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,33 @@ class Journal:
                 params,
             ).mappings()
             return [Maintenance(**row) for row in rows]
+
+    def cancel_maintenance(self, maintenance_id: int, at: float) -> Maintenance | None:
+        """Cancel a window at `at`: one in progress ends then (returned as it now is); one that has not
+        begun is deleted (None): it never happened, and takes nothing out of any figure; one already over
+        is left as it was (returned)."""
+        columns = "id, service, starts_at, ends_at, comment, created_by, silence_id"
+        with self._run("cancel a maintenance window"), self._transaction() as connection:
+            row = (
+                connection.execute(
+                    sqlalchemy.text(f"SELECT {columns} FROM pulse_maintenance WHERE id = :id"), {"id": maintenance_id}
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if row is None:
+                raise JournalError(f"no maintenance window {maintenance_id} in {self.where}")
+            window = Maintenance(**row)
+            if window.starts_at >= at:
+                connection.execute(sqlalchemy.text("DELETE FROM pulse_maintenance WHERE id = :id"), {"id": window.id})
+                return None
+            if window.ends_at > at:
+                connection.execute(
+                    sqlalchemy.text("UPDATE pulse_maintenance SET ends_at = :at WHERE id = :id"),
+                    {"id": window.id, "at": at},
+                )
+                return replace(window, ends_at=at)
+            return window
 
 
 class _Guard:

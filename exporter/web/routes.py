@@ -10,10 +10,13 @@
 /sd/probes   the configured probe targets for Prometheus' http_sd_configs (JSON)
 /alertmanager/webhook  POST: Alertmanager's webhook into the incident journal (incidents/webhook.py);
              404 unless `incidents.enabled`; bodies up to 1 MiB (64 KiB elsewhere)
+/status      the platform's status page for its users (exporter/status/), and /status.json; 404 unless
+             `status.enabled`, and the only paths served without auth, when `status.public` is true
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 from exporter.app import Exporter
@@ -22,11 +25,16 @@ from exporter.incidents.collector import incidents_journal
 from exporter.probes.endpoint import Answer, answer_probe, service_discovery
 from exporter.scrape_timeout import HEADER as SCRAPE_TIMEOUT_HEADER
 from exporter.scrape_timeout import InvalidTimeoutHeader, time_budget
+from exporter.status.page import Answers, StatusAnswers, answers_for, build_status
+from exporter.status.render import render_html
 from exporter.web.auth import BasicAuthenticator
 from exporter.web.landing import landing_page
 from exporter.web.server import MAX_BODY_BYTES, Request, Response
 
 GZIP_LEVEL = 1  # scrape bodies are small: the fastest level already shrinks them about 10 times
+STATUS_PATHS = ("/status", "/status.json")
+# The status page loads nothing from anywhere: a browser may refuse everything but its inline style.
+STATUS_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
 class Routes:
@@ -36,6 +44,7 @@ class Routes:
         self._in_flight = 0
         self._web = exporter.web
         self._auth = BasicAuthenticator(self._web.basic_auth_users)
+        self._status = StatusAnswers()
 
     def _authenticator(self) -> BasicAuthenticator:
         """The authenticator for the exporter's web config, rebuilt when a reload brings a new one: users
@@ -51,7 +60,7 @@ class Routes:
         return webhook.MAX_BODY_BYTES if path == webhook.PATH else MAX_BODY_BYTES
 
     async def __call__(self, request: Request) -> Response:
-        if not await self._authenticator().allows(request.headers.get("authorization")):
+        if not self._public(request) and not await self._authenticator().allows(request.headers.get("authorization")):
             response = Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="pulse"')])
         else:
             response = await self._route(request)
@@ -79,9 +88,11 @@ class Routes:
             return _response(service_discovery(self.exporter.config.probes))
         if path == webhook.PATH:
             return await self._webhook(request)
+        if path in STATUS_PATHS and reads:
+            return await self._status_page(path)
         if path == "/" and reads:
             return Response(200, landing_page(self.exporter).encode(), content_type="text/html; charset=utf-8")
-        if path in ("/", "/metrics", "/-/healthy", "/-/ready", "/probe", "/sd/probes"):
+        if path in ("/", "/metrics", "/-/healthy", "/-/ready", "/probe", "/sd/probes", *STATUS_PATHS):
             return Response(405, b"Method not allowed\n", headers=[("Allow", "GET, HEAD")])
         return Response(404, b"Not found\n")
 
@@ -92,6 +103,29 @@ class Routes:
             return Response(405, b"Only POST requests allowed\n", headers=[("Allow", "POST")])
         answer = await webhook.receive(request.body, incidents_journal(self.exporter.collectors))
         return Response(answer.status, answer.message.encode() + b"\n")
+
+    def _public(self, request: Request) -> bool:
+        """Only the status page's two paths, read, and only when the config says so explicitly."""
+        status = self.exporter.config.status
+        return status.enabled and status.public and request.path in STATUS_PATHS and request.method in ("GET", "HEAD")
+
+    async def _status_page(self, path: str) -> Response:
+        config = self.exporter.config
+        if not config.status.enabled:
+            return Response(404, b"Not found\n")
+
+        journal = incidents_journal(self.exporter.collectors)
+
+        async def build() -> Answers:
+            return answers_for(await asyncio.to_thread(build_status, config, journal), render_html)
+
+        answers = await self._status.get((config, journal), config.status.cache_for, build)
+        max_age = int(config.status.cache_for)
+        headers = [("Cache-Control", f"{'public' if config.status.public else 'private'}, max-age={max_age}")]
+        headers.append(("Content-Security-Policy", STATUS_POLICY))
+        if path == "/status.json":
+            return Response(200, answers.json, content_type="application/json", headers=headers)
+        return Response(200, answers.html, content_type="text/html; charset=utf-8", headers=headers)
 
     async def _metrics(self, request: Request) -> Response:
         if self.max_requests > 0 and self._in_flight >= self.max_requests:
