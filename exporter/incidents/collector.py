@@ -53,10 +53,11 @@ class IncidentsCollector(Collector):
         self.journal: Journal | None = None
         self._reader: Engine | None = None
         self._busy = threading.Lock()
-        # The last figures, and SQLite's change counter when they were read: a scrape while nothing was
-        # written since (the usual case) reuses them. The full reading takes a few hundred milliseconds
-        # at 100,000 incidents (benchmarks/incidents_collect.py); this, microseconds.
-        self._last: tuple[int, Figures] | None = None
+        # The last families, and SQLite's change counter when they were read: a scrape while nothing was
+        # written since (the usual case) hands out the same families again (never changed once returned,
+        # so the exposition's memo reuses their text too). The full reading takes a few hundred
+        # milliseconds at 100,000 incidents (benchmarks/incidents_collect.py); this, about a millisecond.
+        self._last: tuple[int, list[Metric]] | None = None
 
     async def start(self, predecessor: Collector | None = None) -> None:
         # Opening creates the database and its tables; a journal that cannot be opened fails the start
@@ -78,9 +79,9 @@ class IncidentsCollector(Collector):
         reader = self._reader
         if reader is None:
             raise RuntimeError("the incident journal is not open")
-        return families(await run_in_daemon_thread(lambda: self._read(reader)))
+        return await run_in_daemon_thread(lambda: self._read(reader))
 
-    def _read(self, reader: Engine) -> Figures:
+    def _read(self, reader: Engine) -> list[Metric]:
         """One query in a worker thread; a second scrape while one is stuck (a locked database) fails at
         once rather than queueing threads."""
         if not self._busy.acquire(blocking=False):
@@ -90,9 +91,9 @@ class IncidentsCollector(Collector):
                 version = change_counter(connection)
                 if version is not None and self._last is not None and self._last[0] == version:
                     return self._last[1]
-                figures = read_figures(connection)
-            self._last = None if version is None else (version, figures)
-            return figures
+                fresh = families(read_figures(connection))
+            self._last = None if version is None else (version, fresh)
+            return fresh
         finally:
             self._busy.release()
 
