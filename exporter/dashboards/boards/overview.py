@@ -22,7 +22,9 @@ def _firing(severity: str) -> Query:
     return Query(f'count({FIRING}, severity="{severity}"}}) or vector(0)', severity, instant=True)
 
 
-_OPEN = "sum(pulse_incidents_open"
+# Several Pulse instances may share one journal (PostgreSQL): `max by` the journal's own labels counts each
+# incident once, whichever instances report it.
+_OPEN = "sum(max by (severity, team, service, acknowledged) (pulse_incidents_open"
 
 
 def _mean(time_to: str) -> Query:
@@ -116,8 +118,8 @@ BOARD = Board(
                     "times beside: an open incident has no time to resolve yet.",
                     "none",
                     (
-                        Query(f'{_OPEN}{{acknowledged="false"}}) or vector(0)', "unacknowledged", instant=True),
-                        Query(f'{_OPEN}{{acknowledged="true"}}) or vector(0)', "acknowledged", instant=True),
+                        Query(f'{_OPEN}{{acknowledged="false"}})) or vector(0)', "unacknowledged", instant=True),
+                        Query(f'{_OPEN}{{acknowledged="true"}})) or vector(0)', "acknowledged", instant=True),
                     ),
                     kind="stat",
                     width=6,
@@ -133,8 +135,8 @@ BOARD = Board(
                         # The histogram's count, not pulse_incidents_total: a journal series is born at 0
                         # here (the incident opens first), so increase() sees its first incident too.
                         Query(
-                            "round(sum by (severity) "
-                            "(increase(pulse_incident_time_to_resolve_seconds_count[$__range])))",
+                            "round(sum by (severity) (max by (severity, team) "
+                            "(increase(pulse_incident_time_to_resolve_seconds_count[$__range]))))",
                             "{{severity}}",
                             instant=True,
                         ),
