@@ -225,8 +225,8 @@ def secret_token(path: str) -> str:
 def deliver_locally(config: Config, directory: Path, capture: HttpCapture, mail: SmtpCapture | None = None) -> Config:
     """A copy of `config` whose receivers all deliver to the capture servers, at path "/<receiver name>"
     (webhook, Slack, PagerDuty URLs) or by email through `mail`. The secret files the config names are
-    written under `directory` (Slack's holds the capture URL, token files `secret_token(path)`), and the
-    templates copied there: run Alertmanager in `directory`."""
+    written under `directory` (Slack's holds the capture URL; token and basic-auth password files
+    `secret_token(path)`), and the templates copied there: run Alertmanager in `directory`."""
     config = copy.deepcopy(config)
     secrets: dict[str, str] = {}
     for receiver in config.get("receivers", []):
@@ -241,9 +241,13 @@ def deliver_locally(config: Config, directory: Path, capture: HttpCapture, mail:
         for pagerduty in receiver.get("pagerduty_configs", []):
             pagerduty["url"] = url
         for integration in (c for key, configs in receiver.items() if key.endswith("_configs") for c in configs):
-            credentials = integration.get("http_config", {}).get("authorization", {}).get("credentials_file")
-            if credentials:
-                secrets[credentials] = secret_token(credentials)
+            http_config = integration.get("http_config", {})
+            for credentials in (
+                http_config.get("authorization", {}).get("credentials_file"),
+                http_config.get("basic_auth", {}).get("password_file"),
+            ):
+                if credentials:
+                    secrets[credentials] = secret_token(credentials)
             for key, value in integration.items():
                 if key.endswith("_file") and value not in secrets:
                     secrets[value] = secret_token(value)

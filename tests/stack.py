@@ -7,12 +7,14 @@ alertmanager/alertmanager.yml delivering to local captures.
     with running_stack(tmp_path, options) as stack:
         stack.prometheus.query(...)
 
-What the configs change, and only that: Pulse's database, access log, textfile directory and probe
-targets point at this run's (its KPIs refreshed every second); prometheus.yml's two addresses are this
-run's Pulse and Alertmanager, and it scrapes and evaluates every second; Alertmanager's receivers deliver
-to local captures (tests/alertmanager_server.py), its business hours cover now and its group interval is
-a second. The rule files come from `StackOptions.rule_files` (the e2e test generates shortened ones, the
-dashboards test loads the committed ones). Used by tests/test_alert_pipeline_e2e.py and
+What the configs change, and only that: Pulse's database, access log, textfile directory, incident
+journal and probe targets point at this run's (its KPIs refreshed every second); prometheus.yml's two
+addresses are this run's Pulse and Alertmanager, and it scrapes and evaluates every second; Alertmanager's
+receivers deliver to local captures (tests/alertmanager_server.py), but the incident journal's, which
+delivers to this run's Pulse; its business hours cover now and its group interval is a second. The
+journal starts with one open incident the stack writes itself (SEEDED below). The rule files come from
+`StackOptions.rule_files` (the e2e test generates shortened ones, the dashboards test loads the committed
+ones). Used by tests/test_alert_pipeline_e2e.py and
 tests/test_dashboards_live.py, one stack per module; the fixture prints its phases' durations.
 """
 
@@ -33,6 +35,8 @@ import httpx
 import yaml
 
 from exporter.demo import backfill, generator
+from exporter.incidents.journal import Journal, sqlite_url
+from exporter.incidents.model import AlertNotice, Incident
 from tests.alertmanager_server import (
     Delivery,
     HttpCapture,
@@ -56,6 +60,7 @@ DEMO_NOWHERE = "127.0.0.1:10137"
 
 # Generous bounds: the test machine is shared and often loaded; these are not speed tests.
 PAGE_TIMEOUT = 90.0
+JOURNAL_RECEIVER = "incident-journal"
 # Series Prometheus makes itself.
 PROMETHEUS_OWN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped"}
 
@@ -131,11 +136,15 @@ def backfill_last_week(db: Path, now: datetime, instance: str, data_dir: Path, o
     return time.monotonic() - began
 
 
-def pulse_config(db: Path, access_log: Path, textfile: Path, shop_port: int, nowhere_port: int | None = None) -> str:
-    """examples/demo.yml pointed at this run's database, access log, textfile directory and shop, its KPIs
-    refreshed every second; the target that always fails pointed at `nowhere_port`, or left out (without
-    it nothing pages all along)."""
+def pulse_config(
+    db: Path, access_log: Path, textfile: Path, shop_port: int, nowhere_port: int | None = None, *, journal: str
+) -> str:
+    """examples/demo.yml pointed at this run's database, access log, textfile directory, incident journal
+    and shop, its KPIs refreshed every second; the target that always fails pointed at `nowhere_port`, or
+    left out (without it nothing pages all along)."""
     config: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    assert config["incidents"]["enabled"] is True, "examples/demo.yml keeps an incident journal"
+    config["incidents"]["database"] = journal
     config["collectors"]["host"]["textfile"]["directory"] = str(textfile)
     config["kpis"]["sources"]["shop"]["dsn"] = f"sqlite:///{db}"
     for pack in config["kpis"]["packs"]:
@@ -173,13 +182,34 @@ def prometheus_config(pulse: str, alertmanager: str) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def alertmanager_config(directory: Path, capture: HttpCapture, mail: SmtpCapture) -> dict[str, Any]:
+def alertmanager_config(directory: Path, capture: HttpCapture, mail: SmtpCapture, pulse_url: str) -> dict[str, Any]:
     """alertmanager/alertmanager.yml delivering locally, business hours covering now, every wait a
-    second or two: a resolved notification waits for its group's next `group_interval`."""
+    second or two: a resolved notification waits for its group's next `group_interval`. The incident
+    journal's receiver is this run's Pulse (its webhook), the others the captures."""
     config = business_hours_config(directory, capture, mail, covering_now=True)
     for route in routes_of(config):
         route["group_interval"] = "1s"
+    (journal,) = [receiver for receiver in config["receivers"] if receiver["name"] == JOURNAL_RECEIVER]
+    (webhook,) = journal["webhook_configs"]
+    webhook["url"] = f"{pulse_url}/alertmanager/webhook"
     return config
+
+
+# An incident the stack writes into the journal itself (as the webhook would), open and unacknowledged
+# from the start, so that the journal's series exist from Pulse's first scrape whatever the run's alerts;
+# `Stack.close_seeded_incident()` acknowledges and resolves it, for the mean times to have a value.
+SEEDED = {"alertname": "StackSeededIncident", "severity": "critical", "team": "platform", "service": "shop"}
+
+
+def seeded_notice(started_at: float, resolved_at: float | None = None) -> AlertNotice:
+    return AlertNotice(
+        fingerprint="0000stackseeded",
+        status="firing" if resolved_at is None else "resolved",
+        labels=SEEDED,
+        annotations={"summary": "An incident the test stack wrote into the journal."},
+        starts_at=started_at,
+        ends_at=resolved_at,
+    )
 
 
 def start_process(command: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
@@ -218,6 +248,7 @@ class Stack:
     capture: HttpCapture
     mail: SmtpCapture
     pulse_url: str
+    journal_url: str  # Pulse's incident journal (SQLite), which Alertmanager's incident-journal receiver fills
     shop_port: int
     access_log: Path
     generator_log: Path
@@ -281,6 +312,19 @@ class Stack:
         except AssertionError as err:
             raise AssertionError(f"{what}: {err}\n{self.diagnostics()}") from None
 
+    def incidents(self, alertname: str) -> list[Incident]:
+        """The journal's incidents of that alert, newest first."""
+        with Journal(self.journal_url) as journal:
+            return [incident for incident in journal.incidents() if incident.alertname == alertname]
+
+    def close_seeded_incident(self) -> None:
+        """Acknowledge and resolve the incident the stack seeded (a few seconds after it began)."""
+        (seeded,) = self.incidents(SEEDED["alertname"])
+        now = time.time()
+        with Journal(self.journal_url) as journal:
+            journal.acknowledge(seeded.id, "tests/stack.py", now)
+            journal.record([seeded_notice(seeded.started_at, resolved_at=now)], now)
+
     def diagnostics(self) -> str:
         alerts = self.prometheus.api("alerts")["alerts"]
         firing = [(alert["labels"], alert["state"]) for alert in alerts]
@@ -324,7 +368,8 @@ def running_stack(directory: Path, options: StackOptions) -> Iterator[Stack]:
 
         capture = cleanup.enter_context(HttpCapture())
         mail = cleanup.enter_context(SmtpCapture())
-        alertmanager = start_alertmanager(alertmanager_config(directory / "alertmanager", capture, mail),
+        pulse_url = f"http://127.0.0.1:{pulse_port}"
+        alertmanager = start_alertmanager(alertmanager_config(directory / "alertmanager", capture, mail, pulse_url),
                                           directory / "alertmanager")  # fmt: skip
         cleanup.callback(alertmanager.stop)
 
@@ -341,14 +386,16 @@ def running_stack(directory: Path, options: StackOptions) -> Iterator[Stack]:
         assert backup.returncode == 0, backup.stderr
         config_path = directory / "pulse.yml"
         nowhere_port = free_port() if options.keep_failing_target else None
-        config_path.write_text(pulse_config(db, access_log, textfile, shop_port, nowhere_port))
+        journal_url = sqlite_url(directory / "incidents.db")
+        with Journal(journal_url) as journal:
+            journal.record([seeded_notice(time.time())], time.time())
+        config_path.write_text(pulse_config(db, access_log, textfile, shop_port, nowhere_port, journal=journal_url))
         pulse_log = directory / "pulse.log"
         pulse_process = start_process(
             [*exporter_command(), f"--config.file={config_path}", f"--web.listen-address=127.0.0.1:{pulse_port}"],
             pulse_log, directory,
         )  # fmt: skip
         cleanup.callback(stop_process, pulse_process)
-        pulse_url = f"http://127.0.0.1:{pulse_port}"
         wait_until(lambda: answers(f"{pulse_url}/-/ready", pulse_process, pulse_log), 30, "Pulse ready", interval=0.1)
         wait_until(lambda: "writing live traffic" in generator_log.read_text(), 30, "the live generator started")
 
@@ -358,8 +405,9 @@ def running_stack(directory: Path, options: StackOptions) -> Iterator[Stack]:
             data_dir=data_dir, retention="30d",
         )  # fmt: skip
         cleanup.callback(prometheus.stop)
-        stack = Stack(directory, rule_files, prometheus, alertmanager, capture, mail, pulse_url, shop_port,
-                      access_log, generator_log, control_file, visitors=options.visitors, phases=phases)  # fmt: skip
+        stack = Stack(directory, rule_files, prometheus, alertmanager, capture, mail, pulse_url, journal_url,
+                      shop_port, access_log, generator_log, control_file, visitors=options.visitors,
+                      phases=phases)  # fmt: skip
         stack.start_shop()
         cleanup.callback(stack.stop_shop)
         phase("generator, Alertmanager, Pulse, shop, Prometheus started")

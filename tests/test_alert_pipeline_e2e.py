@@ -10,8 +10,9 @@ its phases):
   directory backfilled with last week's KPIs (exporter/demo/backfill.py, promtool), and the rules the
   real generator (`pulse-exporter rules generate`) writes from the shipped settings with shorter
   durations (settings_for_the_test below): the rule texts themselves are never edited;
-- Alertmanager with alertmanager/alertmanager.yml delivering to local captures, its waits shortened
-  and its business hours covering now.
+- Alertmanager with alertmanager/alertmanager.yml delivering to local captures, but the incident
+  journal's receiver, which posts to the run's Pulse; its waits shortened and its business hours
+  covering now.
 
 Each scenario causes a failure and waits (never sleeps) for the notification it should bring, after
 checking that the alert was not there before the cause.
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.incidents.model import Incident
 from tests.alertmanager_server import Mail
 from tests.helpers import exporter_command, wait_until
 from tests.rules import PROMETHEUS_DIR, RULES_DIR, SETTINGS_FILE, metric_names_in
@@ -182,6 +184,31 @@ def test_a_stopped_shop_pages_on_call_and_its_return_resolves_the_page(stack: St
     )
     assert resolved["commonLabels"]["service"] == "shop"
     assert all(alert["status"] == "resolved" for alert in resolved["alerts"])
+
+
+def test_the_stopped_shops_alert_is_an_incident_of_the_journal(stack: Stack) -> None:
+    """Alertmanager's incident-journal receiver posts every alert to Pulse's /alertmanager/webhook: the
+    ProbeFailing the stopped shop raised (the scenario above) is an incident of Pulse's journal, with the
+    alert's labels, and resolved once the shop was back. Then the journal's metrics count it."""
+
+    def journalled_and_resolved() -> list[Incident] | None:
+        found = [incident for incident in stack.incidents("ProbeFailing") if incident.service == "shop"]
+        return found if found and all(incident.resolved_at is not None for incident in found) else None
+
+    try:
+        incidents = wait_until(journalled_and_resolved, PAGE_TIMEOUT, "ProbeFailing on the shop, journalled, resolved")
+    except AssertionError as err:
+        deliveries = [line for line in stack.alertmanager.log().splitlines() if "incident-journal" in line]
+        raise AssertionError(f"{err}\nAlertmanager on the journal's receiver: {deliveries[-5:]}") from None
+    for incident in incidents:
+        assert (incident.severity, incident.team) == ("critical", "platform")
+        assert incident.labels["module"] in ("http_2xx", "tcp_connect", "https_2xx")
+        assert incident.annotations["summary"] == "A synthetic probe has been failing."
+        assert incident.resolved_at is not None
+        assert incident.started_at <= incident.first_notified_at
+        assert incident.started_at < incident.resolved_at
+    resolved = 'pulse_incident_time_to_resolve_seconds_count{job="pulse", severity="critical", team="platform"}'
+    stack.prometheus.wait_for_samples(f"{resolved} >= {len(incidents)}", "the journal's metrics counting them")
 
 
 def combined_line(path: str, status: int) -> str:

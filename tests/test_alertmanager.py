@@ -6,6 +6,7 @@ inhibitions, and business hours holding a marketing alert back.
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import zoneinfo
@@ -95,7 +96,8 @@ def expected_receivers(label_set: LabelSet, table: Mapping[str, Any]) -> list[st
     by_name = table["by_alertname"].get(label_set.get("alertname"))
     by_team = table["by_team_and_severity"].get(label_set.get("team"), {}).get(label_set.get("severity"))
     receivers = by_name if by_name is not None else by_team
-    return None if receivers is None else [*table["every_alert_also"], *receivers]
+    also = [] if label_set.get("alertname") in table["every_alert_also_except"] else table["every_alert_also"]
+    return None if receivers is None else [*also, *receivers]
 
 
 def amtool_route(config_file: Path, label_set: LabelSet, expected: list[str]) -> tuple[bool, str]:
@@ -186,6 +188,7 @@ def test_the_policy_table_covers_exactly_the_contracts_teams_and_severities() ->
     receivers = {r["name"] for r in shipped_config()["receivers"]}
     named = {r for severities in table.values() for rs in severities.values() for r in rs}
     named |= {r for rs in expectations()["by_alertname"].values() for r in rs}
+    named |= set(expectations()["every_alert_also"])
     assert named == receivers, "a receiver no alert reaches, or a policy naming a receiver that does not exist"
 
 
@@ -205,10 +208,30 @@ def test_a_new_team_or_a_misrouted_alert_fails_the_route_check(tmp_path: Path) -
         "SyntheticMarketingCritical",
         "SyntheticMarketingWarning",
     ]
-    assert "reaches 'oncall-pager', not ['oncall-pager', 'marketing']" in "\n".join(problems)
+    assert "reaches 'incident-journal,oncall-pager', not ['incident-journal', 'oncall-pager', 'marketing']" in (
+        "\n".join(problems)
+    )
 
 
 # ----------------------------------------------------------------------------- the config's structure
+
+
+def test_the_incident_journal_hears_of_every_alert_first_and_every_route_still_gets_its_own() -> None:
+    """The journal's route is the first child, with `continue` (so the routes after it still match), and
+    leaves out exactly the alerts the policy says; its receiver is Pulse's webhook with resolutions, no
+    cap on alerts per notification, and a basic-auth password from a secret file."""
+    config = shipped_config()
+    first = config["route"]["routes"][0]
+    assert first["receiver"] == "incident-journal"
+    assert first["continue"] is True
+    assert parsed(first["matchers"]) == [("alertname", "!~", "|".join(expectations()["every_alert_also_except"]))]
+    (receiver,) = [r for r in config["receivers"] if r["name"] == "incident-journal"]
+    (webhook,) = receiver["webhook_configs"]
+    assert webhook["url"].endswith("/alertmanager/webhook")
+    assert (webhook["send_resolved"], webhook["max_alerts"]) == (True, 0)
+    assert webhook["http_config"]["basic_auth"]["password_file"] == "secrets/pulse-webhook-password"
+    assert [r for r in config["route"]["routes"] if r.get("receiver") == "incident-journal"] == [first]
+
 
 MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*$')
 
@@ -337,6 +360,7 @@ def test_notifications_render_summary_links_counts_and_labels(
         slack = capture.wait_for("/engineering-chat").json()
         page = capture.wait_for("/oncall-pager")
         capture.wait_for("/deadmans-switch")
+        journalled = capture.wait_for("/incident-journal", lambda d: "PulseDown" in d.body.decode())
 
     message = slack["attachments"][0]
     assert slack["channel"] == "#engineering-alerts"
@@ -362,8 +386,20 @@ def test_notifications_render_summary_links_counts_and_labels(
     assert payload["commonLabels"]["alertname"] == "PulseDown"
     assert payload["alerts"][0]["annotations"]["runbook_url"] == LINKS["runbook_url"]
     assert payload["externalURL"] == alertmanager.url
+    # The journal gets every alert but the Watchdog, with send_resolved, as Pulse's user `alertmanager`.
+    credentials = base64.b64encode(f"alertmanager:{secret_token('secrets/pulse-webhook-password')}".encode())
+    assert journalled.headers["Authorization"] == f"Basic {credentials.decode()}"
+    assert (journalled.json()["version"], journalled.json()["receiver"]) == ("4", "incident-journal")
+    assert journalled.json()["commonLabels"]["alertname"] == "PulseDown"
+    journal = capture.deliveries("/incident-journal")
+    assert "Watchdog" not in {alert["labels"]["alertname"] for d in journal for alert in d.json()["alerts"]}
     # Every delivery went to the receiver the policy names, and nothing to the email receivers.
-    assert {d.path for d in capture.deliveries()} == {"/engineering-chat", "/oncall-pager", "/deadmans-switch"}
+    assert {d.path for d in capture.deliveries()} == {
+        "/engineering-chat",
+        "/oncall-pager",
+        "/deadmans-switch",
+        "/incident-journal",
+    }
     assert mail.mails() == []
 
 

@@ -19,7 +19,7 @@ from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards import generate
 from exporter.dashboards.boards import BOARDS
 from exporter.dashboards.grafana import dashboard_json
-from exporter.dashboards.model import Board, Panel, Query, Row, Threshold
+from exporter.dashboards.model import Board, Panel, Query, Row, Threshold, resolved
 from tests.dashboards import PanelQuery, panel_queries
 from tests.rules import metric_names_in
 
@@ -154,7 +154,7 @@ def test_target_rate_interval_and_counter_agg_rules(query: PanelQuery) -> None:
         if name.endswith("_total"):
             before = expr[: expr.index(name)].rstrip()
             assert before.endswith(tuple(f"{function}(" for function in RANGE_FUNCTIONS)), (name, expr)
-    defined = {"datasource", "__rate_interval", *(variable.name for variable in query.board.variables)}
+    defined = {"datasource", "__rate_interval", "__range", *(variable.name for variable in query.board.variables)}
     assert set(re.findall(r"\$(\w+)", expr)) <= defined, expr
 
 
@@ -202,3 +202,9 @@ def test_thresholds_ascend_and_a_higher_is_better_panel_starts_red() -> None:
         "yellow",
         "green",
     ]
+
+
+def test_the_dashboards_range_is_a_day_outside_grafana() -> None:
+    """`$__range` (a figure over the dashboard's time range, as MTTR) is the overview's default day for the
+    no-data test; the pictures replace it with the range they draw (tests/test_render.py)."""
+    assert resolved("increase(x_sum[$__range]) / $__range_s") == "increase(x_sum[1d]) / .+"

@@ -237,7 +237,8 @@ def prometheus_api(url: str, path: str, **params: str) -> Any:
 
 def check_prometheus_and_alertmanager(env: dict[str, str], log: Path) -> None:
     """Prometheus runs every shipped rule group, healthy, scrapes the demo's Pulse and holds last week's
-    KPIs; it sends to the demo's Alertmanager, which runs the shipped routes."""
+    KPIs; it sends to the demo's Alertmanager, which runs the shipped routes, the incident journal's to
+    the demo's Pulse."""
     prometheus = f"http://127.0.0.1:{env['PULSE_DEMO_PROMETHEUS_PORT']}"
     alertmanager = f"http://127.0.0.1:{env['PULSE_DEMO_ALERTMANAGER_PORT']}"
     output = log.read_text()
@@ -272,6 +273,11 @@ def check_prometheus_and_alertmanager(env: dict[str, str], log: Path) -> None:
     status = httpx.get(f"{alertmanager}/api/v2/status", timeout=10).json()
     assert "oncall-pager" in status["config"]["original"]
     assert "example.com/" not in status["config"]["original"]  # receivers point nowhere harmful
+    # ...but the incident journal's, which posts to the demo's Pulse, where the journal's metrics are served.
+    pulse = f"http://127.0.0.1:{env['PULSE_DEMO_PORT']}"
+    assert f"{pulse}/alertmanager/webhook" in status["config"]["original"]
+    metrics = httpx.get(f"{pulse}/metrics", headers={"Accept": "text/plain"}, timeout=10).text
+    assert "# TYPE pulse_incidents_open gauge" in metrics
     active = prometheus_api(prometheus, "alertmanagers")["activeAlertmanagers"]
     assert [target["url"] for target in active] == [f"{alertmanager}/api/v2/alerts"]
 

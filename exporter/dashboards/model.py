@@ -1,6 +1,7 @@
 """What a dashboard is made of, independent of Grafana's JSON: boards, rows, panels, queries, variables.
 
-Queries are PromQL as Grafana sends it: `$__rate_interval` in every rate, and the board's variables as
+Queries are PromQL as Grafana sends it: `$__rate_interval` in every rate, `$__range` for a figure over the
+dashboard's time range, and the board's variables as
 `label=~"$name"` (each variable has an "All" value of `.+`), so that `resolved()` can turn a query into
 plain PromQL for Prometheus' API (the pictures, the reports, the no-data test).
 """
@@ -16,6 +17,9 @@ PanelKind = Literal["timeseries", "stat", "table", "bargauge", "gauge"]
 
 # What `$__rate_interval` stands for outside Grafana: four scrape intervals of 15 s, Grafana's own rule.
 RATE_INTERVAL = "1m"
+# What `$__range` (the dashboard's time range) stands for outside Grafana: the overview's default day. The
+# pictures and reports replace it with the range they draw (render/data.py).
+RANGE = "1d"
 ALL = ".+"  # every variable's "All"
 
 
@@ -86,7 +90,8 @@ class Board:
 
 
 def resolved(expr: str, values: Mapping[str, str] | None = None) -> str:
-    """A panel's query as plain PromQL: `$__rate_interval` and the variables replaced (All by default)."""
+    """A panel's query as plain PromQL: `$__rate_interval`, `$__range` and the variables replaced (All by
+    default)."""
     chosen = dict(values or {})
-    text = expr.replace("$__rate_interval", RATE_INTERVAL)
+    text = re.sub(r"\$__range(?!\w)", RANGE, expr.replace("$__rate_interval", RATE_INTERVAL))
     return re.sub(r"\$(\w+)", lambda match: chosen.get(match.group(1), ALL), text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.bundle.sets import business, host, jobs, probes, pulse, traffic
+from exporter.bundle.sets import business, host, incidents, jobs, probes, pulse, traffic
 from exporter.bundle.sets.base import RuleSet
 
 RULE_SETS: tuple[RuleSet[Any], ...] = (
@@ -15,4 +15,5 @@ RULE_SETS: tuple[RuleSet[Any], ...] = (
     jobs.RULE_SET,
     host.RULE_SET,
     business.RULE_SET,
+    incidents.RULE_SET,
 )

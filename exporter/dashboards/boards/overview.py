@@ -1,6 +1,6 @@
-"""Overview: the board for managers. Is the shop up and within its objectives, are alerts open, and how
-do today's users, orders and money compare with a week before? Few panels, big numbers; the other boards
-(the Pulse links at the top) have the detail.
+"""Overview: the board for managers. Is the shop up and within its objectives, are alerts open, how quickly
+are incidents taken and resolved, and how do today's users, orders and money compare with a week before?
+Few panels, big numbers; the other boards (the Pulse links at the top) have the detail.
 
 "Today" is the last 24 hours (the marketplace pack's windows are rolling), compared with the same 24
 hours a week before (`offset 1w`). Money is per currency: amounts in different currencies are never added.
@@ -20,6 +20,23 @@ FIRING = 'ALERTS{alertstate="firing", alertname!="Watchdog"'  # the Watchdog alw
 def _firing(severity: str) -> Query:
     # `or vector(0)`: no alert firing is a 0, not an empty panel.
     return Query(f'count({FIRING}, severity="{severity}"}}) or vector(0)', severity, instant=True)
+
+
+# Several Pulse instances may share one journal (PostgreSQL): `max by` the journal's own labels counts each
+# incident once, whichever instances report it.
+_OPEN = "sum(max by (severity, team, service, acknowledged) (pulse_incidents_open"
+
+
+def _mean(time_to: str) -> Query:
+    """MTTA or MTTR per severity over the dashboard's range, from the journal's histogram: incidents
+    acknowledged (resolved) in the range only; nothing, rather than 0/0, when there are none."""
+    histogram = f"pulse_incident_time_to_{time_to}_seconds"
+    return Query(
+        f"sum by (severity) (increase({histogram}_sum[$__range]))\n"
+        f"/ (sum by (severity) (increase({histogram}_count[$__range])) > 0)",
+        "{{severity}}",
+        instant=True,
+    )
 
 
 BOARD = Board(
@@ -88,6 +105,66 @@ BOARD = Board(
                     width=4,
                     height=6,
                     thresholds=(Threshold(1, "yellow"),),
+                ),
+            ),
+        ),
+        Row(
+            "Incidents",
+            (
+                Panel(
+                    "Open incidents",
+                    "Incidents of Pulse's journal (every alert Alertmanager sent it) not resolved yet: those "
+                    "nobody has acknowledged, and those someone has taken. 0 is good. They are not in the mean "
+                    "times beside: an open incident has no time to resolve yet.",
+                    "none",
+                    (
+                        Query(f'{_OPEN}{{acknowledged="false"}})) or vector(0)', "unacknowledged", instant=True),
+                        Query(f'{_OPEN}{{acknowledged="true"}})) or vector(0)', "acknowledged", instant=True),
+                    ),
+                    kind="stat",
+                    width=6,
+                    height=6,
+                    thresholds=(Threshold(1, "orange"),),
+                ),
+                Panel(
+                    "Incidents resolved",
+                    "Incidents resolved in the dashboard's time range, per severity: those the mean time to "
+                    "resolve is computed over. Open ones are in Open incidents.",
+                    "none",
+                    (
+                        # The histogram's count, not pulse_incidents_total: a journal series is born at 0
+                        # here (the incident opens first), so increase() sees its first incident too.
+                        Query(
+                            "round(sum by (severity) (max by (severity, team) "
+                            "(increase(pulse_incident_time_to_resolve_seconds_count[$__range]))))",
+                            "{{severity}}",
+                            instant=True,
+                        ),
+                    ),
+                    kind="stat",
+                    width=6,
+                    height=6,
+                ),
+                Panel(
+                    "Mean time to acknowledge",
+                    "MTTA per severity: the mean time from an alert's start until someone acknowledged its "
+                    "incident, over the incidents acknowledged in the dashboard's time range. No data: none was.",
+                    "s",
+                    (_mean("acknowledge"),),
+                    kind="stat",
+                    width=6,
+                    height=6,
+                ),
+                Panel(
+                    "Mean time to resolve",
+                    "MTTR per severity: the mean time from an alert's start until it resolved, over the "
+                    "incidents resolved in the dashboard's time range only (open ones are counted apart, in "
+                    "Open incidents). No data: none was.",
+                    "s",
+                    (_mean("resolve"),),
+                    kind="stat",
+                    width=6,
+                    height=6,
                 ),
             ),
         ),
