@@ -8,13 +8,18 @@ FROM python:3.11.13-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
+# The `render` extra: the reports (matplotlib charts, WeasyPrint PDFs) that `reports.schedule` writes.
 RUN python -m venv /opt/pulse \
-    && /opt/pulse/bin/pip install --no-cache-dir --disable-pip-version-check .
+    && /opt/pulse/bin/pip install --no-cache-dir --disable-pip-version-check ".[render]"
 
 FROM python:3.11.13-slim-bookworm
+# Pango and a font: what WeasyPrint needs to lay out a report's PDF.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/pulse /opt/pulse
-# /var/lib/pulse: the working directory, owned by Pulse's user so that a named volume mounted there
-# (docker-compose.yml's demo data) is writable by it.
+# /var/lib/pulse: the working directory and Pulse's data directory (the incident journal, the reports),
+# owned by Pulse's user so that a named volume mounted there (docker-compose.yml's) is writable by it.
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/pulse --create-home pulse
 ENV PATH=/opt/pulse/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /var/lib/pulse

@@ -103,6 +103,24 @@ def test_dollar_dollar_brace_is_a_literal(monkeypatch: pytest.MonkeyPatch) -> No
     assert exclude.pattern == "^/${X}"
 
 
+def test_a_default_stands_in_for_an_unset_or_empty_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "prometheus:\n  url: ${PULSE_TEST_PROMETHEUS:-http://127.0.0.1:9090}\n"
+    monkeypatch.delenv("PULSE_TEST_PROMETHEUS", raising=False)
+    assert load_model(PulseConfig, "pulse.yml", text).prometheus is not None
+    assert str(load_model(PulseConfig, "pulse.yml", text).prometheus.url) == "http://127.0.0.1:9090/"  # type: ignore[union-attr]
+    monkeypatch.setenv("PULSE_TEST_PROMETHEUS", "")
+    assert str(load_model(PulseConfig, "pulse.yml", text).prometheus.url) == "http://127.0.0.1:9090/"  # type: ignore[union-attr]
+    monkeypatch.setenv("PULSE_TEST_PROMETHEUS", "http://prometheus:9090")
+    assert str(load_model(PulseConfig, "pulse.yml", text).prometheus.url) == "http://prometheus:9090/"  # type: ignore[union-attr]
+    monkeypatch.setenv("X", "should-not-appear")
+    literal = "collectors:\n  host:\n    filesystem:\n      exclude_mountpoints: '^/$${X:-y}'\n"
+    exclude = (
+        load_model(PulseConfig, "pulse.yml", literal).collectors.host.settings(filesystem.COLLECTOR).exclude_mountpoints
+    )
+    assert exclude is not None
+    assert exclude.pattern == "^/${X:-y}"
+
+
 def test_unset_environment_variable_names_field_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULSE_SURELY_UNSET", raising=False)
     [problem] = problems("collectors:\n  host:\n    enabled: ${PULSE_SURELY_UNSET}\n")

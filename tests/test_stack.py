@@ -4,9 +4,11 @@ only Grafana and Pulse publish a port, every mounted path exists; the Prometheus
 is prometheus.yml with only its addresses changed; the Dockerfile passes a few hadolint-like rules and
 its health check command works against a real Pulse.
 
-prometheus/prometheus.compose.yml is generated from prometheus/prometheus.yml:
+prometheus/prometheus.compose.yml is generated from prometheus/prometheus.yml, and
+alertmanager/alertmanager.compose.yml from alertmanager/alertmanager.yml (its incident-journal receiver
+posts to Pulse, pulse:10135 in compose):
 
-    .venv/bin/python -m tests.test_stack        # rewrites it
+    .venv/bin/python -m tests.test_stack        # rewrites both
 """
 
 from __future__ import annotations
@@ -31,22 +33,32 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 COMPOSE_PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.compose.yml"
+ALERTMANAGER_CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
+COMPOSE_ALERTMANAGER_CONFIG = ROOT / "alertmanager" / "alertmanager.compose.yml"
 # prometheus.yml's addresses (as tests/stack.py rewrites them for the end-to-end test) -> compose's services.
 COMPOSE_ADDRESSES = {"127.0.0.1:10135": "pulse:10135", "127.0.0.1:9093": "alertmanager:9093"}
 PUBLISHED = {"pulse": ["10135:10135"], "grafana": ["3000:3000"]}
 
 
-def compose_prometheus_config() -> str:
-    """prometheus.yml with compose's addresses, and a header saying so."""
-    text = PROMETHEUS_CONFIG.read_text()
-    for shipped, service in COMPOSE_ADDRESSES.items():
-        assert shipped in text, f"prometheus.yml no longer names {shipped}: update COMPOSE_ADDRESSES"
-        text = text.replace(shipped, service)
+def compose_config(shipped: Path, addresses: dict[str, str]) -> str:
+    """A shipped config with compose's addresses, and a header saying so."""
+    text = shipped.read_text()
+    for address, service in addresses.items():
+        assert address in text, f"{shipped.name} no longer names {address}: update COMPOSE_ADDRESSES"
+        text = text.replace(address, service)
     header = (
-        "# GENERATED from prometheus.yml by `.venv/bin/python -m tests.test_stack`: do not edit. The same\n"
-        "# file with docker-compose.yml's service names for addresses (pulse:10135, alertmanager:9093).\n"
+        f"# GENERATED from {shipped.name} by `.venv/bin/python -m tests.test_stack`: do not edit. The same\n"
+        f"# file with docker-compose.yml's service names for addresses ({', '.join(addresses.values())}).\n"
     )
     return header + text
+
+
+def compose_prometheus_config() -> str:
+    return compose_config(PROMETHEUS_CONFIG, COMPOSE_ADDRESSES)
+
+
+def compose_alertmanager_config() -> str:
+    return compose_config(ALERTMANAGER_CONFIG, {"127.0.0.1:10135": "pulse:10135"})
 
 
 def compose() -> dict[str, Any]:
@@ -125,7 +137,20 @@ def test_alertmanager_runs_in_its_directory_so_the_secret_files_resolve() -> Non
     service = compose()["services"]["alertmanager"]
     assert "./alertmanager:/etc/alertmanager:ro" in service["volumes"]
     assert service["working_dir"] == "/etc/alertmanager"
-    assert "--config.file=/etc/alertmanager/alertmanager.yml" in service["command"]
+    assert f"--config.file=/etc/alertmanager/{COMPOSE_ALERTMANAGER_CONFIG.name}" in service["command"]
+
+
+def test_alertmanager_mounts_the_shipped_config_with_only_pulses_address_changed() -> None:
+    """Alertmanager sends every alert to Pulse's incident journal: in compose, Pulse is pulse:10135."""
+    assert COMPOSE_ALERTMANAGER_CONFIG.read_text() == compose_alertmanager_config(), (
+        "alertmanager/alertmanager.compose.yml is stale: run .venv/bin/python -m tests.test_stack"
+    )
+    amtool = require_binary("amtool")
+    result = subprocess.run(
+        [amtool, "check-config", COMPOSE_ALERTMANAGER_CONFIG.name],
+        cwd=COMPOSE_ALERTMANAGER_CONFIG.parent, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_prometheus_mounts_the_shipped_config_with_only_the_addresses_changed() -> None:
@@ -250,5 +275,9 @@ def test_the_readme_says_the_build_is_not_run_here() -> None:
 
 
 if __name__ == "__main__":
-    COMPOSE_PROMETHEUS_CONFIG.write_text(compose_prometheus_config())
-    print(f"wrote {COMPOSE_PROMETHEUS_CONFIG.relative_to(ROOT)}")
+    for path, text in (
+        (COMPOSE_PROMETHEUS_CONFIG, compose_prometheus_config()),
+        (COMPOSE_ALERTMANAGER_CONFIG, compose_alertmanager_config()),
+    ):
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")

@@ -6,7 +6,8 @@ Every error names the file, the line, the field path and the problem, e.g.
 
 PyYAML's node tree still knows where each key stood, so we keep a map from field path to line and
 look up pydantic's error locations in it. `${VAR}` is replaced by the environment variable VAR in
-every string value (`$${` writes a literal `${`), before validation, so numbers and booleans work too.
+every string value (`$${` writes a literal `${`), before validation, so numbers and booleans work too;
+`${VAR:-default}` gives `default` when VAR is unset or empty.
 
 Loading a config must never hurt the running exporter (a reload happens inside it), so the input is
 bounded before anything grows with it: only a regular file of at most 4 MiB is read (a FIFO or
@@ -37,7 +38,8 @@ from yaml.resolver import Resolver
 Path_ = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
-_ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `${VAR}`, or `${VAR:-default}` (as in the shell and docker compose: the default when VAR is unset or empty).
+_ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 100
@@ -297,9 +299,11 @@ def interpolate_env(name: str, data: Any, lines: dict[Path_, int]) -> Any:
         if isinstance(value, str) and "${" in value:
 
             def substitute(match: re.Match[str]) -> str:
-                escaped, var = match.groups()
+                escaped, var, default = match.groups()
                 if escaped:
-                    return "${" + var + "}"
+                    return match.group(0)[1:]
+                if default is not None and not os.environ.get(var):
+                    return default
                 if var not in os.environ:
                     problems.append(f"{_where(name, path, lines)}: environment variable {var} is not set")
                     return ""
