@@ -9,6 +9,7 @@ textfile collector (jobs.py); it exits with the command's exit code.
 `pulse-exporter rules generate` writes prometheus/rules/ from prometheus/settings.yml (exporter/bundle/);
 `pulse-exporter dashboards generate` writes grafana/dashboards/ (exporter/dashboards/).
 `pulse-exporter slo generate SPEC...` prints the rules of Sloth-format SLO specs (docs/slos.md).
+`pulse-exporter report --period day|week|month` and `report incident ID` write reports (docs/report-files.md).
 """
 
 from __future__ import annotations
@@ -213,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.bundle.command import main as rules_main  # noqa: PLC0415 - see the imports above
 
         return rules_main(arguments[1:])
+    if arguments[:1] == ["report"]:
+        from exporter.registry import load_config  # noqa: PLC0415 - see the imports above
+        from exporter.reports.cli import main as report_main  # noqa: PLC0415
+
+        return report_main(arguments[1:], load_config)
     if arguments[:1] == ["slo"]:
         from exporter.bundle.command import slo_main  # noqa: PLC0415 - see the imports above
 
