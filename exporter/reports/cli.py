@@ -239,13 +239,16 @@ def _run(args: argparse.Namespace, load_config: LoadConfig, progress: Progress, 
     endpoint = config.prometheus
     url = args.prometheus or (endpoint.base if endpoint else DEFAULT_PROMETHEUS)
     timeout = endpoint.timeout if endpoint else 30.0
+    if incident and not config.incidents.enabled:
+        raise CannotReport("an incident report reads the journal: set incidents.enabled and incidents.database")
     journal = None
     try:
         if config.incidents.enabled:
             progress("opening the incident journal")
-            journal = Journal(config.incidents.database)
-        elif incident:
-            raise CannotReport("an incident report reads the journal: set incidents.enabled and incidents.database")
+            try:
+                journal = Journal(config.incidents.database)
+            except OSError as error:  # its directory cannot be made
+                raise CannotReport(f"cannot open the incident journal: {error.strerror or error}") from None
         with PrometheusClient(url, timeout) as client:
             progress(f"checking Prometheus at {client.url}")
             client.check()
@@ -257,16 +260,17 @@ def _run(args: argparse.Namespace, load_config: LoadConfig, progress: Progress, 
                 # build_report is h-report-data's (reports/build.py): looked up when it runs.
                 build = importlib.import_module("exporter.reports.build")
                 report = build.build_report(args.period, inputs, end)
-        progress("writing report.html, report.pdf and report.json")
-        return write_report(report, Path(args.out))
     except PrometheusUnreachable as error:
         raise CannotReport(str(error)) from None
     except (JournalError, IncidentReportError) as error:
         raise CannotReport(str(error)) from None
+    finally:
+        if journal is not None:
+            journal.close()
+    progress("writing report.html, report.pdf and report.json")
+    try:
+        return write_report(report, Path(args.out))
     except PdfUnavailable as error:
         raise CannotReport(f"{error} (report.html and report.json were written)") from None
     except OSError as error:
         raise CannotReport(f"cannot write the report to {args.out}: {error.strerror or error}") from None
-    finally:
-        if journal is not None:
-            journal.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import math
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from html import escape
 
@@ -43,11 +43,11 @@ h3 { font-size: 11pt; margin: 16px 0 6px; }
   font-size: 9.5pt; }
 .title-block dt { color: #6e7781; }
 .title-block dd { margin: 0; }
-.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 0; padding: 0; list-style: none; }
-.card { flex: 1 1 30%; min-width: 200px; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px;
-  break-inside: avoid; }
+.cards { display: grid; grid-template-columns: repeat(3, 1fr); gap: 10px; margin: 0; padding: 0; list-style: none; }
+.card { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; break-inside: avoid; }
 .card .label { font-size: 9pt; color: #6e7781; }
 .card .value { font-size: 17pt; font-weight: bold; margin: 2px 0; }
+.card .card-change { font-size: 11pt; font-weight: bold; white-space: nowrap; }
 .card .from { font-size: 8.5pt; color: #6e7781; }
 .good { color: #1a7f37; }
 .bad { color: #c4162a; }
@@ -55,8 +55,9 @@ h3 { font-size: 11pt; margin: 16px 0 6px; }
 .met { color: #1a7f37; font-weight: bold; }
 .missed { color: #c4162a; font-weight: bold; }
 section.report-section { break-before: page; margin-top: 30px; }
-.note { border-left: 4px solid #bf8700; background: #fff8c5; padding: 6px 10px; margin: 0 0 10px;
+.note { border-left: 4px solid #1f60c4; background: #eef6ff; padding: 6px 10px; margin: 0 0 10px;
   break-inside: avoid; }
+.note.warning { border-left-color: #bf8700; background: #fff8c5; }
 .note.no-data { border-left-color: #8c959f; background: #f6f8fa; font-weight: bold; color: #57606a; }
 table { border-collapse: collapse; width: 100%; margin: 0 0 12px; font-size: 9.5pt; }
 caption { text-align: left; font-weight: bold; padding: 4px 0; caption-side: top; }
@@ -155,16 +156,11 @@ def _summary(report: Report) -> str:
 
 def _card(figure: Figure) -> str:
     previous = "" if figure.previous is None else f"previous period {_value(figure.previous, figure.unit)}"
-    target = ""
-    if figure.target is not None:
-        met = figure.met
-        target = (
-            f" · target {_text(_value(figure.target, figure.unit))} "
-            f'<span class="{"met" if met else "missed"}">{"met" if met else "missed"}</span>'
-        )
+    target = "" if figure.target is None else f" · target {_target(figure)}"
     return (
         f'<li class="card"><div class="label">{_text(figure.label)}</div>'
-        f'<div class="value">{_text(_value(figure.value, figure.unit))} {_change(figure)}</div>'
+        f'<div class="value">{_text(_value(figure.value, figure.unit))}</div>'
+        f'<div class="card-change">{_change(figure) or "&nbsp;"}</div>'
         f'<div class="from">{_text(previous)}{target}</div></li>'
     )
 
@@ -183,7 +179,7 @@ def change_text(figure: Figure) -> str:
         return ""
     arrow = "▲" if change > 0 else "▼" if change < 0 else "="
     sign = "+" if change > 0 else ""
-    return f"{arrow} {sign}{number(change * 100)}%"
+    return f"{arrow}\N{NO-BREAK SPACE}{sign}{number(change * 100)}%"
 
 
 def _change(figure: Figure) -> str:
@@ -200,7 +196,7 @@ def _change(figure: Figure) -> str:
 def _section(section: Section) -> str:
     parts = [f'<section class="report-section" id="{_text(section.key)}"><h2>{_text(section.title)}</h2>']
     for note in section.notes:
-        kind = "note no-data" if note.lower().startswith("no data") else "note"
+        kind = "note no-data" if note.lower().startswith("no data") else "note warning" if "fail" in note else "note"
         parts.append(f'<p class="{kind}">{_text(note)}</p>')
     if not section.has_data and not any(note.lower().startswith("no data") for note in section.notes):
         parts.append(f'<p class="note no-data">No data for {_text(section.title.lower())} in this period.</p>')
@@ -212,30 +208,33 @@ def _section(section: Section) -> str:
     return "".join(parts)
 
 
-def _figures(figures: Iterable[Figure]) -> str:
+def _figures(figures: Sequence[Figure]) -> str:
+    """The section's figures; the previous period, change and target columns only when some figure has one."""
+    compared = any(figure.previous is not None for figure in figures)
+    targets = any(figure.target is not None for figure in figures)
+    head = f'<th>Figure</th><th class="num">{"This period" if compared else "Value"}</th>'
+    if compared:
+        head += '<th class="num">Previous period</th><th class="num">Change</th>'
+    if targets:
+        head += '<th class="num">Target</th>'
     rows = []
     for figure in figures:
-        target = ""
-        if figure.target is not None:
-            met = figure.met
-            status = (
-                ""
-                if met is None
-                else f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}</span>'
-            )
-            target = f"{_text(_value(figure.target, figure.unit))}{status}"
-        rows.append(
-            f"<tr><td>{_text(figure.label)}</td>"
-            f'<td class="num"><b>{_text(_value(figure.value, figure.unit))}</b></td>'
-            f'<td class="num">{_text(_value(figure.previous, figure.unit))}</td>'
-            f'<td class="num">{_change(figure) or NO_VALUE}</td>'
-            f'<td class="num">{target}</td></tr>'
-        )
-    return (
-        '<table class="figures"><thead><tr><th>Figure</th><th class="num">This period</th>'
-        '<th class="num">Previous period</th><th class="num">Change</th><th class="num">Target</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+        cells = f'<td>{_text(figure.label)}</td><td class="num"><b>{_text(_value(figure.value, figure.unit))}</b></td>'
+        if compared:
+            cells += f'<td class="num">{_text(_value(figure.previous, figure.unit))}</td>'
+            cells += f'<td class="num">{_change(figure) or NO_VALUE}</td>'
+        if targets:
+            cells += f'<td class="num">{_target(figure)}</td>'
+        rows.append(f"<tr>{cells}</tr>")
+    return f'<table class="figures"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _target(figure: Figure) -> str:
+    if figure.target is None:
+        return ""
+    met = figure.met
+    status = "" if met is None else f' <span class="{"met" if met else "missed"}">{"met" if met else "missed"}</span>'
+    return f"{_text(_value(figure.target, figure.unit))}{status}"
 
 
 def _table(table: Table) -> str:

@@ -12,6 +12,7 @@ Imported only when a report is built (matplotlib).
 from __future__ import annotations
 
 import math
+import re
 import time
 import zoneinfo
 from datetime import datetime
@@ -49,6 +50,23 @@ def alert_expression(generator_url: str) -> str | None:
         return None
     found = query.get("g0.expr", [])
     return found[0].strip() or None if found else None
+
+
+_THRESHOLD = re.compile(r"^(?P<value>.+?)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<threshold>[-+]?[0-9.]+(?:e[-+]?[0-9]+)?)\s*$")
+_LOOSER_THAN_COMPARISON = re.compile(r"\b(?:and|or|unless|bool)\b", re.IGNORECASE)
+
+
+def split_threshold(expr: str) -> tuple[str, str, float] | None:
+    """`value > 100` as ("value", ">", 100.0): the chart then draws the value itself, before and after the
+    alert (the whole expression has points only while it fires), with the threshold as a line. None when
+    the expression is not that simple (`and`, `or`, `unless` bind looser than the comparison; `bool`)."""
+    match = _THRESHOLD.match(expr.strip())
+    if match is None or _LOOSER_THAN_COMPARISON.search(match.group("value")):
+        return None
+    try:
+        return match.group("value"), match.group("op"), float(match.group("threshold"))
+    except ValueError:
+        return None
 
 
 def build_incident_report(incident_id: int, inputs: ReportInputs, now: float | None = None) -> Report:
@@ -112,8 +130,10 @@ def _what_happened(incident: Incident, now: float, zone: zoneinfo.ZoneInfo) -> S
             ("First notified to Pulse", _when(incident.first_notified_at, zone)),
             (acknowledged, _when(incident.acknowledged_at, zone) or "not acknowledged"),
             ("Resolved", _when(incident.resolved_at, zone) or "still open"),
+            ("Last notified (Alertmanager repeats)", f"{_when(incident.last_notified_at, zone)}, "
+             f"{incident.notifications} notifications in all"),
         ),
-    )
+    )  # fmt: skip
     written = Table(
         "Cause and resolution",
         (Column("What"), Column("As written")),
@@ -129,8 +149,7 @@ def _what_happened(incident: Incident, now: float, zone: zoneinfo.ZoneInfo) -> S
     annotations = Table(
         "Annotations", (Column("Annotation"), Column("Text")), tuple(sorted(incident.annotations.items()))
     )
-    notes = (f"Notified {incident.notifications} times by Alertmanager.",)
-    return Section("incident", "What happened", figures, (timeline, written, labels, annotations), notes=notes)
+    return Section("incident", "What happened", figures, (timeline, written, labels, annotations))
 
 
 def _sla_impact(incident: Incident, inputs: ReportInputs, now: float) -> Section:
@@ -196,17 +215,19 @@ def expression_chart(
     """The expression over the span, drawn as a dashboard panel, the incident shaded. The expression is
     sent as it is: no dashboard variable is replaced in it (`$1` of a label_replace stays)."""
     title = f"{incident.alertname or 'Alert'}: its expression"
-    panel = Panel(title, "The alert's own expression", "short", (Query(expr),))
+    split = split_threshold(expr)
+    drawn = expr if split is None else split[0]
+    panel = Panel(title, "The alert's own expression", "short", (Query(drawn),))
     frame = window(span.end, max(60, int(span.seconds)), POINTS)
     try:
         found: list[Points] = []
-        for item in client.query_range(expr, frame):
+        for item in client.query_range(drawn, frame):
             by_time = {int(float(at)): _number(value) for at, value in item["values"]}
             times = frame.times()
             found.append((dict(item["metric"]), tuple(times), tuple(by_time.get(at, math.nan) for at in times)))
-        result = QueryResult(panel.queries[0], expr, tuple(named(found, "", title)))
+        result = QueryResult(panel.queries[0], drawn, tuple(named(found, "", title)))
     except QueryError as error:
-        result = QueryResult(panel.queries[0], expr, error=str(error))
+        result = QueryResult(panel.queries[0], drawn, error=str(error))
     data = PanelData(panel, frame, (result,))
     canvas = Canvas(CHART_WIDTH, CHART_HEIGHT)
     draw_panel(canvas, data, Box(0, 0, CHART_WIDTH, CHART_HEIGHT), zone)
@@ -218,6 +239,12 @@ def expression_chart(
         axes.axvspan(start, end, color=FAILED, alpha=0.1, linewidth=0, zorder=0)
         for moment in (start, end) if incident.resolved_at is not None else (start,):
             axes.axvline(moment, color=FAILED, linewidth=1, linestyle="--", zorder=4)
+        if split is not None:  # the threshold the value crossed, labelled at the right
+            axes.axhline(split[2], color=FAILED, linewidth=1.2, linestyle=":", zorder=4)
+            bottom, top = axes.get_ylim()
+            axes.set_ylim(min(bottom, split[2]), max(top, split[2]))
+            axes.annotate(f"{split[1]} {split[2]:g}", (high, split[2]), xytext=(-4, 3), textcoords="offset points",
+                          ha="right", va="bottom", color=FAILED, fontsize=10, annotation_clip=False)  # fmt: skip
         axes.set_xlim(low, high)
     return Chart(title=title, board="", panel="the alert's expression", png=canvas.png(), has_data=data.has_data)
 
