@@ -18,6 +18,7 @@ import math
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,6 +371,29 @@ def test_an_incident_report_from_the_journal_and_prometheus(
     assert near(chart, FAILED, 0.1) > 100, "the incident's start and end are not marked"
 
 
+def test_without_pango_the_pdf_is_one_clear_line_and_the_rest_is_written(
+    prometheus: PrometheusServer, journal_url: str, tmp_path: Path
+) -> None:
+    broken = tmp_path / "lib"  # found first by the dynamic loader: pango that cannot be loaded
+    broken.mkdir()
+    (broken / "libpango-1.0.so.0").write_text("not a library")
+    config = pulse_yml(tmp_path, prometheus.url, journal_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "report", "incident", "1", "--config.file", str(config),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "LD_LIBRARY_PATH": str(broken)},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pulse-exporter report: cannot write the PDF: WeasyPrint cannot load"), last
+    assert "apt-get install libpangoft2-1.0-0" in last
+    assert "(report.html and report.json were written)" in last
+    assert result.stdout == ""  # nor WeasyPrint's own banner
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["report.html", "report.json"]
+
+
 def test_incident_expressions_are_read_from_prometheus_links() -> None:
     assert alert_expression(f"http://p:9090/graph?g0.expr={quote(EXPR)}&g0.tab=1") == EXPR
     assert alert_expression("http://p:9090/graph?g0.tab=1") is None
@@ -410,7 +434,7 @@ def test_what_cannot_be_reached_is_one_clear_line_and_no_file(
 
 def test_the_command_runs_as_a_process_and_fails_without_a_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
-        [os.sys.executable, "-m", "exporter", "report", "--period", "week", "--prometheus",  # type: ignore[attr-defined]
+        [sys.executable, "-m", "exporter", "report", "--period", "week", "--prometheus",
          f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -260,11 +260,15 @@ def _table(table: Table) -> str:
 
 def _chart(chart: Chart) -> str:
     source = "data:image/png;base64," + base64.b64encode(chart.png).decode("ascii")
-    origin = f" (panel {chart.panel}, {chart.board} dashboard)" if chart.board else f" ({chart.panel})"
+    # The picture carries its title: the caption says where it comes from.
+    if chart.board:
+        origin = f"From the {chart.board} dashboard" + (f", panel {chart.panel}" if chart.panel != chart.title else "")
+    else:
+        origin = chart.panel[:1].upper() + chart.panel[1:]
     missing = "" if chart.has_data else " — no data in this period"
     return (
         f'<figure class="chart"><img src="{source}" alt="{_text(chart.title)}">'
-        f"<figcaption>{_text(chart.title)}{_text(origin)}{_text(missing)}</figcaption></figure>"
+        f"<figcaption>{_text(origin)}{_text(missing)}.</figcaption></figure>"
     )
 
 

@@ -7,6 +7,8 @@ nothing: only the report's own `data:` pictures are allowed, any other URL is re
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,15 @@ class PdfUnavailable(Exception):
 
 def _weasyprint() -> Any:
     try:
-        import weasyprint  # noqa: PLC0415 - heavy, and only for the PDF
+        # WeasyPrint prints a banner on stdout when its libraries are missing: the error below says it.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import weasyprint  # noqa: PLC0415 - heavy, and only for the PDF
     except ModuleNotFoundError:
         raise PdfUnavailable(
             "cannot write the PDF: WeasyPrint is not installed (pip install 'pulse-exporter[render]')"
         ) from None
     except OSError as error:  # cffi could not load pango, gobject or harfbuzz
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = str(error).split(":", 1)[0] if str(error) else type(error).__name__
         raise PdfUnavailable(
             f"cannot write the PDF: WeasyPrint cannot load its system libraries ({reason}); "
             "install pango (Debian/Ubuntu: apt-get install libpangoft2-1.0-0)"
