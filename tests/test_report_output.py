@@ -515,6 +515,24 @@ def test_the_exporter_runs_the_schedule_and_exposes_its_metrics(
     assert 'pulse_exporter_collector_success{collector="reports"}' in samples
 
 
+def test_an_exporter_with_a_schedule_never_loads_the_drawing_or_the_pdf(tmp_path: Path) -> None:
+    config = tmp_path / "pulse.yml"
+    config.write_text(
+        "prometheus: {url: 'http://127.0.0.1:9090'}\n"
+        f"reports: {{directory: '{tmp_path}', schedule: [{{period: day, cron: '0 7 * * *'}}]}}\n"
+    )
+    script = (
+        "import asyncio, sys\nfrom pathlib import Path\nfrom exporter.registry import build_collectors, load_config\n"
+        f"path = Path({str(config)!r})\n"
+        "schedule = next(c for c in build_collectors(load_config(path), path) if c.name == 'reports')\n"
+        "asyncio.run(schedule.collect())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'weasyprint', 'sqlalchemy'}))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
 def test_the_inputs_contract_is_what_the_command_passes(prometheus: PrometheusServer) -> None:
     with PrometheusClient(prometheus.url) as client:
         inputs = ReportInputs(client, None, {"shop": ServiceConfig(title="Shop", sla=99.9)}, "UTC")
