@@ -468,6 +468,11 @@ def test_a_scheduled_report_that_fails_is_counted_and_leaves_nothing(tmp_path: P
     ]  # fmt: skip
     assert families["pulse_report_last_success_timestamp_seconds"].samples == []
     assert [path.name for path in (tmp_path / "reports" / "day").iterdir()] == []
+    [table] = scheduled.status_tables()  # the landing page says what failed and why
+    day, month = table.rows
+    assert day[3].style == "error"
+    assert "cannot reach Prometheus" in day[3].text
+    assert (month[3].text, month[3].style) == ("not run yet", "none")
 
 
 def test_a_scheduled_report_is_written_into_its_period_and_label(prometheus: PrometheusServer, tmp_path: Path) -> None:
@@ -513,6 +518,9 @@ def test_the_exporter_runs_the_schedule_and_exposes_its_metrics(
     samples = exporter.wait_for_samples(lambda s: 'pulse_report_failures_total{period="month"}' in s, "the schedule")
     assert samples['pulse_report_failures_total{period="month"}'] == 0
     assert 'pulse_exporter_collector_success{collector="reports"}' in samples
+    page = exporter.get("/").text
+    assert "Scheduled reports" in page
+    assert "0 7 1 * *" in page
 
 
 def test_an_exporter_with_a_schedule_never_loads_the_drawing_or_the_pdf(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ figure.chart img { display: block; width: 100%; height: auto; border: 1px solid 
 figcaption { font-size: 8.5pt; color: #6e7781; margin-top: 2px; }
 .empty { color: #6e7781; font-style: italic; }
 footer { margin-top: 28px; font-size: 8.5pt; color: #6e7781; }
+@media (max-width: 720px) { .cards { grid-template-columns: 1fr 1fr; } body { padding: 12px; } }
 @media print { body { padding: 0; max-width: none; } section.report-section { margin-top: 0; } }
 """
 

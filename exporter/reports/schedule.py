@@ -44,7 +44,8 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.collectors.base import Collector
+from exporter.collectors.base import Cell, Collector, StatusTable
+from exporter.dashboards.render.units import from_now
 from exporter.reports.config import Period, ReportsConfig, ScheduledReport
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class ReportSchedule(Collector):
         self.failures: dict[str, int] = dict.fromkeys(sorted(periods), 0)
         self.last_success: dict[str, float] = {}
         self.last_duration: dict[str, float] = {}
+        self.last_outcome: dict[str, tuple[float, str]] = {}  # period -> (when, "" or why it failed): the landing page
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, predecessor: Collector | None = None) -> None:
@@ -105,6 +107,7 @@ class ReportSchedule(Collector):
                 self.failures[period] = predecessor.failures.get(period, 0)
             self.last_success.update(predecessor.last_success)
             self.last_duration.update(predecessor.last_duration)
+            self.last_outcome.update(predecessor.last_outcome)
         self._task = asyncio.create_task(self._loop(), name="reports schedule")
 
     async def close(self) -> None:
@@ -183,6 +186,7 @@ class ReportSchedule(Collector):
                 await asyncio.to_thread(shutil.rmtree, temporary, True)
         self.last_success[period] = time.time()
         self.last_duration[period] = time.monotonic() - started
+        self.last_outcome[period] = (self.last_success[period], "")
         log.info("scheduled report written", extra={"period": period, "directory": str(final)})
         return True
 
@@ -222,8 +226,29 @@ class ReportSchedule(Collector):
 
     def _failed(self, period: str, why: str) -> bool:
         self.failures[period] = self.failures.get(period, 0) + 1
+        self.last_outcome[period] = (time.time(), why)
         log.error("scheduled report failed", extra={"period": period, "err": why})
         return False
+
+    def status_tables(self) -> list[StatusTable]:
+        from croniter import croniter  # noqa: PLC0415 - only for a configured schedule
+
+        rows = []
+        now = time.time()
+        for entry in self.settings.reports.schedule:
+            upcoming = croniter(entry.cron, datetime.fromtimestamp(now, self.zone)).get_next(float)
+            outcome = self.last_outcome.get(entry.period)
+            if outcome is None:
+                last = [Cell("not run yet", "none"), Cell()]
+            elif not outcome[1]:
+                last = [Cell(f"written in {self.last_duration[entry.period]:.1f} s", "ok"), Cell(when=outcome[0])]
+            else:
+                last = [Cell(f"FAILED: {outcome[1]}", "error"), Cell(when=outcome[0])]
+            # A text, not a `when` cell: the landing page shows those as ages, and this one is ahead.
+            next_run = f"{datetime.fromtimestamp(upcoming, self.zone):%Y-%m-%d %H:%M %Z} ({from_now(upcoming, now)})"
+            rows.append([Cell(entry.period), Cell(entry.cron), Cell(next_run), *last])
+        note = f"Written into {self.settings.reports.directory}/<period>/, the last {self.settings.reports.keep} kept."
+        return [StatusTable("Scheduled reports", ("Period", "Cron", "Next", "Last run", "When"), rows, note)]
 
     # ------------------------------------------------------------------------------------------ metrics
 
