@@ -170,9 +170,11 @@ def test_every_chart_is_embedded_as_a_picture_that_is_not_blank(report: Report, 
 
 def test_the_document_fetches_nothing(written: Path) -> None:
     page = (written / "report.html").read_text()
-    attributes = re.findall(r'\s(?:src|href|action|poster|data)="([^"]*)"', page)
-    assert attributes
-    assert all(value.startswith("data:image/png;base64,") for value in attributes), attributes
+    sources = re.findall(r'\s(?:src|action|poster|data)="([^"]*)"', page)
+    assert sources
+    assert all(value.startswith("data:image/png;base64,") for value in sources), sources
+    links = re.findall(r'\shref="([^"]*)"', page)
+    assert links == ["#uptime", "#performance", "#incidents", "#business", "#jobs"]  # the contents
     assert "url(" not in page
     assert "@import" not in page
     assert "default-src 'none'" in page  # and the browser is told so
@@ -243,7 +245,9 @@ def test_the_pdf_puts_each_section_on_its_own_pages_with_every_chart_whole(
         green = near(picture, LINE_GREEN)  # at 50 dpi a chart's lines are some 60 pixels or more
         assert (green > 60 * charts) if charts else green < 20, f"page {number}: {green} green pixels, {charts} charts"
         assert non_white(picture) > 0.005, f"page {number} is blank"
-    assert "Summary" in pdf_text(written / "report.pdf", 1)
+    first = " ".join(pdf_text(written / "report.pdf", 1).split())
+    assert "Summary" in first
+    assert re.search(r"Transactions \(no data\)[ .]+5 ", first), first  # the contents, with page numbers
     assert "page 1 of 6" in pdf_text(written / "report.pdf", 1)
 
 

@@ -5,8 +5,9 @@ Self-contained: the style is inline and the charts are PNG `data:` URIs, so the 
 archived and opens offline; nothing in it makes a request of any kind (no font, script, image or link to
 fetch). Every text is escaped: labels, annotations, causes and table cells come from alerts and people.
 
-Printed (A4): the summary stays on the first page, each section starts a page, and no chart, figure
-table or table row is cut across two pages.
+Printed (A4): the summary and the contents (with page numbers) stay on the first page, each section
+starts a page, and no chart, figure table or table row is cut across two pages. The only links are to
+the document's own sections.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ table { border-collapse: collapse; width: 100%; margin: 0 0 12px; font-size: 9.5
 caption { text-align: left; font-weight: bold; padding: 4px 0; caption-side: top; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #e8eaed; text-align: left; vertical-align: top; }
 td { overflow-wrap: anywhere; }  /* a long URL or label wraps instead of running off the page */
-th { background: #f6f8fa; border-bottom: 1px solid #d0d7de; font-weight: bold; white-space: nowrap; }
+th { background: #f6f8fa; border-bottom: 1px solid #d0d7de; font-weight: bold; }  /* wraps between words only */
 td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 thead { display: table-header-group; }
 tr { break-inside: avoid; }
@@ -72,9 +73,16 @@ figure.chart { margin: 0 0 14px; break-inside: avoid; }
 figure.chart img { display: block; width: 100%; height: auto; border: 1px solid #e8eaed; }
 figcaption { font-size: 8.5pt; color: #6e7781; margin-top: 2px; }
 .empty { color: #6e7781; font-style: italic; }
+.contents { margin-top: 22px; break-inside: avoid; }
+.contents ol { margin: 0; padding-left: 22px; columns: 2; column-gap: 28px; }
+.contents li { padding: 2px 0; break-inside: avoid; }
+.contents a { color: #1f60c4; text-decoration: none; }
 footer { margin-top: 28px; font-size: 8.5pt; color: #6e7781; }
 @media (max-width: 720px) { .cards { grid-template-columns: 1fr 1fr; } body { padding: 12px; } }
-@media print { body { padding: 0; max-width: none; } section.report-section { margin-top: 0; } }
+@media print { body { padding: 0; max-width: none; } section.report-section { margin-top: 0; }
+  .contents ol { columns: 1; }
+  .contents a { color: #1f2328; }
+  .contents a::after { content: leader(". ") target-counter(attr(href), page); color: #6e7781; } }
 """
 
 
@@ -92,6 +100,7 @@ def render_html(report: Report) -> str:
         f"<style>{STYLE}</style></head><body>",
         _title_block(report, zone),
         _summary(report),
+        _contents(report),
         *(_section(section) for section in report.sections),
         "<footer>Written by Pulse from Prometheus and the incident journal, "
         f"{_text(_moment(report.generated_at, zone))} ({_text(report.timezone)}). "
@@ -189,6 +198,17 @@ def _change(figure: Figure) -> str:
         return ""
     meaning = {"good": "better", "bad": "worse", "same": "change"}[verdict(figure)]
     return f'<span class="change {verdict(figure)}" title="{meaning} than the previous period">{_text(text)}</span>'
+
+
+def _contents(report: Report) -> str:
+    """The sections, linked (in the PDF with their page numbers), those without data said so."""
+    items = "".join(
+        f'<li><a href="#{_text(section.key)}">{_text(section.title)}'
+        + ("" if section.has_data else ' <span class="empty">(no data)</span>')
+        + "</a></li>"
+        for section in report.sections
+    )
+    return f'<nav class="contents"><h2>Contents</h2><ol>{items}</ol></nav>'
 
 
 # ---------------------------------------------------------------------------------------------- sections
