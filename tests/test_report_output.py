@@ -94,6 +94,13 @@ def drawn_chart(title: str, unit: str, waves: list[tuple[str, float]]) -> Chart:
     return Chart(title, "overview", title, canvas.png(), True)
 
 
+WIDE = Table("Capacity by host", (  # more columns with long headings than A4's width holds unwrapped
+    Column("Instance"), Column("Used a month before", "bytes"), Column("Growth, previous period", "percentunit"),
+    Column("Time until full", "s"), Column("Peak memory used", "bytes"), Column("Peak CPU busy", "percentunit"),
+    Column("Disk read per second", "Bps"), Column("Disk written per second", "Bps"),
+), (("db-primary.internal:9100", 3.2e11, 0.042, 86400 * 40, 6.1e10, 0.83, 1.2e7, 3.4e7),))  # fmt: skip
+
+
 def sample_report() -> Report:
     charts = (
         drawn_chart("Availability by service", "percentunit", [("shop", 0.99), ("api", 0.995)]),
@@ -113,7 +120,7 @@ def sample_report() -> Report:
            charts=charts[1:]),
         Section("incidents", "Incidents", figures=(Figure("mttr", "MTTR", 1260.0, "s", 600.0, "lower"),),
                 tables=(Table("Incidents", (Column("Alert"), Column("Cause")),
-                              ((HOSTILE, "disk full & " + HOSTILE),)),)),
+                              ((HOSTILE, "disk full & " + HOSTILE),)), WIDE)),
         Section("business", "Transactions", figures=(Figure("orders", "Orders", None, "short"),),
                 notes=("No data for transactions: no business_orders_total series over this period.",)),
         Section("jobs", "Backups and jobs", tables=(Table("Failed jobs", (Column("Job"),), ()),)),
@@ -249,6 +256,18 @@ def test_the_pdf_puts_each_section_on_its_own_pages_with_every_chart_whole(
     assert "Summary" in first
     assert re.search(r"Transactions \(no data\)[ .]+5 ", first), first  # the contents, with page numbers
     assert "page 1 of 6" in pdf_text(written / "report.pdf", 1)
+
+
+def test_every_word_of_the_pdf_is_within_the_page(written: Path) -> None:
+    pdftotext = require_binary("pdftotext")
+    boxes = subprocess.run([pdftotext, "-bbox", str(written / "report.pdf"), "-"], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    width = float(re.search(r'<page width="([0-9.]+)"', boxes).group(1))  # type: ignore[union-attr]
+    right = max(float(x) for x in re.findall(r'xMax="([0-9.]+)"', boxes))
+    assert right <= width - 12 / 25.4 * 72 + 1, (
+        f"a word ends at {right:.0f} pt, past the right margin (the page is {width:.0f} pt wide)"
+    )
+    assert "Time" in boxes  # the wide table's last heading is there, wrapped
 
 
 def test_the_json_has_the_same_figures(written: Path) -> None:

@@ -63,9 +63,11 @@ section.report-section { break-before: page; margin-top: 30px; }
 table { border-collapse: collapse; width: 100%; margin: 0 0 12px; font-size: 9.5pt; }
 caption { text-align: left; font-weight: bold; padding: 4px 0; caption-side: top; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #e8eaed; text-align: left; vertical-align: top; }
-td { overflow-wrap: anywhere; }  /* a long URL or label wraps instead of running off the page */
+td { overflow-wrap: anywhere; }  /* a long URL or text wraps instead of running off the page */
+td:first-child { overflow-wrap: break-word; }  /* the row's label keeps its width: "db-1:9100" whole */
 th { background: #f6f8fa; border-bottom: 1px solid #d0d7de; font-weight: bold; }  /* wraps between words only */
-td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }  /* "1.25 min" on one line; a heading may wrap */
 thead { display: table-header-group; }
 tr { break-inside: avoid; }
 table.figures { break-inside: avoid; }
