@@ -28,6 +28,7 @@ import argparse
 import importlib
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -207,6 +208,7 @@ def main() -> int:
     parser.add_argument("--step", default="5m", help="backfill step (%(default)s, as scripts/demo)")
     parser.add_argument("--out", type=Path, help="where the report goes (default: a temporary directory)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop Prometheus, delete its files
 
     @contextmanager
     def given(url: str) -> Iterator[str]:
