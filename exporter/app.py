@@ -105,7 +105,7 @@ class Exporter:
         return str(self.config_path) if self.config_path else DEFAULT_CONFIG_NAME
 
     async def start(self) -> None:
-        await self._activate(build_collectors(self.config))
+        await self._activate(build_collectors(self.config, self.config_path))
         self.ready = True
         log.info("collectors started", extra={"collectors": ",".join(c.name for c in self.collectors)})
 
@@ -124,7 +124,7 @@ class Exporter:
                         str(self.web_config_path),
                         [f"{self.web_config_path}: tls_server_config: turning TLS on or off needs a restart"],
                     )
-                collectors = keep_unchanged(build_collectors(loaded.config), self.collectors)
+                collectors = keep_unchanged(build_collectors(loaded.config, self.config_path), self.collectors)
             except ConfigError as err:
                 return self._reload_failed(str(err))
             except Exception as err:  # a bug in loading must not pass for a successful reload

@@ -11,6 +11,7 @@ textfile collector (jobs.py); it exits with the command's exit code.
 `pulse-exporter slo generate SPEC...` prints the rules of Sloth-format SLO specs (docs/slos.md).
 `pulse-exporter incidents list|show|ack|annotate|sync` reads and writes the incident journal (docs/incidents.md).
 `pulse-exporter maintenance add|list|cancel` plans maintenance windows (exporter/status/maintenance.py).
+`pulse-exporter report --period day|week|month` and `report incident ID` write reports (docs/report-files.md).
 """
 
 from __future__ import annotations
@@ -225,6 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.status.maintenance import main as maintenance_main  # noqa: PLC0415
 
         return maintenance_main(arguments[1:], load_config)
+    if arguments[:1] == ["report"]:
+        from exporter.registry import load_config  # noqa: PLC0415 - see the imports above
+        from exporter.reports.cli import main as report_main  # noqa: PLC0415
+
+        return report_main(arguments[1:], load_config)
     if arguments[:1] == ["slo"]:
         from exporter.bundle.command import slo_main  # noqa: PLC0415 - see the imports above
 

@@ -27,6 +27,7 @@ from exporter.kpis.section import build as build_kpis
 from exporter.probes.collector import build as build_probes
 from exporter.probes.config import ProbesConfig
 from exporter.reports.config import ReportsConfig
+from exporter.reports.schedule import build as build_report_schedule
 from exporter.status.config import StatusConfig
 
 DEFAULT_CONFIG_NAME = "<embedded default config>"
@@ -66,14 +67,16 @@ class PulseConfig(StrictModel):
         return self
 
 
-def build_collectors(config: PulseConfig) -> list[Collector]:
-    """The collectors `config` asks for, freshly built (app.py keeps the unchanged ones of a reload)."""
+def build_collectors(config: PulseConfig, config_path: Path | None = None) -> list[Collector]:
+    """The collectors `config` asks for, freshly built (app.py keeps the unchanged ones of a reload).
+    `config_path` is the file `config` was read from: scheduled reports run with it."""
     return [
         *host.build(config.collectors.host),
         *build_probes(config.probes),
         *build_kpis(config.kpis),
         *build_access_logs(config.logs),
         *build_incidents(config.incidents, config.alertmanager),
+        *build_report_schedule(config.reports, config_path),
     ]
 
 

@@ -81,7 +81,7 @@ def build(ctx: Context) -> Section:
                 Column("Service"),
                 Column("Uptime", "percentunit"),
                 Column("SLA", "percentunit"),
-                Column("SLA"),
+                Column("SLA met"),
                 Column("Downtime", "s"),
                 Column("Maintenance", "s"),
             ),
