@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from exporter.config.web import WebConfig
 from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import AlertNotice
 from exporter.registry import PulseConfig
+from exporter.status.page import PublicIncident, ServiceStatus, StatusPage
+from exporter.status.render import banner, render_html
 from exporter.web.routes import Routes
 from exporter.web.server import Request
 from tests.alertmanager_server import HttpCapture
@@ -479,3 +481,15 @@ def test_the_page_in_a_browser(served: Served) -> None:
         assert colour_share(picture, "#2da44e") > 0.02, f"{name}: the green bars"
         if keep:
             shutil.copy(picture, Path(keep) / picture.name)
+
+
+def test_an_open_incident_is_never_under_a_green_all_operational_banner() -> None:
+    """The probes may pass while customers see errors (the alert that opened the incident is about them):
+    with every service up and an incident open, the banner says both, in amber."""
+    up = ServiceStatus("Online shop", "operational", 1.0, ())
+    quiet = StatusPage("Status", 1_800_000_000.0, "UTC", 90, (up,), (), (), True, True, True)
+    assert banner(quiet) == ("operational", "All services are operational")
+    incident = PublicIncident("Online shop", "warning", 1_799_999_000.0, acknowledged=False)
+    troubled = replace(quiet, incidents=(incident,))
+    assert banner(troubled) == ("degraded", "All services are up; 1 incident under investigation")
+    assert '<p class="banner b-degraded" role="status">All services are up; 1 incident' in render_html(troubled)

@@ -78,8 +78,18 @@ footer{margin-top:2rem;font-size:.85rem;color:#57606a}
 """.replace("PHONE_PLUS_ONE", str(PHONE_DAYS + 1))
 
 
+def banner(page: StatusPage) -> tuple[str, str]:
+    """The headline and its colour: the worst state, but an open incident is never under a green "all
+    operational" (the probes may pass while customers see errors)."""
+    if page.overall == "operational" and page.incidents:
+        count = len(page.incidents)
+        return "degraded", f"All services are up; {count} incident{'s' if count > 1 else ''} under investigation"
+    return page.overall, HEADLINES[page.overall]
+
+
 def render_html(page: StatusPage) -> str:
     zone = ZoneInfo(page.timezone)
+    tone, headline = banner(page)
     notes = []
     if not page.states_known:
         notes.append(
@@ -97,7 +107,7 @@ def render_html(page: StatusPage) -> str:
 <style>{CSS}</style></head>
 <body><main>
 <h1>{escape(page.title)}</h1>
-<p class="banner b-{page.overall}" role="status">{HEADLINES[page.overall]}</p>
+<p class="banner b-{tone}" role="status">{escape(headline)}</p>
 {"".join(f'<p class="note">{escape(note)}</p>' for note in notes)}
 <section aria-labelledby="incidents"><h2 id="incidents">Current incidents</h2>
 {_incidents(page, zone)}</section>
