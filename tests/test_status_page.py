@@ -39,6 +39,7 @@ from exporter.incidents.model import AlertNotice
 from exporter.registry import PulseConfig
 from exporter.status.page import PublicIncident, ServiceStatus, StatusPage
 from exporter.status.render import banner, render_html
+from exporter.web.landing import landing_page
 from exporter.web.routes import Routes
 from exporter.web.server import Request
 from tests.alertmanager_server import HttpCapture
@@ -493,3 +494,10 @@ def test_an_open_incident_is_never_under_a_green_all_operational_banner() -> Non
     troubled = replace(quiet, incidents=(incident,))
     assert banner(troubled) == ("degraded", "All services are up; 1 incident under investigation")
     assert '<p class="banner b-degraded" role="status">All services are up; 1 incident' in render_html(troubled)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_landing_page_links_to_the_status_page_when_it_is_served(enabled: bool) -> None:
+    text = f"prometheus: {{url: 'http://127.0.0.1:9'}}\nstatus: {{enabled: {str(enabled).lower()}}}\n"
+    exporter = Exporter(None, None, LoadedConfig(load_model(PulseConfig, "pulse.yml", text), WebConfig(), None))
+    assert ('<a href="status">Status page</a>' in landing_page(exporter)) is enabled

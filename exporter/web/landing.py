@@ -19,6 +19,7 @@ from exporter.collectors.base import Cell, StatusTable, milliseconds
 def landing_page(exporter: Exporter) -> str:
     now = time.time()
     reload_state = "successful" if exporter.reload_successful else "FAILED (running config kept)"
+    status_link = '<li><a href="status">Status page</a></li>' if exporter.config.status.enabled else ""
     sections = [
         _table(table, now) for collector in exporter.collectors for table in collector.status_tables() if table.rows
     ]
@@ -37,7 +38,7 @@ td{{max-width:46em}} .error{{font-family:monospace;font-size:90%;overflow-wrap:a
 <p>Version {html.escape(__version__)} &middot; config {html.escape(exporter.config_name)}
 &middot; last reload <span class="{"ok" if exporter.reload_successful else "bad"}">{reload_state}</span></p>
 <ul><li><a href="metrics">Metrics</a></li><li><a href="-/healthy">Health</a></li>
-<li><a href="-/ready">Readiness</a></li><li><a href="sd/probes">Probe targets (http_sd)</a></li></ul>
+<li><a href="-/ready">Readiness</a></li><li><a href="sd/probes">Probe targets (http_sd)</a></li>{status_link}</ul>
 {"".join(sections)}
 {_collector_table(exporter, now)}</body></html>
 """
