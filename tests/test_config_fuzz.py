@@ -237,7 +237,9 @@ def mutated_text(draw: st.DrawFn, seeds: list[tuple[str, Path]], planted: str) -
 
 
 def _short(value: object) -> str:
-    return repr(value)[:24]
+    # A set's repr follows the per-process hash seed; xdist workers must agree on every test id.
+    text = "{" + ", ".join(sorted(map(repr, value))) + "}" if isinstance(value, (set, frozenset)) else repr(value)
+    return text[:24]
 
 
 # Every odd scalar is planted a few times (Hypothesis alone would favour the first ones of the list).
