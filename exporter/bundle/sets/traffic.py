@@ -153,6 +153,8 @@ def access_log_alerts(settings: TrafficSettings, selector: str) -> list[Alert]:
             description=f"{{{{ $value }}}} path(s) matching {where} cannot be read (no permission, a directory "
             "or a FIFO): their requests are not counted.",
             dashboard="traffic",
+            # `problem` tells the two AccessLogUnreadable rules apart (promtool's lint refuses twins).
+            labels={"problem": "unreadable"},
         ),
         Alert(
             name="AccessLogUnreadable",
@@ -165,6 +167,7 @@ def access_log_alerts(settings: TrafficSettings, selector: str) -> list[Alert]:
             summary="Pulse cannot read an access log.",
             description=f"No file matches the paths of {where}: its requests are not counted.",
             dashboard="traffic",
+            labels={"problem": "no_file"},
         ),
     ]
 
