@@ -182,17 +182,19 @@ def start_prometheus(
     *,
     data_dir: Path | None = None,
     retention: str | None = None,
+    port: int | None = None,
 ) -> PrometheusServer:
     """Start Prometheus with `config` (YAML text), its `rule_files` replaced by `rule_files`; its config
     and log go to `directory`, its data to `data_dir` (default: a fresh directory there). `retention`
     (e.g. "400d"): Prometheus deletes blocks older than it (default 15d) when it starts, so a backfilled
-    history needs one longer than itself. Returns once it is ready; stop() it (or use running_prometheus)."""
+    history needs one longer than itself. `port`: where it listens (default: a free one), for a config
+    that scrapes Prometheus itself. Returns once it is ready; stop() it (or use running_prometheus)."""
     binary = require_binary("prometheus")
     document = yaml.safe_load(config) or {}
     document["rule_files"] = [str(Path(path).resolve()) for path in rule_files]
     config_path = directory / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     log_path = directory / "prometheus.log"
     flags = [
         f"--config.file={config_path}",
@@ -220,9 +222,10 @@ def running_prometheus(
     *,
     data_dir: Path | None = None,
     retention: str | None = None,
+    port: int | None = None,
 ) -> Iterator[PrometheusServer]:
     """start_prometheus() for a `with` block, stopped at its end."""
-    server = start_prometheus(directory, config, rule_files, data_dir=data_dir, retention=retention)
+    server = start_prometheus(directory, config, rule_files, data_dir=data_dir, retention=retention, port=port)
     try:
         yield server
     finally:

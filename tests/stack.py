@@ -170,11 +170,12 @@ def pulse_config(
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def prometheus_config(pulse: str, alertmanager: str) -> str:
-    """prometheus/prometheus.yml with Pulse's and Alertmanager's addresses, scraping and evaluating every
-    second; its jobs, relabelling and alerting otherwise as shipped."""
+def prometheus_config(pulse: str, alertmanager: str, prometheus: str) -> str:
+    """prometheus/prometheus.yml with Pulse's, Alertmanager's and its own addresses, scraping and
+    evaluating every second; its jobs, relabelling and alerting otherwise as shipped."""
     text = PROMETHEUS_CONFIG.read_text()
-    for shipped, address in (("127.0.0.1:10135", pulse), ("127.0.0.1:9093", alertmanager)):
+    addresses = (("127.0.0.1:10135", pulse), ("127.0.0.1:9093", alertmanager), ("localhost:9090", prometheus))
+    for shipped, address in addresses:
         assert shipped in text, f"prometheus.yml no longer names {shipped}: update tests/stack.py"
         text = text.replace(shipped, address)
     config = yaml.safe_load(text)
@@ -400,9 +401,10 @@ def running_stack(directory: Path, options: StackOptions) -> Iterator[Stack]:
         wait_until(lambda: "writing live traffic" in generator_log.read_text(), 30, "the live generator started")
 
         am_address = alertmanager.url.removeprefix("http://")
+        prometheus_port = free_port()
         prometheus = start_prometheus(
-            directory, prometheus_config(f"127.0.0.1:{pulse_port}", am_address), rule_files,
-            data_dir=data_dir, retention="30d",
+            directory, prometheus_config(f"127.0.0.1:{pulse_port}", am_address, f"127.0.0.1:{prometheus_port}"),
+            rule_files, data_dir=data_dir, retention="30d", port=prometheus_port,
         )  # fmt: skip
         cleanup.callback(prometheus.stop)
         stack = Stack(directory, rule_files, prometheus, alertmanager, capture, mail, pulse_url, journal_url,

@@ -119,10 +119,14 @@ def test_each_agent_example_uncommented_passes_promtool(name: str, prometheus_co
     promtool_check(config, prometheus_copy, "--agent")
 
 
-def test_the_agent_scrapes_what_the_full_prometheus_scrapes() -> None:
-    """The rules' selectors find the jobs by name: an agent's jobs must be prometheus.yml's."""
+def test_the_agent_scrapes_pulse_as_the_full_prometheus_does() -> None:
+    """The rules' selectors find the jobs by name: an agent's jobs must be prometheus.yml's Pulse jobs.
+    Prometheus' and Alertmanager's own jobs stay with the full Prometheus: an agent evaluates no rules
+    and sends no alerts, and the store's ruler and Alertmanager are watched where they run."""
     agent, full = yaml.safe_load(AGENT.read_text()), yaml.safe_load(CONFIG.read_text())
-    assert agent["scrape_configs"] == full["scrape_configs"]
+    pulse_jobs = [job for job in full["scrape_configs"] if job["job_name"] not in ("prometheus", "alertmanager")]
+    assert [job["job_name"] for job in pulse_jobs] == ["pulse", "pulse-probes"]
+    assert agent["scrape_configs"] == pulse_jobs
     assert "rule_files" not in agent
     assert "alerting" not in agent
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.bundle.sets import business, host, incidents, jobs, probes, pulse, traffic
+from exporter.bundle.sets import business, host, incidents, jobs, monitoring, probes, pulse, traffic
 from exporter.bundle.sets.base import RuleSet
 
 RULE_SETS: tuple[RuleSet[Any], ...] = (
     pulse.RULE_SET,
+    monitoring.RULE_SET,
     probes.RULE_SET,
     traffic.RULE_SET,
     jobs.RULE_SET,

@@ -21,10 +21,13 @@ PromDuration = Annotated[str, pydantic.StringConstraints(pattern=r"^([0-9]+(ms|s
 
 
 class Selectors(StrictModel):
-    """Label matchers that find Pulse's series, as the scrape config names its jobs (prometheus.yml)."""
+    """Label matchers that find the series the rules read (Pulse's, Prometheus' and Alertmanager's own),
+    as the scrape config names its jobs (prometheus.yml)."""
 
     pulse: str = 'job="pulse"'  # Pulse's /metrics: host, KPIs, access logs, jobs, its own health
     probes: str = 'job="pulse-probes"'  # /probe results, one series set per target and module
+    prometheus: str = 'job="prometheus"'  # Prometheus' own /metrics
+    alertmanager: str = 'job="alertmanager"'  # Alertmanager's /metrics
 
 
 class RuleSetSettings(StrictModel):
