@@ -28,8 +28,9 @@ from exporter.dashboards.render.data import PrometheusClient, PrometheusUnreacha
 from exporter.demo import backfill, generator
 from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import AlertNotice
-from exporter.reports.build import ReportInputs, build_report, period_windows
+from exporter.reports.build import ReportInputs, build_report
 from exporter.reports.model import Figure, Report, ReportWindow, Section
+from exporter.reports.periods import period_windows
 from exporter.reports.sections.context import counter_increase
 from tests.helpers import free_port
 from tests.prometheus_server import PrometheusServer, create_blocks, running_prometheus

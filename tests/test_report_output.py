@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ from exporter.reports.html import render_html
 from exporter.reports.incident import alert_expression, build_incident_report
 from exporter.reports.model import Chart, Column, Figure, Report, ReportWindow, Section, Table
 from exporter.reports.schedule import ReportSchedule, ScheduleSettings, directory_label, prune
-from tests.helpers import StartExporter, free_port, require_binary
+from tests.helpers import StartExporter, free_port, require_binary, wait_until
 from tests.prometheus_server import PrometheusServer, create_blocks, running_prometheus
 
 HOSTILE = '<script>alert("x")</script><img src="http://evil.invalid/p.png">'
@@ -499,8 +500,6 @@ def test_a_scheduled_report_that_fails_is_counted_and_leaves_nothing(tmp_path: P
 
 
 def test_a_scheduled_report_is_written_into_its_period_and_label(prometheus: PrometheusServer, tmp_path: Path) -> None:
-    if not hasattr(__import__("exporter.reports.build", fromlist=["x"]), "build_report"):
-        pytest.skip("build_report (h-report-data) is not merged into this branch yet")
     config = pulse_yml(tmp_path, prometheus.url, None)
     scheduled = schedule(tmp_path, config, keep=2)
     day = tmp_path / "reports" / "day"
@@ -517,6 +516,72 @@ def test_a_scheduled_report_is_written_into_its_period_and_label(prometheus: Pro
     assert time.time() - success.value < 120
     [duration] = families["pulse_report_last_duration_seconds"].samples
     assert 0 < duration.value < 120
+
+
+def catch_up_schedule(tmp_path: Path, *crons: tuple[str, str]) -> ReportSchedule:
+    entries = [ScheduledReport(period=period, cron=cron) for period, cron in crons]
+    reports = ReportsConfig(directory=str(tmp_path / "reports"), timezone="Europe/Paris", schedule=entries)
+    return ReportSchedule(ScheduleSettings(reports, None))
+
+
+def reports_written(tmp_path: Path, period: str, *labels: str) -> None:
+    for label in labels:
+        (tmp_path / "reports" / period / label).mkdir(parents=True)
+
+
+# Monday 7 December 2026, 09:00 in Paris: today's 07:00 report (of Sunday 6th) was due two hours ago.
+MONDAY_9AM = 1796630400.0
+DAILY = ("day", "0 7 * * *")
+
+
+def test_a_report_missed_while_pulse_was_down_is_made_up_at_start(tmp_path: Path) -> None:
+    assert time.strftime("%Y-%m-%d %H:%M", time.gmtime(MONDAY_9AM)) == "2026-12-07 08:00"  # 09:00 in Paris
+    reports_written(tmp_path, "day", "2026-12-04", "2026-12-05")
+    reports_written(tmp_path, "month", "2026-10")  # November's, due on the 1st at 07:00, is missing too
+    schedule = catch_up_schedule(tmp_path, DAILY, ("day", "0 19 * * *"), ("month", "0 7 1 * *"))
+    assert schedule.missed(MONDAY_9AM) == [0, 2]  # the second daily cron would write the same report
+
+
+def test_nothing_is_made_up_when_written_for_a_new_schedule_or_no_longer_the_last_period(tmp_path: Path) -> None:
+    schedule = catch_up_schedule(tmp_path, DAILY)
+    assert schedule.missed(MONDAY_9AM) == []  # no directory: a new schedule waits for its first time
+    (tmp_path / "reports" / "day" / ".running-killed").mkdir(parents=True)
+    assert schedule.missed(MONDAY_9AM) == []  # only the leftover of a killed run: still nothing written
+    reports_written(tmp_path, "day", "2026-12-05")
+    # At 06:00 the latest time (Sunday 07:00) wrote Saturday's report; a run now would write Sunday's,
+    # which is 07:00's to write: Saturday's is an older miss, left to `report --end`.
+    assert schedule.missed(MONDAY_9AM - 3 * 3600) == []
+    assert schedule.missed(MONDAY_9AM) == [0]
+    reports_written(tmp_path, "day", "2026-12-06")
+    assert schedule.missed(MONDAY_9AM) == []
+
+
+def test_the_catch_up_runs_when_the_schedule_starts_and_not_on_a_reload(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    # Daily at midnight: the latest time always wrote yesterday's report, which a run now writes too.
+    reports = ReportsConfig(directory=str(tmp_path / "reports"), timezone="Europe/Paris",
+                            schedule=[ScheduledReport(period="day", cron="0 0 * * *")])  # fmt: skip
+    settings = ScheduleSettings(reports, str(pulse_yml(tmp_path, prometheus.url, None)))
+    reports_written(tmp_path, "day", "2020-01-01")
+    yesterday = tmp_path / "reports" / "day" / directory_label("day", time.time() - 86400, "Europe/Paris")
+
+    with asyncio.Runner() as runner:
+        started = ReportSchedule(settings)
+        assert started.missed(time.time()) == [0]
+        runner.run(started.start())
+        what = lambda: f"the catch-up report; outcomes: {started.last_outcome}"  # noqa: E731
+        sleep = lambda pause: runner.run(asyncio.sleep(pause))  # noqa: E731
+        wait_until(lambda: started.last_outcome.get("day"), 120, what, interval=0.2, sleep=sleep)
+        assert started.last_outcome["day"][1] == ""
+        assert (yesterday / "report.pdf").is_file()
+
+        shutil.rmtree(yesterday)  # missing again, but a reload is no start: the schedule was running
+        reloaded = ReportSchedule(settings)
+        runner.run(started.close())
+        runner.run(reloaded.start(started))
+        assert reloaded.due(time.time()) == []
+        runner.run(reloaded.close())
 
 
 def test_labels_sort_by_time_and_prune_keeps_the_newest(tmp_path: Path) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from exporter.config.platform import ServiceConfig
 from exporter.dashboards.render.data import PrometheusClient
 from exporter.incidents.journal import Journal, JournalError
 from exporter.reports.config import Period
-from exporter.reports.model import Report, ReportWindow, Section
+from exporter.reports.model import Report, Section
+from exporter.reports.periods import period_windows
 
 
 def _silent(_step: str) -> None:
@@ -34,58 +34,6 @@ class ReportInputs:
 
 
 TITLES = {"day": "Daily report", "week": "Weekly report", "month": "Monthly review"}
-
-
-def _midnight(day: date, zone: ZoneInfo) -> float:
-    """The instant the local day begins (DST-correct: the offset of that very day)."""
-    return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
-
-
-def _period_start(period: Period, day: date) -> date:
-    """The first day of the day, week (Monday) or month containing `day`."""
-    if period == "day":
-        return day
-    if period == "week":
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
-
-
-def _previous_start(period: Period, first: date) -> date:
-    if period == "day":
-        return first - timedelta(days=1)
-    if period == "week":
-        return first - timedelta(days=7)
-    return (first - timedelta(days=1)).replace(day=1)
-
-
-def _label(period: Period, first: date, last: date) -> str:
-    if period == "day":
-        return f"{first:%A} {first.day} {first:%B %Y}"
-    if period == "week":
-        year, week, _ = first.isocalendar()
-        months = f"{first.day} {first:%B}" if first.month != last.month else f"{first.day}"
-        return f"week {week}, {year} ({months} to {last.day} {last:%B %Y})"
-    return f"{first:%B %Y}"
-
-
-def period_windows(
-    period: Period, end: datetime | None = None, timezone: str = "UTC"
-) -> tuple[ReportWindow, ReportWindow]:
-    """The last whole day, ISO week (Monday to Sunday) or calendar month before `end` (default now) in the
-    time zone, and the one before it. Local midnights bound them, so a day lasts 23 or 25 hours when the
-    clocks change. A naive `end` is read in the time zone."""
-    zone = ZoneInfo(timezone)
-    moment = datetime.now(zone) if end is None else (end.replace(tzinfo=zone) if end.tzinfo is None else end)
-    current = _period_start(period, moment.astimezone(zone).date())
-    first = _previous_start(period, current)
-    before = _previous_start(period, first)
-
-    def window(start: date, stop: date) -> ReportWindow:
-        return ReportWindow(
-            _midnight(start, zone), _midnight(stop, zone), _label(period, start, stop - timedelta(days=1))
-        )
-
-    return window(first, current), window(before, first)
 
 
 def build_report(period: Period, inputs: ReportInputs, end: datetime | None = None) -> Report:

@@ -20,8 +20,11 @@ sees half a report. The newest `keep` of each period are kept. Its metrics:
     pulse_report_last_duration_seconds{period}            how long that run took
     pulse_report_failures_total{period}                   runs that failed (the log says why)
 
-Occurrences count from the exporter's start: a report whose time passed while Pulse was down is not
-made up for (run `pulse-exporter report` by hand).
+Occurrences count from the exporter's start, with one catch-up: when Pulse starts after an entry's
+latest time had passed and that report is missing from a period directory the schedule has written
+before (Pulse was down or restarting at 07:00), it is written at once, as long as it is still the last
+whole period. Older misses are left to `pulse-exporter report --end DATE` by hand; a new schedule waits
+for its first time.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.collectors.base import Cell, Collector, StatusTable
 from exporter.dashboards.render.units import from_now
 from exporter.reports.config import Period, ReportsConfig, ScheduledReport
+from exporter.reports.periods import period_windows
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,12 @@ class ScheduleSettings:
 def directory_label(period: Period, start: float, timezone: str) -> str:
     """The name of a report's directory: its period's first day, as a name that sorts by time."""
     return datetime.fromtimestamp(start, zoneinfo.ZoneInfo(timezone)).strftime(LABEL_FORMATS[period])
+
+
+def report_label(period: Period, at: float, timezone: str) -> str:
+    """The directory label of the report a run at `at` writes: that of the last whole period before it."""
+    window, _ = period_windows(period, datetime.fromtimestamp(at, zoneinfo.ZoneInfo(timezone)), timezone)
+    return directory_label(period, window.start, timezone)
 
 
 def report_command(period: Period, out: Path, config_file: str | None) -> list[str]:
@@ -108,6 +118,9 @@ class ReportSchedule(Collector):
             self.last_success.update(predecessor.last_success)
             self.last_duration.update(predecessor.last_duration)
             self.last_outcome.update(predecessor.last_outcome)
+        else:  # a start, not a reload: a report missed while Pulse was down is due now
+            for index in self.missed(time.time()):
+                self._done[index] = 0.0
         self._task = asyncio.create_task(self._loop(), name="reports schedule")
 
     async def close(self) -> None:
@@ -129,20 +142,38 @@ class ReportSchedule(Collector):
         ]
         return min(times, default=None)
 
+    def latest_time(self, entry: ScheduledReport, now: float) -> float:
+        """The entry's latest occurrence at or before `now` (croniter's get_prev is strictly before its base)."""
+        from croniter import croniter  # noqa: PLC0415 - only for a configured schedule
+
+        times = croniter(entry.cron, datetime.fromtimestamp(now + 0.001, self.zone))
+        latest: float = times.get_prev(float)
+        return times.get_prev(float) if latest > now else latest
+
     def due(self, now: float) -> list[tuple[int, ScheduledReport, float]]:
         """The entries with an occurrence after the last one dealt with and at or before `now`."""
-        from croniter import croniter  # noqa: PLC0415
-
         found = []
         for index, entry in enumerate(self.settings.reports.schedule):
-            # The latest occurrence at or before now (croniter's get_prev is strictly before its base).
-            times = croniter(entry.cron, datetime.fromtimestamp(now + 0.001, self.zone))
-            latest = times.get_prev(float)
-            if latest > now:
-                latest = times.get_prev(float)
+            latest = self.latest_time(entry, now)
             if self._done[index] < latest <= now:
                 found.append((index, entry, latest))
         return found
+
+    def missed(self, now: float) -> list[int]:
+        """The entries whose latest occurrence would have written a report that a run now still writes (the
+        same last whole period) and that is missing from a period directory already holding reports. One
+        entry per period: two crons of one period write the same report."""
+        timezone = self.settings.reports.timezone
+        found: dict[Period, int] = {}
+        for index, entry in enumerate(self.settings.reports.schedule):
+            label = report_label(entry.period, self.latest_time(entry, now), timezone)
+            directory = Path(self.settings.reports.directory) / entry.period
+            if entry.period in found or label != report_label(entry.period, now, timezone) or not directory.is_dir():
+                continue
+            written = {path.name for path in directory.iterdir() if not path.name.startswith(".")}
+            if written and label not in written:
+                found[entry.period] = index
+        return sorted(found.values())
 
     async def run_due(self, now: float) -> list[bool]:
         """Run every entry due at `now`, one after the other; their outcomes."""
@@ -153,15 +184,15 @@ class ReportSchedule(Collector):
         return outcomes
 
     async def _loop(self) -> None:
-        while True:
-            upcoming = self.next_time(time.time())
-            if upcoming is None:
-                return
-            await asyncio.sleep(max(0.0, upcoming - time.time()) + 0.2)
+        while True:  # the first pass runs a catch-up (see missed), if any
             try:
                 await self.run_due(time.time())
             except Exception:  # a bug must not end the schedule: logged, and the next run comes
                 log.exception("scheduled report failed unexpectedly")
+            upcoming = self.next_time(time.time())
+            if upcoming is None:
+                return
+            await asyncio.sleep(max(0.0, upcoming - time.time()) + 0.2)
 
     # ------------------------------------------------------------------------------------------ running
 
