@@ -29,6 +29,7 @@ DASHBOARDS = {
     "behaviour": "pulse-behaviour",
     "transactions": "pulse-transactions",
     "slos": "pulse-slos",
+    "alerting": "pulse-alerting",
 }
 
 

@@ -46,7 +46,7 @@ def prometheus_alerts(settings: MonitoringSettings, prometheus: str) -> list[Ale
             description=f"{where} failed to reload its configuration: it keeps running the previous one, so "
             "changed scrape jobs and rule files are not in force, and it will not start with the files as "
             "they are now.",
-            dashboard="system",
+            dashboard="alerting",
         ),
         Alert(
             name="PrometheusRuleFailures",
@@ -60,7 +60,7 @@ def prometheus_alerts(settings: MonitoringSettings, prometheus: str) -> list[Ale
             '{{ printf "%.0f" $value }} rule evaluations of the group {{ $labels.rule_group }} in the last '
             "5 minutes: the alerts of a rule that does not evaluate cannot fire, and the series it records "
             "are missing.",
-            dashboard="system",
+            dashboard="alerting",
         ),
         Alert(
             name="PrometheusMissingRuleEvaluations",
@@ -73,7 +73,7 @@ def prometheus_alerts(settings: MonitoringSettings, prometheus: str) -> list[Ale
             description=f"{where} skipped "
             '{{ printf "%.0f" $value }} evaluations of the group {{ $labels.rule_group }} in the last 5 '
             "minutes: its alerts fire late and its recorded series have gaps.",
-            dashboard="system",
+            dashboard="alerting",
         ),
         Alert(
             name="PrometheusErrorSendingAlertsToSomeAlertmanagers",
@@ -88,7 +88,7 @@ def prometheus_alerts(settings: MonitoringSettings, prometheus: str) -> list[Ale
             description=f"{where} failed to send "
             "{{ $value | humanizePercentage }} of its alerts to the Alertmanager {{ $labels.alertmanager }} "
             f"over the last 5 minutes (limit {percent(settings.send_error_ratio)}).",
-            dashboard="system",
+            dashboard="alerting",
         ),
         Alert(
             name="PrometheusTSDBCompactionsFailing",
@@ -101,7 +101,7 @@ def prometheus_alerts(settings: MonitoringSettings, prometheus: str) -> list[Ale
             description=f"{where} had "
             '{{ printf "%.0f" $value }} failed compactions in the last 3 hours: its disk use grows, queries '
             "over long ranges (reports, SLO windows) slow down, and the head block may not be persisted.",
-            dashboard="system",
+            dashboard="alerting",
         ),
     ]
 
@@ -120,7 +120,7 @@ def alertmanager_alerts(settings: MonitoringSettings, alertmanager: str) -> list
             description=f"{where} failed to reload its configuration: it keeps routing with the previous "
             "one, so changed routes, receivers and inhibitions are not in force, and it will not start with "
             "the file as it is now.",
-            dashboard="system",
+            dashboard="alerting",
         ),
         Alert(
             # Alertmanager counts a notification failed once its retries gave up (a request that failed and
@@ -140,7 +140,7 @@ def alertmanager_alerts(settings: MonitoringSettings, alertmanager: str) -> list
             "{{ $value | humanizePercentage }} of its notifications through the {{ $labels.integration }} "
             f"integration over the last 5 minutes (limit {percent(settings.delivery_failure_ratio)}): the "
             "people or the incident journal behind it are not told.",
-            dashboard="system",
+            dashboard="alerting",
         ),
     ]
 
@@ -158,7 +158,7 @@ def target_down(settings: MonitoringSettings, server: str, selector: str) -> Ale
         description="Prometheus has failed to scrape "
         f"{server} at {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {settings.target_down_for}: no "
         f"alert about {server} itself can fire.",
-        dashboard="system",
+        dashboard="alerting",
     )
 
 

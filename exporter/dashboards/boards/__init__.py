@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from exporter.dashboards.boards import behaviour, overview, probes, slos, system, traffic, transactions
+from exporter.dashboards.boards import alerting, behaviour, overview, probes, slos, system, traffic, transactions
 from exporter.dashboards.model import Board
 
 BOARDS: tuple[Board, ...] = (
@@ -14,4 +14,5 @@ BOARDS: tuple[Board, ...] = (
     behaviour.BOARD,
     transactions.BOARD,
     slos.BOARD,
+    alerting.BOARD,
 )
