@@ -19,7 +19,7 @@ from exporter.bundle.rules import DASHBOARDS
 from exporter.dashboards import generate
 from exporter.dashboards.boards import BOARDS
 from exporter.dashboards.grafana import dashboard_json
-from exporter.dashboards.model import Board, Panel, Query, Row, Threshold, resolved
+from exporter.dashboards.model import VARIABLE, Board, Panel, Query, Row, Threshold, resolved
 from tests.dashboards import PanelQuery, panel_queries
 from tests.rules import metric_names_in
 
@@ -155,7 +155,7 @@ def test_target_rate_interval_and_counter_agg_rules(query: PanelQuery) -> None:
             before = expr[: expr.index(name)].rstrip()
             assert before.endswith(tuple(f"{function}(" for function in RANGE_FUNCTIONS)), (name, expr)
     defined = {"datasource", "__rate_interval", "__range", *(variable.name for variable in query.board.variables)}
-    assert set(re.findall(r"\$(\w+)", expr)) <= defined, expr
+    assert set(VARIABLE.findall(expr)) <= defined, expr
 
 
 def test_target_job_and_instance_rules() -> None:
@@ -208,3 +208,9 @@ def test_the_dashboards_range_is_a_day_outside_grafana() -> None:
     """`$__range` (a figure over the dashboard's time range, as MTTR) is the overview's default day for the
     no-data test; the pictures replace it with the range they draw (tests/test_render.py)."""
     assert resolved("increase(x_sum[$__range]) / $__range_s") == "increase(x_sum[1d]) / .+"
+
+
+def test_a_label_replace_capture_group_is_no_variable() -> None:
+    """Grafana leaves `$1` alone (no variable has that name); so do the pictures and the no-data test."""
+    expr = 'label_replace(x{job=~"$job"}, "group", "$1", "rule_group", ".*;(.*)")'
+    assert resolved(expr) == 'label_replace(x{job=~".+"}, "group", "$1", "rule_group", ".*;(.*)")'

@@ -21,6 +21,9 @@ RATE_INTERVAL = "1m"
 # pictures and reports replace it with the range they draw (render/data.py).
 RANGE = "1d"
 ALL = ".+"  # every variable's "All"
+# A variable in a query: `$name`. Not `$1`, a label_replace() capture group, which Grafana leaves alone
+# (no variable has that name).
+VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
 
 
 @dataclass(frozen=True)
@@ -94,4 +97,4 @@ def resolved(expr: str, values: Mapping[str, str] | None = None) -> str:
     default)."""
     chosen = dict(values or {})
     text = re.sub(r"\$__range(?!\w)", RANGE, expr.replace("$__rate_interval", RATE_INTERVAL))
-    return re.sub(r"\$(\w+)", lambda match: chosen.get(match.group(1), ALL), text)
+    return VARIABLE.sub(lambda match: chosen.get(match.group(1), ALL), text)

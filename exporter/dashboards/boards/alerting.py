@@ -15,6 +15,14 @@ def _rate(metric: str, selector: str, by: str) -> str:
     return f"sum by ({by}) (rate({metric}{{{selector}}}[$__rate_interval]))"
 
 
+# Alertmanager counts every integration it knows (a dozen); the panels keep those that sent anything in
+# the last day, the ones the config uses.
+_USED_INTEGRATIONS = (
+    "\nand on (integration) (sum by (integration) "
+    f"(increase(alertmanager_notifications_total{{{ALERTMANAGER}}}[1d])) > 0)"
+)
+
+
 def _in_range(metric: str, selector: str) -> str:
     # `or vector(0)`: no such counter yet (a fresh server) is 0, not an empty stat.
     return f"round(sum(increase({metric}{{{selector}}}[$__range]))) or vector(0)"
@@ -79,12 +87,12 @@ BOARD = Board(
                     (
                         Query(
                             _in_range("prometheus_rule_evaluation_failures_total", PROMETHEUS),
-                            "rule evaluations failed",
+                            "rules failed",
                             instant=True,
                         ),
                         Query(
                             _in_range("prometheus_rule_group_iterations_missed_total", PROMETHEUS),
-                            "evaluations skipped",
+                            "rules skipped",
                             instant=True,
                         ),
                         Query(
@@ -120,9 +128,11 @@ BOARD = Board(
                     "percentunit",
                     (
                         Query(
-                            f"prometheus_rule_group_last_duration_seconds{{{PROMETHEUS}}}\n"
-                            f"/ prometheus_rule_group_interval_seconds{{{PROMETHEUS}}}",
-                            "{{rule_group}}",
+                            # rule_group is "FILE;GROUP": the group's name alone makes a legend.
+                            f"label_replace(prometheus_rule_group_last_duration_seconds{{{PROMETHEUS}}}\n"
+                            f"/ prometheus_rule_group_interval_seconds{{{PROMETHEUS}}}, "
+                            '"group", "$1", "rule_group", ".*;(.*)")',
+                            "{{group}}",
                         ),
                     ),
                     width=12,
@@ -131,12 +141,13 @@ BOARD = Board(
                 ),
                 Panel(
                     "Alerts sent to Alertmanager",
-                    "Alerts per second Prometheus sent to each Alertmanager (firing alerts are resent every "
-                    "minute), and those that failed (PrometheusErrorSendingAlertsToSomeAlertmanagers).",
+                    "Alerts per second Prometheus sent to its Alertmanagers (firing alerts are resent every "
+                    "minute), and those that failed (PrometheusErrorSendingAlertsToSomeAlertmanagers names "
+                    "the Alertmanager).",
                     "cps",
                     (
-                        Query(_rate("prometheus_notifications_sent_total", PROMETHEUS, "alertmanager"), "sent"),
-                        Query(_rate("prometheus_notifications_errors_total", PROMETHEUS, "alertmanager"), "failed"),
+                        Query(_rate("prometheus_notifications_sent_total", PROMETHEUS, "instance"), "sent"),
+                        Query(_rate("prometheus_notifications_errors_total", PROMETHEUS, "instance"), "failed"),
                     ),
                     width=12,
                     minimum=0,
@@ -178,10 +189,12 @@ BOARD = Board(
                     "cps",
                     (
                         Query(
-                            _rate("alertmanager_notifications_total", ALERTMANAGER, "integration"), "{{integration}}"
+                            _rate("alertmanager_notifications_total", ALERTMANAGER, "integration") + _USED_INTEGRATIONS,
+                            "{{integration}}",
                         ),
                         Query(
-                            _rate("alertmanager_notifications_failed_total", ALERTMANAGER, "integration"),
+                            _rate("alertmanager_notifications_failed_total", ALERTMANAGER, "integration")
+                            + _USED_INTEGRATIONS,
                             "{{integration}} failed",
                         ),
                     ),
