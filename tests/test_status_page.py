@@ -11,7 +11,6 @@ and annotations: none of their text may appear), planned maintenance; served wit
 from __future__ import annotations
 
 import asyncio
-import calendar
 import json
 import math
 import os
@@ -21,8 +20,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import bcrypt
 import httpx
@@ -37,7 +38,7 @@ from exporter.config.web import WebConfig
 from exporter.incidents.journal import Journal, sqlite_url
 from exporter.incidents.model import AlertNotice
 from exporter.registry import PulseConfig
-from exporter.status.page import PublicIncident, ServiceStatus, StatusPage
+from exporter.status.page import PublicIncident, ServiceStatus, StatusPage, local_days
 from exporter.status.render import banner, render_html
 from exporter.web.landing import landing_page
 from exporter.web.routes import Routes
@@ -51,12 +52,13 @@ pytestmark = pytest.mark.integration
 
 DAY = 86400
 DAYS = 90
+PARIS = ZoneInfo("Europe/Paris")  # reports.timezone: the page's days are Paris days
 HISTORY_STEP = 600  # a probe every 10 minutes over the past...
 RECENT_STEP = 15  # ...every 15 s over the last half hour (and a little beyond now: the page's 5m window stays full)
 PASSWORD = "correct horse"
 
 # Each (service, instance): its probe_success history as a function of time. The outage day of the shop is
-# 10 days ago, 08:00-14:00 UTC: 6 hours of 24, 75% up.
+# 10 days ago, 08:00-14:00 in Paris: 6 hours of 24 (of 23 or 25 on the day the clocks change).
 SERVICES: dict[str, dict[str, Any]] = {
     "shop": {"title": "Online shop", "sla": 99.9},
     "api": {"title": "Public API"},
@@ -88,40 +90,54 @@ class History:
     by_day: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
 
     def day_figures(self, service: str, day_start: int) -> tuple[float, int]:
-        """Successful samples and samples of `service` in the day starting at `day_start` (UTC): what
-        Prometheus' sum_over_time and count_over_time over [1d] at the day's end add up (no sample falls
-        on a midnight, which both days would count)."""
+        """Successful samples and samples of `service` in the Paris day starting at `day_start`: what
+        Prometheus' sum_over_time and count_over_time over the day at its end add up (no sample falls on
+        a midnight, which both days would count)."""
         if not self.by_day:
             for (name, _), points in self.samples.items():
                 for t, value in points:
-                    up, count = self.by_day.get((name, int(t) - int(t) % DAY), (0.0, 0))
-                    self.by_day[(name, int(t) - int(t) % DAY)] = (up + value, count + 1)
+                    day = midnight_of(t)
+                    up, count = self.by_day.get((name, day), (0.0, 0))
+                    self.by_day[(name, day)] = (up + value, count + 1)
         return self.by_day.get((service, day_start), (0.0, 0))
 
 
-def value_at(service: str, instance: str, t: float, now: float, today: int) -> float | None:
-    """The history written: None where no probe ran."""
-    if service == "shop" and today - 10 * DAY + 8 * 3600 <= t < today - 10 * DAY + 14 * 3600:
+def day_of(t: float, days_back: int = 0) -> date:
+    """The Paris date of `t`, or of `days_back` days before it."""
+    return datetime.fromtimestamp(t, PARIS).date() - timedelta(days=days_back)
+
+
+def midnight(day: date) -> int:
+    """Paris' midnight that begins `day`."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=PARIS).timestamp())
+
+
+def midnight_of(t: float, days_back: int = 0) -> int:
+    return midnight(day_of(t, days_back))
+
+
+def value_at(service: str, instance: str, t: float, now: float) -> float | None:
+    """The history written: None where no probe ran. Hours are Paris' (no clock changes at 08:00-14:00)."""
+    if service == "shop" and midnight_of(now, 10) + 8 * 3600 <= t < midnight_of(now, 10) + 14 * 3600:
         return 0.0
     if service == "api" and instance == "b":
-        if today - 3 * DAY + 12 * 3600 <= t < today - 3 * DAY + 13 * 3600:  # an hour down, 3 days ago
+        if midnight_of(now, 3) + 12 * 3600 <= t < midnight_of(now, 3) + 13 * 3600:  # an hour down, 3 days ago
             return 0.0
         if t >= now - 20 * 60:  # one of its two probes failing now: degraded
             return 0.0
     if service == "payments" and t >= now - 20 * 60:  # every probe failing now: down
         return 0.0
-    if service == "docs" and t >= today - DAY:  # no probe since yesterday: unknown, and two days without data
+    if service == "docs" and t >= midnight_of(now, 1):  # no probe since yesterday: unknown, two days without data
         return None
     return 1.0
 
 
 def write_history(path: Path, now: float) -> History:
-    today = int(now) - int(now) % DAY
     series = [("shop", "a"), ("api", "a"), ("api", "b"), ("payments", "a"), ("search", "a"), ("docs", "a")]
     series.append(("internal", "a"))
-    # Sample times never fall on midnight (a multiple of both steps, plus an offset): a sample on the boundary
-    # would count in both days, as Prometheus' ranges include both ends.
-    start = today - 95 * DAY
+    # Sample times never fall on midnight (a whole hour, plus a multiple of both steps, plus an offset): a
+    # sample on the boundary would count in both days, as Prometheus' ranges include both ends.
+    start = midnight_of(now, 95)
     recent_from = int(now) - 30 * 60
     times = [start + k * HISTORY_STEP + 7 for k in range((recent_from - start) // HISTORY_STEP)]
     first_recent = recent_from - recent_from % RECENT_STEP + RECENT_STEP + 3
@@ -131,7 +147,7 @@ def write_history(path: Path, now: float) -> History:
     for service, instance in series:
         points = samples.setdefault((service, instance), [])
         for t in times:
-            value = value_at(service, instance, t, now, today)
+            value = value_at(service, instance, t, now)
             if value is not None:
                 points.append((float(t), value))
                 lines.append(f'probe_success{{service="{service}",instance="{instance}"}} {value:g} {t}')
@@ -313,8 +329,7 @@ def test_uptime_per_day_and_over_90_days_match_the_samples(served: Served, page:
         assert len(shown["days"]) == DAYS
         total_up, total = 0.0, 0
         for day in shown["days"]:
-            start = calendar.timegm(time.strptime(day["date"], "%Y-%m-%d"))
-            up, count = served.history.day_figures(key, start)
+            up, count = served.history.day_figures(key, midnight(date.fromisoformat(day["date"])))
             total_up, total = total_up + up, total + count
             if count == 0:
                 assert day["uptime"] is None, (key, day)
@@ -324,7 +339,9 @@ def test_uptime_per_day_and_over_90_days_match_the_samples(served: Served, page:
 
     shop = service(page, "Online shop")
     outage = [day for day in shop["days"] if day["uptime"] is not None and day["uptime"] < 1]
-    assert [day["uptime"] for day in outage] == [0.75], "the one outage day: 6 hours of 24"
+    hours = (midnight_of(served.history.now, 9) - midnight_of(served.history.now, 10)) / 3600
+    assert [day["date"] for day in outage] == [day_of(served.history.now, 10).isoformat()]
+    assert [day["uptime"] for day in outage] == [pytest.approx(1 - 6 / hours)], "the one outage day: 6 hours of 24"
     docs = service(page, "Documentation")
     assert [day["uptime"] for day in docs["days"][-2:]] == [None, None], "no probe yesterday or today"
 
@@ -482,6 +499,17 @@ def test_the_page_in_a_browser(served: Served) -> None:
         assert colour_share(picture, "#2da44e") > 0.02, f"{name}: the green bars"
         if keep:
             shutil.copy(picture, Path(keep) / picture.name)
+
+
+def test_the_days_are_the_time_zones_and_a_clock_change_makes_a_25_hour_day() -> None:
+    noon_after_the_change = datetime(2026, 10, 26, 12, tzinfo=PARIS).timestamp()
+    days = local_days(noon_after_the_change, 3, "Europe/Paris")
+    assert [(day.date, day.seconds) for day in days] == [
+        ("2026-10-24", 86400), ("2026-10-25", 90000), ("2026-10-26", 86400)
+    ]  # fmt: skip
+    assert datetime.fromtimestamp(days[0].start, PARIS).isoformat() == "2026-10-24T00:00:00+02:00"
+    assert days[-1].end == midnight(date(2026, 10, 27))  # today's end is still to come
+    assert [day.date for day in local_days(noon_after_the_change, 1, "Pacific/Kiritimati")] == ["2026-10-27"]
 
 
 def test_an_open_incident_is_never_under_a_green_all_operational_banner() -> None:

@@ -11,7 +11,7 @@ from exporter.reports.config import Period
 from exporter.reports.model import ReportWindow
 
 
-def _midnight(day: date, zone: ZoneInfo) -> float:
+def local_midnight(day: date, zone: ZoneInfo) -> float:
     """The instant the local day begins (DST-correct: the offset of that very day)."""
     return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
@@ -57,7 +57,7 @@ def period_windows(
 
     def window(start: date, stop: date) -> ReportWindow:
         return ReportWindow(
-            _midnight(start, zone), _midnight(stop, zone), _label(period, start, stop - timedelta(days=1))
+            local_midnight(start, zone), local_midnight(stop, zone), _label(period, start, stop - timedelta(days=1))
         )
 
     return window(first, current), window(before, first)

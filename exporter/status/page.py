@@ -4,9 +4,10 @@ For each service of `services:` marked public, by its title only (never its key,
 - its current state, from the probes' `probe_success` of the last five minutes (every probe series
   carrying its `service` label, averaged): 1 operational, 0 down, in between degraded; no sample
   unknown; a maintenance window in progress overrides them all;
-- its uptime over the last `status.days` days (UTC days, today so far included): the share of
-  successful probes per day and over all those days, from two range queries for all services at once
-  (sums and counts of samples per day, so a day with fewer samples weighs less in the total);
+- its uptime over the last `status.days` days (days of `reports.timezone`, today so far included): the
+  share of successful probes per day and over all those days, from range queries for all services at
+  once (sums and counts of samples per day, so a day with fewer samples weighs less in the total; two
+  per run of days of one length, as the 23- and 25-hour days of a clock change cut the runs);
 - open incidents of critical or warning severity, one line per service (its worst severity, since its
   earliest start, acknowledged or not): never an alert's name, labels, annotations or text;
 - maintenance windows in progress and to come, with their comment (written for users).
@@ -25,12 +26,14 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from exporter.config.platform import EndpointConfig
+from exporter.reports.periods import local_midnight
 from exporter.status.config import PlatformConfig
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only when a journal is open
@@ -42,7 +45,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 State = Literal["operational", "degraded", "down", "maintenance", "unknown"]
 Severity = Literal["critical", "warning"]
-DAY = 86400
 RECENT = "5m"  # the probes' window behind a current state: as the recording rule service:probe_success:avg_over_time5m
 MAX_MAINTENANCE_SHOWN = 20
 # What reading an answer that is not shaped as Prometheus' API promises raises: still "unknown", not a 500.
@@ -52,7 +54,7 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "warning")  # worst first; other
 
 @dataclass(frozen=True)
 class Day:
-    start: int  # Unix seconds: midnight UTC
+    date: str  # the local date, 2026-12-07
     uptime: float | None  # share of successful probes that day (0 to 1); None: no probe ran
 
 
@@ -117,7 +119,7 @@ class StatusPage:
                     "title": service.title,
                     "state": service.state,
                     "uptime": service.uptime,
-                    "days": [{"date": day_name(day.start), "uptime": day.uptime} for day in service.days],
+                    "days": [{"date": day.date, "uptime": day.uptime} for day in service.days],
                 }
                 for service in self.services
             ],
@@ -145,10 +147,6 @@ class StatusPage:
 
 def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def day_name(start: int) -> str:
-    return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d")
 
 
 # ------------------------------------------------------------------------------------------ Prometheus
@@ -207,34 +205,65 @@ def current_ratios(prometheus: Prometheus, services: Sequence[str], now: float) 
     return found
 
 
-def first_day(now: float, days: int) -> int:
-    """Midnight UTC of the first day shown (today is the last)."""
-    today = int(now) - int(now) % DAY
-    return today - (days - 1) * DAY
+@dataclass(frozen=True)
+class DayBounds:
+    date: str  # the local date
+    start: int  # Unix seconds: its local midnight
+    end: int  # the next local midnight (today's is still to come)
+
+    @property
+    def seconds(self) -> int:
+        return self.end - self.start
+
+
+def local_days(now: float, days: int, timezone: str) -> list[DayBounds]:
+    """The days shown, oldest first, today last, bounded by local midnights: a day lasts 23 or 25 hours
+    when the clocks change."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now, zone).date()
+    dates = [today - timedelta(days=back) for back in range(days - 1, -2, -1)]
+    midnights = [int(local_midnight(day, zone)) for day in dates]
+    return [
+        DayBounds(day.isoformat(), start, end)
+        for day, start, end in zip(dates[:-1], midnights[:-1], midnights[1:], strict=True)
+    ]
 
 
 def uptime_history(
-    prometheus: Prometheus, services: Sequence[str], now: float, days: int
+    prometheus: Prometheus, services: Sequence[str], now: float, days: int, timezone: str
 ) -> dict[str, tuple[list[Day], float | None]]:
     """Per service, each day's share of successful probe samples (oldest first) and the share over all
-    the days. Each point of the range queries at midnight T covers the day that ends at T; today's point
-    is tomorrow's midnight, so it covers today so far. Sums and counts rather than averages: the overall
-    figure weighs each day by its samples (today's few count less than a whole day's)."""
-    start = first_day(now, days)
-    span = (start + DAY, start + days * DAY, DAY)
-    selector = f"probe_success{{{service_matcher(services)}}}[1d]"
-    sums = _points(prometheus.query_range(f"sum by (service) (sum_over_time({selector}))", *span))
-    counts = _points(prometheus.query_range(f"sum by (service) (count_over_time({selector}))", *span))
+    the days. A range query's point at a day's end covers that day (its window is the day's length);
+    today's end is the coming midnight, so it covers today so far. One range query per run of days of
+    one length (two runs and a 23- or 25-hour day between them around a clock change). Sums and counts
+    rather than averages: the overall figure weighs each day by its samples (today's few count less)."""
+    bounds = local_days(now, days, timezone)
+    sums: dict[str, dict[int, float]] = {}
+    counts: dict[str, dict[int, float]] = {}
+    for run in _runs_of_one_length(bounds):
+        span = (run[0].end, run[-1].end, run[0].seconds)
+        selector = f"probe_success{{{service_matcher(services)}}}[{run[0].seconds}s]"
+        for found, function in ((sums, "sum_over_time"), (counts, "count_over_time")):
+            answer = prometheus.query_range(f"sum by (service) ({function}({selector}))", *span)
+            for service, points in _points(answer).items():
+                found.setdefault(service, {}).update(points)
     result = {}
     for service in services:
         up, total = sums.get(service, {}), counts.get(service, {})
-        daily = [
-            Day(day, up.get(day + DAY, 0.0) / total[day + DAY] if total.get(day + DAY) else None)
-            for day in range(start, start + days * DAY, DAY)
-        ]
+        daily = [Day(day.date, up.get(day.end, 0.0) / total[day.end] if total.get(day.end) else None) for day in bounds]
         samples = sum(total.values())
         result[service] = (daily, sum(up.values()) / samples if samples else None)
     return result
+
+
+def _runs_of_one_length(bounds: Sequence[DayBounds]) -> list[list[DayBounds]]:
+    runs: list[list[DayBounds]] = []
+    for day in bounds:
+        if runs and runs[-1][-1].seconds == day.seconds:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
 
 
 def _points(result: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
@@ -310,11 +339,13 @@ def build_status(config: PlatformConfig, journal: Journal | None, now: float | N
         try:
             ratios = _asked(lambda: current_ratios(prometheus, keys, now), "current states")
             if ratios is not None:  # else it would only wait for the same timeout again
-                history = _asked(lambda: uptime_history(prometheus, keys, now, days), "uptime history")
+                history = _asked(
+                    lambda: uptime_history(prometheus, keys, now, days, config.reports.timezone), "uptime history"
+                )
         finally:
             prometheus.close()
 
-    blank = [Day(day, None) for day in range(first_day(now, days), first_day(now, days) + days * DAY, DAY)]
+    blank = [Day(day.date, None) for day in local_days(now, days, config.reports.timezone)]
     services = []
     for key, title in titles.items():
         state: State = "unknown" if ratios is None or key not in ratios else _state(ratios[key])

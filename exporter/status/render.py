@@ -8,7 +8,7 @@ Every text is escaped: titles and maintenance comments are written by people.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import date, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -118,7 +118,7 @@ def render_html(page: StatusPage) -> str:
 <ul class="plain">{"".join(_service(service, page) for service in page.services)}</ul>
 {"" if page.services else '<p class="none">No service is listed.</p>'}</section>
 <footer>Updated {escape(_moment(page.generated_at, zone))}. Uptime is the share of successful checks
-(days in UTC); times are shown in {escape(page.timezone)}.</footer>
+(days and times in {escape(page.timezone)}).</footer>
 </main></body></html>
 """
 
@@ -192,13 +192,13 @@ def _service(service: ServiceStatus, page: StatusPage) -> str:
     details = ""
     if short_of_full:
         rows = "".join(
-            f"<tr><td>{_date(day.start)}</td><td>{_percent(day.uptime)}</td></tr>"
+            f"<tr><td>{_date(day.date)}</td><td>{_percent(day.uptime)}</td></tr>"
             for day in reversed(short_of_full)
             if day.uptime is not None
         )
         details = (
             f"<details><summary>Days below 100% ({len(short_of_full)})</summary>"
-            f"<table><thead><tr><th scope=col>Day (UTC)</th><th scope=col>Uptime</th></tr></thead>"
+            f"<table><thead><tr><th scope=col>Day</th><th scope=col>Uptime</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></details>"
         )
     return (
@@ -219,7 +219,7 @@ def _day_class(day: Day) -> str:
 
 
 def _day_text(day: Day) -> str:
-    return f"{_date(day.start)}: " + ("no data" if day.uptime is None else f"{_percent(day.uptime)} up")
+    return f"{_date(day.date)}: " + ("no data" if day.uptime is None else f"{_percent(day.uptime)} up")
 
 
 def _percent(ratio: float) -> str:
@@ -230,9 +230,9 @@ def _percent(ratio: float) -> str:
     return f"{hundredths:.2f}".rstrip("0").rstrip(".") + "%"
 
 
-def _date(start: int) -> str:
-    moment = datetime.fromtimestamp(start, UTC)
-    return f"{moment:%a} {moment.day} {moment:%b %Y}"
+def _date(iso_date: str) -> str:
+    day = date.fromisoformat(iso_date)
+    return f"{day:%a} {day.day} {day:%b %Y}"
 
 
 def _moment(seconds: float, zone: ZoneInfo) -> str:
