@@ -23,6 +23,34 @@ _USED_INTEGRATIONS = (
 )
 
 
+# The counters of "Failures in the time range", each with its legend.
+FAILURES = (
+    ("prometheus_rule_evaluation_failures_total", PROMETHEUS, "rules failed"),
+    ("prometheus_rule_group_iterations_missed_total", PROMETHEUS, "rules skipped"),
+    ("prometheus_notifications_errors_total", PROMETHEUS, "alerts not sent"),
+    ("alertmanager_notifications_failed_total", ALERTMANAGER, "notifications failed"),
+    ("prometheus_tsdb_compactions_failed_total", PROMETHEUS, "compactions failed"),
+)
+
+
+def _healthy_when_one(title: str, description: str, prometheus_metric: str, alertmanager_metric: str) -> Panel:
+    """A stat per server, green at 1 (up, reloaded) and red below."""
+    return Panel(
+        title,
+        description,
+        "none",
+        (
+            Query(f"{prometheus_metric}{{{PROMETHEUS}}}", "Prometheus {{instance}}", instant=True),
+            Query(f"{alertmanager_metric}{{{ALERTMANAGER}}}", "Alertmanager {{instance}}", instant=True),
+        ),
+        kind="stat",
+        width=6,
+        height=5,
+        thresholds=(Threshold(1, "green"),),
+        base_color="red",
+    )
+
+
 def _in_range(metric: str, selector: str) -> str:
     # `or vector(0)`: no such counter yet (a fresh server) is 0, not an empty stat.
     return f"round(sum(increase({metric}{{{selector}}}[$__range]))) or vector(0)"
@@ -39,44 +67,20 @@ BOARD = Board(
         Row(
             "Is alerting working?",
             (
-                Panel(
+                _healthy_when_one(
                     "Servers scraped",
                     "1 when Prometheus' last scrape of itself and of Alertmanager succeeded. 0: the monitoring "
                     "alerts on that server cannot fire (MonitoringTargetDown).",
-                    "none",
-                    (
-                        Query(f"up{{{PROMETHEUS}}}", "Prometheus {{instance}}", instant=True),
-                        Query(f"up{{{ALERTMANAGER}}}", "Alertmanager {{instance}}", instant=True),
-                    ),
-                    kind="stat",
-                    width=6,
-                    height=5,
-                    thresholds=(Threshold(1, "green"),),
-                    base_color="red",
+                    "up",
+                    "up",
                 ),
-                Panel(
+                _healthy_when_one(
                     "Last reload",
                     "1 when the server's last configuration reload succeeded. 0: it runs an older "
                     "configuration and will not start with the file as it is "
                     "(PrometheusConfigurationReloadFailure, AlertmanagerFailedReload).",
-                    "none",
-                    (
-                        Query(
-                            f"prometheus_config_last_reload_successful{{{PROMETHEUS}}}",
-                            "Prometheus {{instance}}",
-                            instant=True,
-                        ),
-                        Query(
-                            f"alertmanager_config_last_reload_successful{{{ALERTMANAGER}}}",
-                            "Alertmanager {{instance}}",
-                            instant=True,
-                        ),
-                    ),
-                    kind="stat",
-                    width=6,
-                    height=5,
-                    thresholds=(Threshold(1, "green"),),
-                    base_color="red",
+                    "prometheus_config_last_reload_successful",
+                    "alertmanager_config_last_reload_successful",
                 ),
                 Panel(
                     "Failures in the time range",
@@ -84,32 +88,9 @@ BOARD = Board(
                     "than its interval), alerts Prometheus could not send, notifications Alertmanager gave up "
                     "on, and failed compactions of Prometheus' storage. All 0 is healthy.",
                     "none",
-                    (
-                        Query(
-                            _in_range("prometheus_rule_evaluation_failures_total", PROMETHEUS),
-                            "rules failed",
-                            instant=True,
-                        ),
-                        Query(
-                            _in_range("prometheus_rule_group_iterations_missed_total", PROMETHEUS),
-                            "rules skipped",
-                            instant=True,
-                        ),
-                        Query(
-                            _in_range("prometheus_notifications_errors_total", PROMETHEUS),
-                            "alerts not sent",
-                            instant=True,
-                        ),
-                        Query(
-                            _in_range("alertmanager_notifications_failed_total", ALERTMANAGER),
-                            "notifications failed",
-                            instant=True,
-                        ),
-                        Query(
-                            _in_range("prometheus_tsdb_compactions_failed_total", PROMETHEUS),
-                            "compactions failed",
-                            instant=True,
-                        ),
+                    tuple(
+                        Query(_in_range(metric, selector), legend, instant=True)
+                        for metric, selector, legend in FAILURES
                     ),
                     kind="stat",
                     width=12,
